@@ -1,0 +1,75 @@
+"""A typed hardware sample. Every sensor value is a `Reading`: a number, or unavailable
+with the reason. Nothing unreadable is ever reported as a number (the reference
+pipeline's -1 temperature counted as "normal" and disabled thermal protection)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: float | None = None
+    unavailable: str | None = None  # reason, when value is None
+
+    def __post_init__(self) -> None:
+        if (self.value is None) == (self.unavailable is None):
+            raise ValueError("a Reading has either a value or an unavailable reason")
+
+    @classmethod
+    def of(cls, value: float) -> Reading:
+        return cls(value=float(value))
+
+    @classmethod
+    def missing(cls, reason: str) -> Reading:
+        return cls(unavailable=reason)
+
+    @property
+    def known(self) -> bool:
+        return self.value is not None
+
+    def __str__(self) -> str:
+        return "unknown" if self.value is None else f"{self.value:g}"
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    index: int
+    name: str
+    utilization_pct: Reading
+    memory_used_bytes: Reading
+    memory_total_bytes: Reading
+    temperature_c: Reading
+    power_w: Reading
+    throttle_reasons: list[str] | None  # None when unreadable
+
+
+@dataclass(frozen=True)
+class HardwareSample:
+    ts: float
+    platform: str  # "linux", "macos", ...
+    cpu_percent_per_core: list[float]
+    cpu_freq_mhz: Reading
+    cpu_freq_max_mhz: Reading
+    cpu_throttled: bool | None  # None = unknown
+    load_avg: tuple[float, float, float]
+    memory_used_bytes: int
+    memory_available_bytes: int
+    memory_total_bytes: int
+    swap_used_bytes: int
+    swap_growth_bytes_per_s: float
+    campaign_cpu_percent: float
+    campaign_rss_bytes: int
+    temperatures_c: dict[str, Reading]  # named sensors; empty when none is exposed
+    temperature_max_c: Reading
+    thermal_pressure: str | None  # OS thermal pressure ("nominal", "serious", ...)
+    thermal_pressure_unavailable: str | None  # reason when thermal_pressure is None
+    gpus: list[GpuSample] = field(default_factory=list)
+    gpu_unavailable: str | None = None
+    accelerator_memory_bytes: Reading = field(
+        default_factory=lambda: Reading.missing("no accelerator")
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

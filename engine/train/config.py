@@ -1,0 +1,53 @@
+"""What one trial is trained with.
+
+`TrainParams` holds every knob the search may sample: a search-space key in a campaign
+config must be one of its field names, and every field must change training (each has a
+test in tests/train). `RunOptions` holds how and where to run, never sampled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    learning_rate: float = 3e-4
+    epochs: int = 50
+    batch_size: int = 256
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    dropout: float = 0.1
+    head_dropout: float = 0.0
+    grad_clip: float = 1.0
+    patience: int = 10
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainParams:
+        known = set(cls.names())
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where and how a trial runs. `device="auto"` picks MPS, then CUDA, then CPU."""
+
+    device: str = "auto"
+    precision: Precision = "auto"
+    threads: int | None = None
+    evaluate_test: bool = False
+    memory_limit_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
