@@ -1,16 +1,265 @@
-"""`hpotui worker`: not built yet."""
+"""`hpotui worker --storage URL [--campaign NAME] [--workers N] [CONFIG]`: join a campaign.
+
+Runs this machine's workers on a campaign kept in a shared storage (PostgreSQL), next
+to the workers of other machines; see docs/distributed.md. With CONFIG, the campaign's
+studies are created first when they do not exist yet. The datasets must be the
+campaign's to the byte (sha256), else it refuses with exit 2 before any training.
+One line per trial on stdout (`--json`: the protocol events); the workers' logs go to
+outputs/<campaign>/worker-<host>.log. Exit 0 when the campaign is complete, 1 when an
+experiment failed or the workers could not run, 2 on bad input, 130 when stopped.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
+from pathlib import Path
 from typing import Any
+
+from engine import protocol as p
+from engine.errors import UserError
+
+STORAGE_ENV = "HPOTUI_STORAGE"
 
 
 def register(sub: Any) -> None:
-    parser: argparse.ArgumentParser = sub.add_parser("worker", help="(not built yet)")
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "worker",
+        help="run this machine's workers on a campaign in a shared storage",
+        description="Join a campaign kept in a shared Optuna storage (PostgreSQL) from this "
+        "machine: check the datasets by checksum, then run trials until the campaign is "
+        "complete. Ctrl-C finishes the running trials; a second Ctrl-C interrupts them "
+        "(they are re-run by any worker).",
+    )
+    parser.add_argument(
+        "config", nargs="?", help="campaign TOML: create its studies if the storage lacks them"
+    )
+    parser.add_argument(
+        "--storage",
+        help=f"storage URL, e.g. postgresql://USER:PASSWORD@HOST/DB (default: ${STORAGE_ENV}, "
+        "which keeps the password off the command line)",
+    )
+    parser.add_argument("--campaign", help="campaign name (default: the config's, or the only one)")
+    parser.add_argument("--workers", default="auto", help='worker processes here, or "auto"')
+    parser.add_argument(
+        "--threads", type=int, help="torch threads per worker (default: cores / workers)"
+    )
+    parser.add_argument("--device", help="override the experiments' device (cpu, cuda, mps)")
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        help="seconds between a worker's heartbeats, set when the campaign is created (60)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=int,
+        help="seconds without heartbeat before a trial is re-run elsewhere (3 x heartbeat)",
+    )
+    parser.add_argument(
+        "--no-monitor", action="store_true", help="no thermal or memory policy on this machine"
+    )
+    parser.add_argument("--json", action="store_true", help="print protocol events, not lines")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("hpotui worker: not built yet")
-    return 1
+    import warnings
+
+    import optuna
+    from optuna.exceptions import ExperimentalWarning
+
+    from engine.node_setup import Scrubber
+
+    # Optuna flags its heartbeat as experimental on every open; it is what we rely on.
+    warnings.filterwarnings("ignore", category=ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say it better
+
+    url = _storage_url(args)
+    scrub = Scrubber(url)
+    try:
+        return _run(args, url, scrub)
+    except UserError:
+        raise
+    except Exception as error:  # the database went away: one line, never the password
+        if type(error).__module__.split(".")[0] not in ("sqlalchemy", "optuna", "psycopg"):
+            raise
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(scrub(first), where="storage", exit_code=1) from None
+
+
+def _storage_url(args: argparse.Namespace) -> str:
+    url = args.storage or os.environ.get(STORAGE_ENV, "")
+    if not url and args.config:
+        from engine.campaign.config import load_campaign
+
+        url = load_campaign(Path(args.config)).storage or ""
+    if not url:
+        raise UserError(
+            "needs the campaign's storage",
+            where="--storage",
+            hint=f"pass --storage postgresql://USER:PASSWORD@HOST/DB or set ${STORAGE_ENV}",
+        )
+    return str(url)
+
+
+def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
+    from engine import paths
+    from engine.heartbeat import HeartbeatSettings
+    from engine.hosts import host_name
+    from engine.node import NodeOptions, WorkerNode, install_signal_handlers
+    from engine.node_setup import campaigns_in, create_campaign
+    from engine.storage import check_storage, is_journal, mask_url, open_storage
+
+    problem = check_storage(url)
+    if problem:
+        raise UserError(problem, where="--storage")
+    say = _printer(args.json)
+    campaign = None
+    if args.config:
+        campaign = _checked_campaign(Path(args.config), url)
+        if args.campaign and args.campaign != campaign.name:
+            raise UserError(
+                f"the config names campaign {campaign.name!r}, not {args.campaign!r}",
+                where="--campaign",
+            )
+    say(p.LogLine(level="info", message=f"storage {mask_url(url)}, host {host_name()}"))
+    storage = open_storage(url)
+    if campaign is not None:
+        settings = HeartbeatSettings.of(args.heartbeat, args.grace)
+        for line in create_campaign(storage, campaign, settings):
+            say(p.LogLine(level="info", message=line))
+        name = campaign.name
+    else:
+        name = args.campaign or _only_campaign(campaigns_in(storage), mask_url(url))
+    if is_journal(url):
+        say(
+            p.LogLine(
+                level="warning", message="a journal file is shared only by this machine's processes"
+            )
+        )
+    workers, threads = _workers(args.workers, storage, name, args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"needs at least 1 thread, got {args.threads}", where="--threads")
+        threads = args.threads
+    node = WorkerNode(
+        storage,
+        url,
+        name,
+        on_event=say,
+        options=NodeOptions(
+            workers=workers,
+            threads=threads,
+            device=args.device,
+            monitor=not args.no_monitor,
+            log_path=paths.outputs_dir() / name / f"worker-{_safe(host_name())}.log",
+        ),
+    )
+    for line in node.prepare():
+        say(p.LogLine(level="info", message=line))
+    say(p.LogLine(level="info", message=f"{workers} worker(s), {threads} thread(s) each"))
+    install_signal_handlers(node)
+    return node.run()
+
+
+def _checked_campaign(config: Path, url: str) -> Any:
+    """The config, loaded and pre-flighted (exit 2 with every problem), minus the
+    experiments no architecture of which fits this machine."""
+    import dataclasses
+
+    from engine.campaign.config import load_campaign
+    from engine.campaign.preflight import run_preflight
+
+    campaign = load_campaign(config)
+    report = run_preflight(campaign, url)
+    report.raise_if_problems()
+    if report.excluded:
+        kept = tuple(e for e in campaign.experiments if e.name not in report.excluded)
+        campaign = dataclasses.replace(campaign, experiments=kept)
+    return campaign
+
+
+def _only_campaign(names: list[str], masked: str) -> str:
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise UserError(
+            f"storage {masked} holds no campaign",
+            where="--campaign",
+            hint="give the campaign's config once to create it: hpotui worker --storage URL CONFIG",
+        )
+    raise UserError(
+        f"storage {masked} holds several campaigns ({', '.join(names)}); name one",
+        where="--campaign",
+    )
+
+
+def _workers(spec: str, storage: Any, campaign: str, device: str | None) -> tuple[int, int]:
+    from engine.queue import CampaignQueue
+    from engine.workers import auto_workers
+
+    cores = os.cpu_count() or 1
+    if spec == "auto":
+        from engine.train.device import resolve_device
+
+        entries = CampaignQueue(storage, campaign).entries(with_trials=False)
+        largest = max((int(e.grid[-1]["n_params"]) for e in entries if e.grid), default=0)
+        wanted = device or (entries[0].config.device if entries else "auto")
+        return auto_workers(cores, str(resolve_device(wanted)), largest)
+    try:
+        n = int(spec)
+    except ValueError:
+        raise UserError(f'expected a number or "auto", got {spec!r}', where="--workers") from None
+    if n < 1:
+        raise UserError(f"needs at least 1 worker, got {n}", where="--workers")
+    return n, max(1, cores // n)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "host"
+
+
+def _printer(as_json: bool) -> Any:
+    def say(event: p.Event) -> None:
+        if as_json:
+            line = p.encode(event)
+        else:
+            text = describe(event)
+            if text is None:
+                return
+            line = f"{time.strftime('%H:%M:%S')} {text}"
+        try:
+            print(line, flush=True)
+        except BrokenPipeError:
+            sys.stdout = sys.stderr  # keep working when the reader of our output is gone
+
+    return say
+
+
+def describe(event: p.Event) -> str | None:
+    """One line for a person, or None for events not worth a line (epochs)."""
+    if isinstance(event, p.TrialStarted):
+        a = event.architecture
+        arch = f"d{a.get('d_model')}-L{a.get('n_layers')}-h{a.get('n_heads')}" if a else ""
+        extreme = " (forced extreme)" if event.forced_extreme else ""
+        return f"[{event.worker}] {event.experiment} #{event.trial} started {arch} {event.n_params} params{extreme}"
+    if isinstance(event, p.TrialFinished):
+        value = f" value {event.value:.4f}" if event.value is not None else ""
+        reason = f" ({event.reason})" if event.reason else ""
+        return (
+            f"[{event.worker}] {event.experiment} #{event.trial} {event.state}{value} "
+            f"in {event.duration_s:.1f}s{reason}"
+        )
+    if isinstance(event, p.ExperimentFinished):
+        best = f", best {event.best_value:.4f}" if event.best_value is not None else ""
+        why = f" ({event.reason})" if event.reason else ""
+        return f"{event.experiment}: {event.state}{best}{why}"
+    if isinstance(event, p.ThermalChanged):
+        return f"thermal: {event.previous} -> {event.state} ({event.reason})"
+    if isinstance(event, p.LogLine):
+        return event.message if event.level == "info" else f"{event.level}: {event.message}"
+    if isinstance(event, p.ErrorRaised):
+        return f"error: {event.message}"
+    return None

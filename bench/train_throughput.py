@@ -1,0 +1,286 @@
+"""Training throughput of PatchTST: hpotui's TrainStep against the reference design.
+
+    python bench/train_throughput.py                 CPU, batch 256, the three 2M archs
+    python bench/train_throughput.py --quick         a few seconds
+    python bench/train_throughput.py --device cuda   GPU shapes of issue 3, bf16, both
+                                                     eager and CUDA-graph TrainStep
+
+For each architecture it trains on windows of the embedded S&P 500 sample (25 features:
+the dataset pipeline's a25 tier when it can be built, else the sample's 5 OHLCV columns
+tiled to 25, said in the output) and prints samples/s, step time and model-FLOP
+utilisation (MFU) against a matmul peak measured in this process. The baseline
+(bench/reference_baseline.py: nn.MultiheadAttention layers, sigmoid + BCELoss,
+DataLoader batches) runs in the same process, interleaved with hpotui's step in rounds
+so both see the same machine load, and the ratio is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from reference_baseline import RefPatchTST, RefTrainer, WindowDataset  # noqa: E402
+
+from engine.model.architecture import Architecture  # noqa: E402
+from engine.model.params import count_params, n_patches  # noqa: E402
+from engine.model.patchtst import PatchTST  # noqa: E402
+from engine.train.device import resolve_device, set_threads  # noqa: E402
+from engine.train.step import WARMUP_GRAPH_STEPS, TrainStep, build_optimizer  # noqa: E402
+
+CONTEXT, N_FEATURES = 60, 25
+CPU_CASES: list[tuple[tuple[int, ...], int]] = [
+    ((64, 48, 2, 256), 256),
+    ((64, 32, 8, 256), 256),
+    ((384, 2, 8, 768), 256),
+]
+GPU_CASES: list[tuple[tuple[int, ...], int]] = [
+    ((64, 48, 2, 256), 256),
+    ((64, 48, 2, 256), 1024),
+    ((256, 32, 2, 512), 256),
+    ((256, 32, 2, 512), 1024),
+    ((2048, 3, 8, 8192), 1024),
+    ((1024, 128, 2, 4096), 256),
+]
+
+
+def load_windows(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """(rows, F) features, (n_windows,) labels, (n_windows, T, F) windows on device."""
+    try:
+        frame, source = _dataset_frame()
+    except Exception as error:  # the dataset pipeline may be absent or fail: say so
+        frame, source = _csv_frame(), f"sample CSV, OHLCV tiled to 25 ({error.__class__.__name__})"
+    values = frame.to_numpy(dtype=np.float64)
+    close = frame["Close"].to_numpy(dtype=np.float64) if "Close" in frame else values[:, 3]
+    values = (values - values.mean(0)) / (values.std(0) + 1e-12)  # bench only: all rows
+    features = torch.tensor(values, dtype=torch.float32)
+    n = len(features) - CONTEXT  # each window needs the next day's close for its label
+    last = np.arange(CONTEXT - 1, CONTEXT - 1 + n)
+    labels = torch.tensor(close[last + 1] >= close[last] * 1.01, dtype=torch.float32)
+    windows = features.unfold(0, CONTEXT, 1)[:n].transpose(1, 2).contiguous()  # (N, T, F)
+    return features, labels, windows.to(device), source
+
+
+def _dataset_frame() -> tuple[pd.DataFrame, str]:
+    os.environ.setdefault("HPOTUI_HOME", tempfile.mkdtemp(prefix="hpotui-bench-"))
+    from engine.dataset.build import ensure_dataset
+    from engine.dataset.manifest import load_processed
+
+    entry = ensure_dataset("SP500", "a25", 1)
+    frame, _ = load_processed(entry.name, entry.tier, entry.version)
+    return frame, f"dataset SP500/a25/v1 ({frame.shape[1]} features)"
+
+
+def _csv_frame() -> pd.DataFrame:
+    with gzip.open(ROOT / "data" / "samples" / "sp500.csv.gz", "rt") as handle:
+        raw = pd.read_csv(handle)
+    cols = [c for c in raw.columns if c.lower() in ("open", "high", "low", "close", "volume")]
+    ohlcv = raw[cols].astype("float64")
+    ohlcv.columns = [c.capitalize() for c in cols]
+    tiled = pd.concat([ohlcv] * 5, axis=1)
+    tiled.columns = [f"{c}_{i}" if i else c for i in range(5) for c in ohlcv.columns]
+    return tiled.dropna()
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """Best FLOP/s of a square matmul on device (fp32 on CPU)."""
+    size = 4096 if device.type == "cuda" else 1024
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = 0.0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(10 if device.type == "cuda" else 2):
+            a @ b
+        _sync(device)
+        best = max(
+            best, (10 if device.type == "cuda" else 2) * 2 * size**3 / (time.perf_counter() - t)
+        )
+    return best
+
+
+def flops_per_sample(arch: Architecture) -> float:
+    """Matmul FLOPs of one training sample (forward + backward = 3 x forward)."""
+    n = n_patches(CONTEXT, 10, 5)
+    d, ff = arch.d_model, arch.d_ff
+    layer = 2 * n * (4 * d * d + 2 * d * ff) + 2 * 2 * n * n * d
+    forward = arch.n_layers * layer + 2 * n * 10 * N_FEATURES * d + 2 * n * d
+    return 3.0 * forward
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _ours(
+    arch: Architecture,
+    windows: torch.Tensor,
+    labels: torch.Tensor,
+    batch: int,
+    dtype: torch.dtype | None,
+    graph: bool,
+    compile_model: bool,
+) -> Callable[[], object]:
+    device = windows.device
+    model = PatchTST(arch, N_FEATURES).to(device)
+    if compile_model:
+        model = torch.compile(model)  # type: ignore[assignment]
+    optimizer = build_optimizer(model, 3e-4, 1e-4, capturable=graph)
+    step = TrainStep(model, optimizer, grad_clip=1.0, autocast_dtype=dtype, cuda_graph=graph)
+    y_all = labels.to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def run() -> object:
+        index = torch.randint(0, len(y_all), (batch,), device=device, generator=generator)
+        return step(windows[index], y_all[index])
+
+    return run
+
+
+def _baseline(
+    arch: Architecture,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    batch: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> Callable[[], object]:
+    model = RefPatchTST(arch.d_model, arch.n_layers, arch.n_heads, arch.d_ff, N_FEATURES)
+    trainer = RefTrainer(model, WindowDataset(features, labels, CONTEXT), batch, device, dtype)
+    return trainer.step
+
+
+def _time(run: Callable[[], object], steps: int, device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        run()
+    _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def bench_case(
+    arch: Architecture,
+    batch: int,
+    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, str],
+    args: argparse.Namespace,
+    peak: float,
+    dtype: torch.dtype | None,
+) -> None:
+    features, labels, windows, _ = data
+    device = windows.device
+    torch.manual_seed(0)
+    builders: dict[str, Callable[[], Callable[[], object]]] = {}
+    if not args.no_baseline:
+        builders["baseline"] = lambda: _baseline(arch, features, labels, batch, device, dtype)
+    builders["hpotui"] = lambda: _ours(arch, windows, labels, batch, dtype, False, args.compile)
+    if args.cuda_graph and device.type == "cuda":
+        builders["hpotui+graph"] = lambda: _ours(
+            arch, windows, labels, batch, dtype, True, args.compile
+        )
+    setup: dict[str, tuple[float, int]] = {}
+    times: dict[str, list[float]] = {name: [] for name in builders}
+
+    def warm_up(name: str, run: Callable[[], object]) -> None:  # incl. capture / compile
+        warm = WARMUP_GRAPH_STEPS + 1 if name.endswith("graph") else 2 if args.compile else 1
+        setup[name] = (_time(run, warm, device) * warm, warm)
+
+    if device.type == "cpu":  # interleaved rounds: load changes hit every variant alike
+        variants = {name: build() for name, build in builders.items()}
+        for name, run in variants.items():
+            warm_up(name, run)
+        for _ in range(args.rounds):
+            for name, run in variants.items():
+                times[name].append(_time(run, args.steps, device))
+    else:  # one model at a time: the large GPU shapes do not fit twice
+        for name, build in builders.items():
+            run = build()
+            warm_up(name, run)
+            times[name] = [_time(run, args.steps, device) for _ in range(args.rounds)]
+            del run
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    flops = flops_per_sample(arch)
+    n_train = int(0.7 * len(labels))
+    base_sps = None
+    for name, samples in times.items():
+        step_s = statistics.median(samples)
+        sps = batch / step_s
+        mfu = flops * sps / peak
+        spent, warm = setup[name]
+        overhead = max(0.0, spent - warm * step_s)  # compile / capture / first-call cost
+        line = (
+            f"{arch.label:<22} batch {batch:>5} {name:<13} {sps:>10,.0f} samples/s "
+            f"{step_s * 1e3:>8.1f} ms/step  MFU {mfu:6.1%}  setup {overhead:6.1f}s"
+        )
+        if name == "baseline":
+            base_sps = sps
+        elif base_sps:
+            line += f"  x{sps / base_sps:.2f} baseline"
+        if name != "baseline":  # a 50-epoch trial on the embedded data, setup included
+            total = 50 * (n_train // batch) * batch
+            line += f"  50-epoch {total / (total / sps + overhead):,.0f} samples/s"
+        print(line, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    parser.add_argument("--quick", action="store_true", help="a few seconds: 1 round, 1 step")
+    parser.add_argument("--steps", type=int, default=2, help="steps per round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--batch", type=int, nargs="*", help="override the batch sizes")
+    parser.add_argument("--arch", nargs="*", help="d_model,n_layers,n_heads,d_ff (override)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: fp32 CPU, bf16 GPU")
+    parser.add_argument("--cuda-graph", action="store_true", help="also time the CUDA-graph step")
+    parser.add_argument("--compile", action="store_true", help="torch.compile hpotui's model")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the reference design")
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps = 1, 1
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    dtype = torch.bfloat16 if precision == "bf16" else None
+    cases = GPU_CASES if device.type == "cuda" else CPU_CASES
+    if args.arch:
+        cases = [(tuple(int(v) for v in a.split(",")), b) for a in args.arch for b in (256,)]
+    if args.batch:
+        cases = list(dict.fromkeys((a, b) for a, _ in cases for b in args.batch))
+    started = time.perf_counter()
+    data = load_windows(device)
+    peak = matmul_peak(device, dtype or torch.float32, 0.3 if args.quick else 1.0)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    print(
+        f"device {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{precision}; data: {data[3]}, {len(data[1])} windows; "
+        f"matmul peak {peak / 1e9:,.0f} GFLOP/s"
+    )
+    for shape, batch in cases:
+        arch = Architecture(*shape)
+        params = count_params(arch, N_FEATURES)
+        print(f"-- {arch.label} ({params / 1e6:.2f}M params)", flush=True)
+        bench_case(arch, batch, data, args, peak, dtype)
+    print(f"total {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Load benchmark of the dashboard: the real app, headless, fed a synthetic event stream.
+
+    python bench/tui_load.py [--rate 1000] [--seconds 5] [--idle 10]
+
+Prints: time to the first frame after launch; event-to-screen lag (push of an event to
+the first frame the compositor produced after the app folded it) at `--rate` events/s;
+frames drawn (coalescing); CPU of this process while loaded and while idle with 1 Hz
+hardware events. Targets (issue 6): lag < 100 ms at 1,000 events/s, idle < 5% of one
+core, first frame < 1.5 s. The producer runs in the same process (its cost is included).
+"""
+
+from __future__ import annotations
+
+import time
+
+T_LAUNCH = time.perf_counter()  # before importing Textual: launch cost included
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import itertools  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import psutil  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.protocol import (  # noqa: E402
+    PROTOCOL_VERSION,
+    Command,
+    EpochEnded,
+    Event,
+    ExperimentStatus,
+    HardwareSampled,
+    Hello,
+    LogLine,
+    QueueSnapshot,
+    TrialFinished,
+    TrialStarted,
+)
+from hpotui.app import HpotuiApp, create_app  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
+NAMES = [f"{b}_h{h}" for b in ("2M", "20M", "200M", "2B") for h in (1, 3, 5)]
+
+
+class SyntheticLink:
+    """An engine stand-in: events come from `produce`, commands are dropped."""
+
+    attached = False
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.pushed: list[float] = []  # perf_counter at push, by event index (1-based - 1)
+        self._ids = itertools.count()
+
+    def push(self, event: Event) -> None:
+        self.pushed.append(time.perf_counter())
+        self.queue.put_nowait(event)
+
+    async def next_event(self) -> Event | None:
+        return await self.queue.get()
+
+    async def send(self, command: Command) -> None:
+        return None
+
+    def new_id(self) -> str:
+        return f"b{next(self._ids)}"
+
+    @property
+    def returncode(self) -> int | None:
+        return None
+
+    def stderr_tail(self, n: int = 20) -> list[str]:
+        return []
+
+    async def detach(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def hardware(k: int) -> HardwareSampled:
+    reading = {"value": 60.0 + 5 * math.sin(k / 5), "unavailable": None}
+    sample = {
+        "cpu_percent_per_core": [50 + 40 * math.sin(k / 3 + i) for i in range(16)],
+        "memory_used_bytes": 40 * 2**30,
+        "memory_total_bytes": 128 * 2**30,
+        "swap_used_bytes": 0,
+        "swap_growth_bytes_per_s": 0.0,
+        "temperature_max_c": reading,
+        "temperatures_c": {"cpu": reading},
+        "gpus": [],
+        "gpu_unavailable": "none",
+    }
+    return HardwareSampled(sample=sample)
+
+
+def queue(done: int) -> QueueSnapshot:
+    rows = [
+        ExperimentStatus(
+            name=n,
+            position=i,
+            budget=n.split("_")[0],
+            horizon=int(n[-1]),
+            task="t",
+            state="running" if i == 0 else "queued",
+            n_trials=50,
+            n_complete=done if i == 0 else 0,
+            best_value=0.6 if i == 0 and done else None,
+            eta_s=3600.0,
+        )
+        for i, n in enumerate(NAMES)
+    ]
+    return QueueSnapshot(experiments=rows, workers=4)
+
+
+async def produce(link: SyntheticLink, rate: float, seconds: float) -> None:
+    """`rate` events/s for `seconds`: mostly epochs, some logs, trials and queue changes,
+    hardware at 1 Hz, pushed in 10 ms batches."""
+    tick = 0.01
+    n = 0
+    trial = 1000
+    start = time.perf_counter()
+    next_hw = start
+    link.push(
+        TrialStarted(
+            experiment="2M_h1",
+            trial=trial,
+            params={},
+            architecture={},
+            n_params=2_000_000,
+            worker="w0",
+            host="bench",
+        )
+    )
+    while (now := time.perf_counter()) - start < seconds:
+        if now >= next_hw:
+            link.push(hardware(n))
+            next_hw += 1.0
+        while n < rate * (now - start):
+            n += 1
+            if n % 500 == 0:
+                link.push(
+                    TrialFinished(
+                        experiment="2M_h1",
+                        trial=trial,
+                        state="complete",
+                        value=0.6 + 0.1 / n,
+                        duration_s=1.0,
+                        worker="w0",
+                        host="bench",
+                        n_params=2_000_000,
+                    )
+                )
+                trial += 1
+                link.push(queue(trial - 1000))
+                link.push(
+                    TrialStarted(
+                        experiment="2M_h1",
+                        trial=trial,
+                        params={},
+                        architecture={},
+                        n_params=2_000_000,
+                        worker="w0",
+                        host="bench",
+                    )
+                )
+            elif n % 10 == 0:
+                link.push(LogLine(level="info", message=f"synthetic line {n}"))
+            else:
+                link.push(
+                    EpochEnded(
+                        experiment="2M_h1",
+                        trial=trial,
+                        epoch=n % 500,
+                        train_loss=1 / (1 + n % 500),
+                        val_loss=1.1 / (1 + n % 500),
+                        elapsed_s=1.0,
+                    )
+                )
+        await asyncio.sleep(tick)
+
+
+async def idle(link: SyntheticLink, seconds: float) -> None:
+    for k in range(int(seconds)):
+        link.push(hardware(k))
+        await asyncio.sleep(1.0)
+
+
+def lag_stats(
+    link: SyntheticLink, frames: list[tuple[float, int]], first: int, last: int
+) -> list[float]:
+    """Lag of events [first, last) (0-based push order): the first frame at or after
+    which the app had folded them, minus their push time."""
+    lags = []
+    f = 0
+    for i in range(first, last):
+        while f < len(frames) and frames[f][1] < i + 1:
+            f += 1
+        if f == len(frames):
+            break
+        lags.append(frames[f][0] - link.pushed[i])
+    return lags
+
+
+async def main(rate: float, seconds: float, idle_s: float) -> int:
+    link = SyntheticLink()
+
+    async def factory() -> SyntheticLink:
+        return link
+
+    app: HpotuiApp = create_app(CONFIG, link_factory=factory)
+    frames: list[tuple[float, int]] = []  # (perf_counter, events folded) per frame
+    display = app._display
+
+    def timed_display(screen, renderable) -> None:  # type: ignore[no-untyped-def]
+        display(screen, renderable)
+        if renderable is not None:
+            frames.append((time.perf_counter(), app.drawn_events))
+
+    app._display = timed_display  # type: ignore[method-assign]
+    proc = psutil.Process()
+    async with app.run_test(headless=True, size=(120, 40)) as pilot:
+        while not frames:
+            await asyncio.sleep(0.005)
+        first_frame = frames[0][0] - T_LAUNCH
+        link.push(
+            Hello(
+                protocol_version=PROTOCOL_VERSION,
+                engine_version="bench",
+                campaign="bench",
+                config_path=str(CONFIG),
+                storage="-",
+                pid=1,
+                host="bench",
+                workers=4,
+            )
+        )
+        link.push(queue(0))
+        await pilot.pause(0.5)
+        warm = len(link.pushed)
+        # Loaded.
+        cpu0, t0, f0 = proc.cpu_times(), time.perf_counter(), len(frames)
+        await produce(link, rate, seconds)
+        await pilot.pause(0.3)
+        cpu1, t1 = proc.cpu_times(), time.perf_counter()
+        loaded_events = len(link.pushed) - warm
+        lags = lag_stats(link, frames, warm, len(link.pushed))
+        loaded_frames = len(frames) - f0
+        # Idle with 1 Hz hardware.
+        await pilot.pause(0.5)
+        cpu2, t2 = proc.cpu_times(), time.perf_counter()
+        quiet_from = len(link.pushed)
+        await idle(link, idle_s)
+        cpu3, t3 = proc.cpu_times(), time.perf_counter()
+        idle_lags = sorted(1000 * x for x in lag_stats(link, frames, quiet_from, len(link.pushed)))
+        n_folded = app.state.n_events
+    busy = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0) * 100
+    quiet = (cpu3.user + cpu3.system - cpu2.user - cpu2.system) / (t3 - t2) * 100
+    lags_ms = sorted(1000 * x for x in lags)
+    p = lambda q: lags_ms[min(len(lags_ms) - 1, int(q * len(lags_ms)))] if lags_ms else float("nan")  # noqa: E731
+    ok_lag = p(0.95) < 100
+    print(f"first frame after launch: {first_frame * 1000:.0f} ms (target < 1500)")
+    print(
+        f"load: {loaded_events} events in {t1 - t0:.1f} s ({loaded_events / (t1 - t0):.0f}/s), "
+        f"{loaded_frames} frames ({loaded_events / max(1, loaded_frames):.0f} events/frame)"
+    )
+    print(
+        f"event-to-screen lag: p50 {p(0.5):.0f} ms, p95 {p(0.95):.0f} ms, max {lags_ms[-1] if lags_ms else float('nan'):.0f} ms"
+        f" (target < 100){'' if ok_lag else '  ** over target **'}"
+    )
+    cpu_s = cpu1.user + cpu1.system - cpu0.user - cpu0.system
+    print(
+        f"cpu while loaded: {busy:.0f}% of one core "
+        f"({1000 * cpu_s / max(1, loaded_frames):.1f} ms cpu per frame incl. folding)"
+    )
+    print(f"machine load average: {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")
+    print(f"cpu idle with 1 Hz hardware events: {quiet:.1f}% of one core (target < 5)")
+    if idle_lags:
+        print(
+            f"lag of those 1 Hz events: median {statistics.median(idle_lags):.0f} ms, "
+            f"max {idle_lags[-1]:.0f} ms"
+        )
+    print(
+        f"events folded: {n_folded}; median lag {statistics.median(lags_ms) if lags_ms else float('nan'):.0f} ms"
+    )
+    return 0 if ok_lag and quiet < 5 and first_frame < 1.5 else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--idle", type=float, default=10.0)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(main(args.rate, args.seconds, args.idle)))

@@ -1,0 +1,392 @@
+"""A worker node: this machine's workers joining a campaign in a shared storage.
+
+`hpotui worker` runs one `WorkerNode`. There is no engine on such a machine: the
+campaign's state (queue order, pause, skip, re-run, n_trials) is in the storage, and
+each worker reads it before every trial, so a command given on any machine (the TUI's
+engine writes it to the storage) reaches every node at its workers' next trial.
+
+The node
+- (`engine.node_setup`) creates the campaign's studies when it is given the config
+  and they do not exist yet (under a lock in the database, so two machines cannot
+  both create them);
+- checks that this machine's datasets are the campaign's (`engine.datacheck`);
+- runs N worker processes (`engine.node_worker`), restarting one that crashes while
+  work remains, and interrupts (re-enqueues) the trial of one that died;
+- every second: fails and re-enqueues the trials of dead workers on any machine
+  (`engine.heartbeat.Reaper`) and applies the queue's derived transitions (done after
+  n_trials), which on a machine with an engine the engine does;
+- applies the campaign's thermal and memory policy to this machine
+  (`engine.node_monitor`): hold new trials, interrupt running ones when critical;
+- exits when every experiment is done/failed/skipped and its workers have left, or on
+  SIGINT (finish running trials) / a second SIGINT or SIGTERM (interrupt them).
+
+Rules: the storage URL reaches the workers through the environment, and everything they
+write to stderr passes through `Scrubber` before the log file, so the password of the
+URL appears in no file and no output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue as queue_module
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from engine import protocol as p
+from engine.datacheck import check_same_data
+from engine.errors import UserError
+from engine.heartbeat import (
+    Reaper,
+    campaign_lock,
+    use_campaign_heartbeat,
+)
+from engine.hosts import host_name
+from engine.node_monitor import NodeMonitor, monitor_spec
+from engine.node_setup import Scrubber, campaigns_in
+from engine.node_worker import STORAGE_ENV, node_salt
+from engine.queue import T_HOST, T_PID, CampaignQueue
+from engine.storage import mask_url
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+MAX_RESTARTS = 3  # per worker slot: a worker that keeps crashing is a bug, not bad luck
+STORAGE_PATIENCE_S = 300.0  # a database restart is survived; a lost one ends the node
+SLOW_CHECK_S = 10.0  # orphaned retries, datasets of experiments added later
+
+
+def _is_storage_error(error: BaseException) -> bool:
+    from optuna.exceptions import StorageInternalError
+
+    module = type(error).__module__.split(".")[0]
+    return isinstance(error, StorageInternalError | OSError) or module in ("sqlalchemy", "psycopg")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+@dataclass
+class _Child:
+    slot: int
+    worker_id: str
+    process: subprocess.Popen[bytes]
+    restarts: int = 0
+    stopping: bool = False
+
+
+@dataclass
+class NodeOptions:
+    workers: int = 1
+    threads: int | None = None
+    device: str | None = None
+    monitor: bool = True  # thermal and memory policy on this machine
+    poll_s: float = 1.0  # dead-worker check (cheap)
+    refresh_s: float = 2.0  # queue transitions (reads every trial)
+    log_path: Path | None = None
+    python: list[str] = field(default_factory=lambda: [sys.executable])
+
+
+class WorkerNode:
+    """Runs this machine's workers on a campaign; see the module docstring."""
+
+    def __init__(
+        self,
+        storage: BaseStorage,
+        url: str,
+        campaign: str,
+        *,
+        on_event: Callable[[p.Event], None],
+        options: NodeOptions | None = None,
+    ) -> None:
+        self.storage = storage
+        self.url = url
+        self.campaign = campaign
+        self.on_event = on_event
+        self.options = options or NodeOptions()
+        self.queue = CampaignQueue(storage, campaign)
+        self.scrub = Scrubber(url)
+        self.host = host_name()
+        self.children: list[_Child] = []
+        self.events: queue_module.Queue[p.Event] = queue_module.Queue()
+        self.actions: queue_module.Queue[str] = queue_module.Queue()  # from the monitor
+        self.monitor: NodeMonitor | None = None
+        self.stopping: str | None = None
+        self._log_lock = threading.Lock()
+        self._log: IO[str] | None = None
+        self._checked: dict[str, str] = {}
+        self._reaper = Reaper(storage, self.queue)
+        self._next_slow = time.monotonic() + SLOW_CHECK_S
+        self._next_refresh = 0.0
+        self._unreachable_since: float | None = None
+
+    # ---------------------------------------------------------------- running
+
+    def prepare(self) -> list[str]:
+        """Checks before any worker starts: the campaign exists and our data is its data."""
+        if not self.queue.entries(with_trials=False):
+            known = ", ".join(campaigns_in(self.storage)) or "none"
+            raise UserError(
+                f"no campaign {self.campaign!r} in storage {mask_url(self.url)} "
+                f"(campaigns there: {known})",
+                where="--campaign",
+                hint="give the campaign's config once (hpotui worker --storage URL CONFIG) "
+                "to create it",
+            )
+        settings = use_campaign_heartbeat(self.storage, self.queue)
+        lines = check_same_data(self.queue, self._checked)
+        if settings is None:
+            lines.append(
+                "storage has no heartbeat (journal file): a dead worker's trial is "
+                "re-run only when an engine on this machine restarts"
+            )
+        else:
+            lines.append(f"heartbeat every {settings.interval_s} s, grace {settings.grace_s} s")
+        return lines
+
+    def run(self) -> int:
+        if self.queue.all_terminal():
+            self.log("info", f"campaign {self.campaign} is complete: nothing to run")
+            return EXIT_OK
+        if self.options.log_path is not None:
+            self.options.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.options.log_path, "a", encoding="utf-8")  # noqa: SIM115
+        next_check = 0.0
+        try:
+            for slot in range(self.options.workers):
+                self._spawn(slot)
+            self._start_monitor()
+            while True:
+                self._drain(timeout=0.2)
+                while not self.actions.empty():
+                    self.signal_children(self.actions.get_nowait())
+                now = time.monotonic()
+                if now < next_check:
+                    continue
+                next_check = now + self.options.poll_s
+                self._reap_children()
+                alive = any(c.process.poll() is None for c in self.children)
+                if not self._maintain(now, final=not alive) or alive:
+                    continue
+                self._drain(timeout=0)
+                if self.stopping:
+                    return EXIT_INTERRUPTED
+                if not self.queue.all_terminal():
+                    self.log("error", "every worker of this node stopped; see its log")
+                    return EXIT_FAILED
+                failed = [e.name for e in self.queue.entries() if e.stored_state == "failed"]
+                return EXIT_FAILED if failed else EXIT_OK
+        except BaseException:
+            self.signal_children("stop_now")
+            raise
+        finally:
+            if self.monitor is not None:
+                self.monitor.stop()
+            self._wait_children(10.0)
+            if self._log is not None:
+                self._log.close()
+
+    def _maintain(self, now: float, *, final: bool) -> bool:
+        """The periodic work of the node; False while the storage cannot be reached
+        (tolerated for STORAGE_PATIENCE_S, then the error is raised)."""
+        try:
+            for line in self._reaper.reap():
+                self.log("warning", line)
+            if now >= self._next_slow:
+                self._next_slow = now + SLOW_CHECK_S
+                for line in self._reaper.requeue_orphans():
+                    self.log("warning", line)
+                check_same_data(self.queue, self._checked)
+            if final or now >= self._next_refresh:
+                self._next_refresh = now + self.options.refresh_s
+                for entry, _ in self.queue.refresh():
+                    self.on_event(
+                        p.ExperimentFinished(
+                            experiment=entry.name,
+                            state=entry.state,
+                            best_value=entry.counts.best_value,
+                            reason=entry.reason,
+                        )
+                    )
+        except Exception as error:
+            if not _is_storage_error(error):
+                raise
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+                self.log("warning", f"storage unreachable, retrying: {_first_line(error)}")
+            if now - self._unreachable_since > STORAGE_PATIENCE_S:
+                raise
+            return False
+        if self._unreachable_since is not None:
+            self._unreachable_since = None
+            self.log("info", "storage reachable again")
+        return True
+
+    def stop(self, mode: str) -> None:
+        """ "after_current": finish running trials; "now": interrupt them (re-enqueued)."""
+        if self.stopping == "now":
+            return
+        self.stopping = mode
+        self.signal_children("stop_now" if mode == "now" else "stop_after")
+        self.log("info", f"stopping ({mode.replace('_', ' ')})")
+
+    def log(self, level: p.LogLevel, message: str) -> None:
+        self.on_event(p.LogLine(level=level, message=self.scrub(message), source=self.host))
+
+    # ---------------------------------------------------------------- workers
+
+    def _spawn(self, slot: int, restarts: int = 0) -> None:
+        worker_id = f"w{slot + 1}@{self.host}"
+        cmd = [
+            *self.options.python,
+            "-m",
+            "engine.node_worker",
+            "--campaign",
+            self.campaign,
+            "--worker-id",
+            worker_id,
+            "--parent",
+            str(os.getpid()),
+            "--salt",
+            str(node_salt(self.host, os.getpid(), slot + restarts * 1000)),
+        ]
+        if self.options.threads:
+            cmd += ["--threads", str(self.options.threads)]
+        if self.options.device:
+            cmd += ["--device", self.options.device]
+        env = {**os.environ, STORAGE_ENV: self.url}
+        process = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        child = _Child(slot, worker_id, process, restarts)
+        self.children.append(child)
+        if self.monitor is not None and self.monitor.hold:
+            self._control(child, "hold")
+        threading.Thread(target=self._read_events, args=(child,), daemon=True).start()
+        threading.Thread(target=self._read_log, args=(child,), daemon=True).start()
+
+    def _read_events(self, child: _Child) -> None:
+        assert child.process.stdout is not None
+        for line in child.process.stdout:
+            if not line.strip():
+                continue
+            try:
+                event = p.decode_event(line)
+            except p.ProtocolError as exc:
+                event = p.LogLine(level="warning", message=f"{child.worker_id}: {exc}")
+            self.events.put(event)
+
+    def _read_log(self, child: _Child) -> None:
+        assert child.process.stderr is not None
+        for raw in child.process.stderr:
+            text = self.scrub(raw.decode(errors="replace"))
+            with self._log_lock:
+                if self._log is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        self._log.write(f"[{child.worker_id}] {text}")
+                        self._log.flush()
+
+    def _drain(self, timeout: float) -> None:
+        try:
+            event = self.events.get(timeout=timeout) if timeout else self.events.get_nowait()
+        except queue_module.Empty:
+            return
+        self.on_event(event)
+        while True:
+            try:
+                self.on_event(self.events.get_nowait())
+            except queue_module.Empty:
+                return
+
+    def _reap_children(self) -> None:
+        for child in list(self.children):
+            rc = child.process.poll()
+            if rc is None:
+                continue
+            self.children.remove(child)
+            if rc == 0 or self.stopping:
+                continue
+            lost = self._interrupt_trials_of(child.process.pid)
+            self.log(
+                "warning",
+                f"worker {child.worker_id} exited with code {rc}"
+                + (f"; {lost} trial(s) queued again" if lost else ""),
+            )
+            if child.restarts < MAX_RESTARTS and not self.queue.all_terminal():
+                self._spawn(child.slot, child.restarts + 1)
+
+    def _interrupt_trials_of(self, pid: int) -> int:
+        """Record the RUNNING trials of our dead worker `pid` as interrupted, now (no need
+        to wait for the grace period: we saw it die)."""
+        from engine.recovery import interrupt_trial
+
+        n = 0
+        for entry in self.queue.entries():
+            for t in entry.trials:
+                attrs = t.user_attrs
+                if (
+                    t.state == TrialState.RUNNING
+                    and attrs.get(T_HOST) == self.host
+                    and attrs.get(T_PID) == pid
+                ):
+                    with campaign_lock(self.storage, self.campaign):
+                        interrupt_trial(self.storage, entry, t, "worker process died")
+                    n += 1
+        return n
+
+    def signal_children(self, action: str) -> None:
+        for child in self.children:
+            child.stopping = child.stopping or action in ("stop_after", "stop_now")
+            self._control(child, action)
+
+    def _control(self, child: _Child, action: str) -> None:
+        if child.process.poll() is not None or child.process.stdin is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            child.process.stdin.write((json.dumps({"control": action}) + "\n").encode())
+            child.process.stdin.flush()
+
+    def _start_monitor(self) -> None:
+        if not self.options.monitor:
+            return
+        spec = monitor_spec(self.storage, self.queue)
+        pids = lambda: [c.process.pid for c in self.children if c.process.poll() is None]  # noqa: E731
+        self.monitor = NodeMonitor(spec, pids, self.events, self.actions)
+        why = self.monitor.start()
+        if why:
+            self.monitor = None
+            self.log("warning", why)
+
+    def _wait_children(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                child.process.wait(remaining)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+
+
+def install_signal_handlers(node: WorkerNode) -> None:
+    """First SIGINT: finish running trials, start no more; second SIGINT or SIGTERM:
+    interrupt them now (they are re-run by any worker)."""
+    count = {"n": 0}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        count["n"] += 1
+        now = signum != signal.SIGINT or count["n"] > 1
+        node.stop("now" if now else "after_current")
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)

@@ -1,0 +1,111 @@
+"""One worker process of `hpotui worker` (a worker node joining a shared campaign).
+
+    HPOTUI_STORAGE=URL python -m engine.node_worker --campaign NAME --worker-id w1 --parent PID
+
+The same loop as the engine's local workers (`engine.worker.Worker`: pick -> ask ->
+train -> tell, with a heartbeat), with what a machine of its own needs: the campaign's
+heartbeat settings (`engine.heartbeat`), this machine's name (`$HPOTUI_HOST`) and a
+sampler salt unique to the machine. The storage URL comes from the environment, never
+the command line, so its password does not show in `ps`. Protocol events go to stdout,
+control lines (`engine.workers` format) come on stdin, logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import traceback
+import zlib
+from typing import Any
+
+from engine import protocol as p
+
+STORAGE_ENV = "HPOTUI_STORAGE"
+IDLE_POLL_S = 1.0  # each look at the queue reads every trial of the campaign
+
+
+def node_salt(host: str, pid: int, index: int) -> int:
+    """A sampler salt that differs between machines and between a node's workers, so
+    two workers asking at the same moment do not draw the same parameters."""
+    # Optuna seeds must stay under 2**32 after engine.worker scales the salt (x 7919).
+    return (zlib.crc32(f"{host}:{pid}".encode()) % 20_011) * 16 + index % 16
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.node_worker")
+    parser.add_argument("--campaign", required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--parent", type=int, default=0)
+    parser.add_argument("--salt", type=int, default=0)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--device")
+    args = parser.parse_args(argv)
+    url = os.environ.get(STORAGE_ENV, "")
+    if not url:
+        print(f"engine.node_worker: ${STORAGE_ENV} is not set", file=sys.stderr)
+        return 2
+
+    from engine import recovery
+    from engine import worker as worker_module
+    from engine.heartbeat import prepare_worker_process, use_campaign_heartbeat
+    from engine.hosts import host_name
+    from engine.queue import CampaignQueue
+    from engine.storage import open_storage
+    from engine.workers import _die_with_parent, _watch_control
+
+    orphaned = _die_with_parent(args.parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides what Ctrl-C means
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    flags = worker_module.Flags(orphaned=orphaned)
+
+    def on_term(signum: int, frame: Any) -> None:
+        flags.exit_now = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # stray prints go to the log, never into the event stream
+    lock = threading.Lock()
+
+    def emit(event: p.Event) -> None:
+        with lock:
+            try:
+                out.write(p.encode(event) + "\n")
+                out.flush()
+            except OSError:
+                flags.exit_now = True
+
+    threading.Thread(target=_watch_control, args=(sys.stdin.buffer, flags), daemon=True).start()
+    # Trials record this machine's name; $HPOTUI_HOST overrides the hostname.
+    worker_module.HOST = recovery.HOST = host_name()  # type: ignore[attr-defined]
+    prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
+    storage = open_storage(url)
+    use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
+    worker = worker_module.Worker(
+        storage,
+        args.campaign,
+        worker_id=args.worker_id,
+        emit=emit,
+        flags=flags,
+        threads=args.threads,
+        device=args.device,
+        parallel=True,
+        salt=args.salt,
+        poll_s=IDLE_POLL_S,
+    )
+    try:
+        code = worker.run()
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    with contextlib.suppress(OSError):
+        out.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the stdin reader thread would block interpreter shutdown
+
+
+if __name__ == "__main__":
+    sys.exit(main())

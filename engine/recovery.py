@@ -1,0 +1,124 @@
+"""Recovery of trials whose process died: the crash-safety rules in one place.
+
+- A RUNNING trial whose worker is gone (same host, pid dead or reused) is recorded as
+  interrupted: FAIL, not counted toward n_trials, and its params are enqueued again
+  (once: the retry carries `hpotui.retry_of`).
+- A trial of another host is left to its heartbeat (RDB storages: Optuna fails it once
+  stale); such a FAIL, uncounted and not surplus, is re-enqueued the same way.
+- At engine start-up on a journal file no local worker can be alive (they die with the
+  engine), so a RUNNING trial without a pid (killed between ask and bookkeeping) is dead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Collection
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from engine.queue import (
+    T_COUNTED,
+    T_EXTREME,
+    T_HOST,
+    T_INTERRUPTED,
+    T_PID,
+    T_PID_START,
+    T_RETRY_OF,
+    T_SURPLUS,
+    CampaignQueue,
+    Entry,
+)
+
+HOST = socket.gethostname()
+
+
+def process_start(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:
+        return None
+
+
+def pid_alive(pid: int, start: float | None) -> bool:
+    """Is the process that wrote these attributes still running (pid reuse checked)?"""
+    now = process_start(pid)
+    if now is None:
+        return False
+    return start is None or abs(now - start) < 1.0
+
+
+def trial_params(t: FrozenTrial) -> dict[str, Any]:
+    """Every value the trial was (or was to be) run with, enqueued ones included."""
+    fixed = t.system_attrs.get("fixed_params", {})
+    return {**(fixed if isinstance(fixed, dict) else {}), **t.params}
+
+
+def enqueue_retry(storage: BaseStorage, study_name: str, t: FrozenTrial) -> bool:
+    """Enqueue the params of interrupted trial `t` again, once. True if enqueued."""
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    for other in study.get_trials(deepcopy=False):
+        if other.user_attrs.get(T_RETRY_OF) == t.number:
+            return False
+    attrs: dict[str, Any] = {T_RETRY_OF: t.number}
+    if t.user_attrs.get(T_EXTREME) is not None:
+        attrs[T_EXTREME] = t.user_attrs[T_EXTREME]
+    study.enqueue_trial(trial_params(t), user_attrs=attrs)
+    return True
+
+
+def interrupt_trial(storage: BaseStorage, entry: Entry, t: FrozenTrial, reason: str) -> None:
+    """Record a RUNNING trial as interrupted (FAIL, not counted) and re-enqueue it."""
+    storage.set_trial_user_attr(t._trial_id, T_INTERRUPTED, reason)
+    with contextlib.suppress(Exception):  # already finished by someone else
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    enqueue_retry(storage, entry.study_name, t)
+
+
+def needs_retry(t: FrozenTrial) -> bool:
+    """An uncounted FAIL that is not surplus: interrupted, or failed by a stale heartbeat."""
+    return (
+        t.state == TrialState.FAIL
+        and not t.user_attrs.get(T_COUNTED)
+        and not t.user_attrs.get(T_SURPLUS)
+    )
+
+
+def recover(
+    queue: CampaignQueue, *, journal: bool, startup: bool, live_pids: Collection[int] = ()
+) -> int:
+    """Apply the rules above to every active experiment; the number of trials recovered."""
+    n = 0
+    for entry in queue.entries(with_trials=False):
+        if entry.stored_state in ("done", "skipped", "failed") or journal:
+            continue
+        with contextlib.suppress(Exception):  # heartbeat not enabled on this storage
+            optuna.storages.fail_stale_trials(
+                optuna.load_study(study_name=entry.study_name, storage=queue.storage)
+            )
+    for entry in queue.entries():
+        if entry.stored_state in ("done", "skipped", "failed"):
+            continue
+        for t in entry.trials:
+            if t.state == TrialState.RUNNING and _is_dead(t, startup, journal, live_pids):
+                interrupt_trial(queue.storage, entry, t, "worker died")
+                n += 1
+            elif needs_retry(t) and enqueue_retry(queue.storage, entry.study_name, t):
+                n += 1
+    return n
+
+
+def _is_dead(t: FrozenTrial, startup: bool, journal: bool, live_pids: Collection[int]) -> bool:
+    if t.user_attrs.get(T_HOST, HOST) != HOST:
+        return False  # another machine's worker: its heartbeat decides
+    pid: Any = t.user_attrs.get(T_PID)
+    if pid is None:
+        return startup and journal
+    if int(pid) in live_pids:
+        return False
+    return not pid_alive(int(pid), t.user_attrs.get(T_PID_START))

@@ -1,0 +1,168 @@
+"""What a campaign's storage holds for the report: each experiment and its best trial.
+
+Everything is read from the storage through the engine's queue (`engine.queue`), never
+from a config file: each study carries the resolved config it ran with, so the report
+describes what actually ran. The trial attributes read here are the ones
+`engine.worker` writes: `architecture`, `n_params`, `train_params`, `metrics` (validation
+metrics of the best epoch) and `best_epoch`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from engine.campaign.model import ExperimentConfig
+from engine.errors import UserError
+from engine.model.architecture import Architecture
+from engine.queue import CampaignQueue, Entry
+from engine.storage import is_journal, journal_path, mask_url, open_storage
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    """The search's best complete trial of one experiment (lowest validation BCE)."""
+
+    number: int  # Optuna trial number in the experiment's study
+    value: float  # best validation BCE: biased low by the search that picked it
+    architecture: Architecture
+    n_params: int
+    train_params: dict[str, Any]
+    best_epoch: int | None
+    val_metrics: dict[str, float]
+
+    @property
+    def val_threshold(self) -> float | None:
+        """The best-F1 threshold the trainer chose on validation, if recorded."""
+        value = self.val_metrics.get("threshold_best_f1")
+        return None if value is None or not math.isfinite(value) else float(value)
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """One experiment of the campaign as stored."""
+
+    name: str
+    study_name: str
+    state: str
+    config: ExperimentConfig
+    n_trials: int
+    n_complete: int
+    best: BestTrial | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def budget(self) -> str:
+        return self.config.budget
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+
+def open_existing_storage(url: str) -> BaseStorage:
+    """The storage at `url`, refusing to create a journal or SQLite file that is not
+    there (a report never creates a storage)."""
+    missing = _missing_file(url)
+    if missing is not None:
+        raise UserError(
+            f"no campaign results at {missing}",
+            where="storage",
+            hint="run the campaign first (hpotui --batch CONFIG), or pass --storage URL",
+        )
+    try:
+        return open_storage(url)
+    except Exception as error:  # any backend failure is the user's URL or server
+        first = str(error).strip().splitlines()
+        raise UserError(
+            f"cannot open storage {mask_url(url)}: {mask_url(first[0]) if first else error}",
+            where="storage",
+        ) from None
+
+
+def _missing_file(url: str) -> Path | None:
+    if is_journal(url):
+        path = journal_path(url)
+        return None if path.is_file() else path
+    if url.lower().startswith("sqlite:///"):
+        database = Path(url[len("sqlite:///") :].split("?")[0])
+        return None if database.is_file() else database
+    return None
+
+
+def collect(storage: BaseStorage, campaign: str) -> list[ExperimentResult]:
+    """Every active experiment of `campaign`, in queue order, with its best trial."""
+    entries = CampaignQueue(storage, campaign).entries()
+    if not entries:
+        raise UserError(
+            f"campaign {campaign!r} has no experiments in this storage",
+            where="storage",
+            hint="check the campaign name and --storage, or run the campaign first",
+        )
+    return [_result(entry) for entry in entries]
+
+
+def _result(entry: Entry) -> ExperimentResult:
+    complete = [t for t in entry.trials if t.state == TrialState.COMPLETE]
+    usable = [t for t in complete if _usable(t)]
+    notes: list[str] = []
+    if len(usable) < len(complete):
+        notes.append(f"{len(complete) - len(usable)} complete trial(s) lack stored attributes")
+    best = min(usable, key=lambda t: (float(t.value or math.inf), t.number), default=None)
+    return ExperimentResult(
+        name=entry.name,
+        study_name=entry.study_name,
+        state=entry.state,
+        config=entry.config,
+        n_trials=entry.config.n_trials,
+        n_complete=len(complete),
+        best=_best(best) if best is not None else None,
+        notes=tuple(notes),
+    )
+
+
+def _usable(t: FrozenTrial) -> bool:
+    attrs = t.user_attrs
+    return (
+        t.value is not None
+        and math.isfinite(t.value)
+        and isinstance(attrs.get("architecture"), dict)
+        and "n_params" in attrs
+    )
+
+
+def _best(t: FrozenTrial) -> BestTrial:
+    attrs = t.user_attrs
+    best_epoch = attrs.get("best_epoch")
+    return BestTrial(
+        number=t.number,
+        value=float(t.value),  # type: ignore[arg-type]
+        architecture=Architecture.from_dict(attrs["architecture"]),
+        n_params=int(attrs["n_params"]),
+        train_params=dict(attrs.get("train_params", {})),
+        best_epoch=int(best_epoch) if best_epoch else None,
+        val_metrics={k: float(v) for k, v in dict(attrs.get("metrics", {})).items()},
+    )
+
+
+def campaign_of(target: str | None) -> tuple[str, str | None]:
+    """(campaign name, storage URL from its config or None) for a CLI argument that is a
+    config file or a campaign name (None: the default config)."""
+    from engine import paths
+    from engine.campaign.config import load_campaign
+
+    if target is None:
+        path = paths.default_config()
+    elif target.endswith(".toml") or Path(target).is_file():
+        path = Path(target)
+    else:
+        return target, None  # a campaign name: everything else comes from the storage
+    if not path.is_file():
+        raise UserError(f"no such config file: {path}", where="report")
+    campaign = load_campaign(path)
+    return campaign.name, campaign.storage

@@ -1,0 +1,229 @@
+"""Retrain each experiment's best configuration with several seeds and test it once.
+
+The search's best validation loss is biased low by the search that picked it, so the
+report's honest numbers come from here:
+
+- Data: the experiment's own DataSpec, train and validation windows together as the
+  training set (normalization stays fitted on the training rows only), the test split
+  untouched until the single evaluation at the end.
+- Parameters: the best trial's TrainParams with `seed` set per run and `epochs` set to
+  the best trial's best epoch (the search's early stopping picked it on validation),
+  `patience = epochs` so nothing stops early. The trainer still keeps the weights of the
+  epoch with the lowest loss on the validation windows; those windows are now training
+  data, so in effect that is one of the last epochs. The test split never steers it.
+- Threshold: precision and recall on test are taken at the best-F1 threshold the
+  trainer chose on validation during the search (stored with the best trial), never at a
+  threshold chosen on test or on the now-in-sample validation windows.
+
+Storage: one Optuna study per experiment, `<experiment study>/retrain`, one trial per
+seed (value = test BCE), its user attributes holding the seed, the source study and
+trial number, the metrics and everything the run used. A seed is done when a trial for
+(source trial, seed) exists, so an interrupted report resumes where it stopped and a
+finished one trains nothing. If more search trials later change the best trial, its
+seeds are trained anew (the old ones stay, tied to their source trial number).
+The study does not carry the queue's `hpotui.experiment` attribute, so the engine's
+queue never mistakes it for an experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from engine.dataset.windows import PreparedData, WindowSet
+from engine.errors import UserError
+from engine.report.collect import BestTrial, ExperimentResult
+from engine.train.config import RunOptions, TrainParams
+from engine.train.metrics import classification_metrics
+from engine.train.trainer import Trainer
+
+RETRAIN_SUFFIX = "/retrain"
+S_KIND = "hpotui.report.kind"
+S_SOURCE_STUDY = "hpotui.report.source_study"
+T_SOURCE_TRIAL = "source_trial"
+T_SEED = "seed"
+T_TEST_METRICS = "test_metrics"
+T_DONE = "hpotui.report.done"  # also on a FAIL trial: that seed diverged, don't rerun it
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed's retraining, as stored."""
+
+    seed: int
+    trial_number: int  # in the `<study>/retrain` study
+    test_metrics: dict[str, float]
+    epochs: int
+    threshold: float
+    duration_s: float
+    reused: bool  # found in storage, not trained by this call
+
+
+def retrain_study_name(study_name: str) -> str:
+    return study_name + RETRAIN_SUFFIX
+
+
+def retrain_params(best: BestTrial, seed: int) -> TrainParams:
+    """The best trial's training parameters for one retraining seed (see module doc).
+
+    A best trial without stored training parameters can't be retrained faithfully
+    (defaults would silently stand in for what the search chose): UserError.
+    """
+    if not best.train_params:
+        raise UserError(
+            f"trial {best.number} has no stored train_params: cannot retrain it as it ran",
+            where="retrain",
+            hint="run the report with --no-retrain, or re-run the experiment",
+        )
+    params = TrainParams.from_dict(best.train_params)
+    epochs = best.best_epoch or params.epochs
+    return dataclasses.replace(params, seed=seed, epochs=epochs, patience=epochs)
+
+
+def train_plus_val(data: PreparedData) -> PreparedData:
+    """`data` with the validation windows appended to the training windows."""
+    merged = WindowSet(
+        name="train+val",
+        x=torch.cat([data.train.x, data.val.x]),
+        y=torch.cat([data.train.y, data.val.y]),
+        days=np.concatenate([data.train.days, data.val.days]),
+    )
+    return dataclasses.replace(data, train=merged)
+
+
+def stored_runs(storage: BaseStorage, exp: ExperimentResult) -> dict[int, SeedRun]:
+    """Finished seeds of the best trial's retraining, by seed (the first one wins)."""
+    if exp.best is None:
+        return {}
+    try:
+        study_id = storage.get_study_id_from_name(retrain_study_name(exp.study_name))
+    except KeyError:
+        return {}
+    runs: dict[int, SeedRun] = {}
+    for t in sorted(storage.get_all_trials(study_id, deepcopy=False), key=lambda t: t.number):
+        attrs = t.user_attrs
+        finished = t.state == TrialState.COMPLETE or (
+            t.state == TrialState.FAIL and attrs.get(T_DONE)
+        )
+        if not finished or attrs.get(T_SOURCE_TRIAL) != exp.best.number:
+            continue
+        seed = int(attrs[T_SEED])
+        if seed not in runs:
+            runs[seed] = SeedRun(
+                seed=seed,
+                trial_number=t.number,
+                test_metrics={k: float(v) for k, v in dict(attrs[T_TEST_METRICS]).items()},
+                epochs=int(attrs.get("epochs", 0)),
+                threshold=float(attrs.get("threshold", 0.5)),
+                duration_s=float(attrs.get("duration_s", 0.0)),
+                reused=True,
+            )
+    return runs
+
+
+def _study(storage: BaseStorage, exp: ExperimentResult) -> optuna.Study:
+    study = optuna.create_study(
+        storage=storage,
+        study_name=retrain_study_name(exp.study_name),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    study.set_user_attr(S_KIND, "retrain")
+    study.set_user_attr(S_SOURCE_STUDY, exp.study_name)
+    return study
+
+
+def run_seed(
+    storage: BaseStorage,
+    exp: ExperimentResult,
+    seed: int,
+    data: PreparedData,
+    options: RunOptions,
+) -> SeedRun:
+    """Train one seed on train+val of `data`, evaluate it on test once, store it."""
+    best = exp.best
+    if best is None:
+        raise ValueError(f"{exp.name} has no complete trial to retrain")
+    params = retrain_params(best, seed)
+    merged = train_plus_val(data)
+    started = time.perf_counter()
+    trainer = Trainer(best.architecture, params, merged, options)
+    result = trainer.run()
+    logits = trainer.predict(data.test).double().cpu().numpy()
+    labels = data.test.y.double().cpu().numpy()
+    threshold = best.val_threshold
+    metrics = classification_metrics(logits, labels, 0.5 if threshold is None else threshold)
+    duration = time.perf_counter() - started
+    attrs: dict[str, Any] = {
+        T_SEED: seed,
+        T_SOURCE_TRIAL: best.number,
+        "source_study": exp.study_name,
+        T_TEST_METRICS: metrics,
+        "threshold": 0.5 if threshold is None else threshold,
+        "threshold_source": "search validation" if threshold is not None else "0.5 (none stored)",
+        "epochs": params.epochs,
+        "train_params": params.to_dict(),
+        "architecture": best.architecture.to_dict(),
+        "n_params": result.n_params,
+        "train_windows": len(merged.train),
+        "test_windows": len(data.test),
+        "train_loss_last": result.curve[-1].train_loss if result.curve else float("nan"),
+        "duration_s": duration,
+        "device": result.device,
+        "data": data.summary(),
+        T_DONE: True,
+    }
+    bce = metrics["bce"]
+    finite = bool(np.isfinite(bce))
+    trial = optuna.trial.create_trial(
+        state=TrialState.COMPLETE if finite else TrialState.FAIL,
+        value=bce if finite else None,
+        user_attrs=_json_ready(attrs),
+    )
+    study = _study(storage, exp)
+    trial_id = storage.create_new_trial(study._study_id, template_trial=trial)
+    number = storage.get_trial_number_from_id(trial_id)
+    return SeedRun(seed, number, metrics, params.epochs, attrs["threshold"], duration, False)
+
+
+def retrain_experiment(
+    storage: BaseStorage,
+    exp: ExperimentResult,
+    seeds: Sequence[int],
+    load_data: Callable[[], PreparedData],
+    options: RunOptions,
+    on_seed: Callable[[ExperimentResult, SeedRun], None] | None = None,
+) -> list[SeedRun]:
+    """Every seed of `seeds` for `exp`'s best trial: stored ones reused, the rest trained.
+
+    `load_data` is called only when some seed still has to be trained.
+    """
+    done = stored_runs(storage, exp)
+    runs: list[SeedRun] = []
+    for seed in seeds:
+        if seed not in done:
+            done[seed] = run_seed(storage, exp, seed, load_data(), options)
+        runs.append(done[seed])
+        if on_seed is not None:
+            on_seed(exp, done[seed])
+    return runs
+
+
+def _json_ready(value: Any) -> Any:
+    """Plain Python values for storage attributes (Optuna stores them as JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,410 @@
+"""The engine's main loop: one thread owns the campaign state and applies, in order,
+commands (stdin, socket), worker events, monitor samples and periodic queue checks.
+
+Start-up: lock the campaign (one engine per campaign; the lock dies with the process),
+create or check each experiment's study, recover trials a dead engine left RUNNING
+(recorded interrupted, re-enqueued), Hello, snapshot, workers. It ends when every
+experiment is done/failed/skipped, or on Stop / SIGTERM, with Bye.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from optuna.storages import BaseStorage
+
+from engine import protocol as p
+from engine.campaign.model import Campaign, ExperimentConfig
+from engine.channels import Channels, Client, Inbox
+from engine.commands import CommandHandler
+from engine.errors import UserError
+from engine.outputs import Outputs
+from engine.queue import CampaignQueue, Entry, best_trial
+from engine.recovery import recover
+from engine.search import distributions, extreme_params, value_space_key
+from engine.storage import is_journal, journal_path, mask_url
+from engine.workers import LocalWorkers, auto_workers
+
+ENGINE_VERSION = "0.1.0"
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+MAX_WORKER_CRASHES = 5
+RECOVERY_INTERVAL_S = 30.0
+
+
+@dataclass
+class Plan:
+    """What the engine resolved before starting: per experiment its grid and extremes."""
+
+    grids: dict[str, list[dict[str, int]]] = field(default_factory=dict)
+    extremes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    space_keys: dict[str, str] = field(default_factory=dict)
+
+
+def plan_experiment(exp: ExperimentConfig, plan: Plan) -> None:
+    """Grid (as stored with the study), value-space key and forced extremes of `exp`."""
+    from engine.dataset.features import tier_columns
+    from engine.model.grid import architecture_grid, extremes
+
+    d = exp.data
+    grid = architecture_grid(
+        exp.budget, len(tier_columns(d.tier)), exp.grid, d.context_len, d.patch_len, d.stride
+    )
+    stored = [{**e.arch.to_dict(), "n_params": e.n_params} for e in grid]
+    space = distributions(exp, len(grid))
+    plan.grids[exp.name] = stored
+    plan.space_keys[exp.name] = value_space_key(space, stored)
+    indices = [grid.index(e) for e in extremes(grid, exp.budget)] if exp.forced_extremes else []
+    plan.extremes[exp.name] = extreme_params(exp, indices, space)
+
+
+def resolve_workers(
+    spec: str | int | None, campaign: Campaign, plan: Plan, device: str | None
+) -> tuple[int, int | None]:
+    """(workers, threads per worker) from "auto" or a number."""
+    cores = os.cpu_count() or 1
+    if spec is None or str(spec) == "auto":
+        from engine.train.device import resolve_device
+
+        dev = str(resolve_device(device or campaign.experiments[0].device))
+        largest = max((g[-1]["n_params"] for g in plan.grids.values() if g), default=0)
+        return auto_workers(cores, dev, largest)
+    try:
+        n = int(spec)
+    except ValueError:
+        raise UserError(f'expected a number or "auto", got {spec!r}', where="--workers") from None
+    if n < 1:
+        raise UserError(f"needs at least 1 worker, got {n}", where="--workers")
+    return n, max(1, cores // n)
+
+
+class Engine:
+    """Runs one campaign; see the module docstring."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        storage: BaseStorage,
+        storage_url: str,
+        *,
+        out: IO[str] | None,
+        workers: str | int | None = None,
+        device: str | None = None,
+        monitor: bool = True,
+        config_path: str = "",
+    ) -> None:
+        from engine import paths
+
+        self.campaign = campaign
+        self.storage = storage
+        self.storage_url = storage_url
+        self.queue = CampaignQueue(storage, campaign.name)
+        self.dir = paths.outputs_dir() / campaign.name
+        self.inbox: Inbox = queue.Queue()
+        self.channels = Channels(out, self.inbox)
+        self.outputs = Outputs(self.dir)
+        self.channels.sinks.append(self._record)
+        self.plan = Plan()
+        self.workers_spec = workers
+        self.device = device
+        self.monitor_enabled = monitor
+        self.config_path = config_path
+        self.stopping: str | None = None  # "after_current" | "now"
+        self.started_experiments: set[str] = set()
+        self.last_snapshot: Any = None
+        self.n_workers = 1
+        self.resumed = False
+        self.thermal_hold = False
+        self.worker_crashes = 0
+        self.known_states: dict[str, str] = {}  # experiment -> stored state last announced
+        self.notes: list[tuple[p.LogLevel, str]] = []  # logged right after Hello
+        self._last_hw_logged = 0.0
+        self.local: LocalWorkers | None = None
+        self.handler = CommandHandler(self)
+
+    # ---------------------------------------------------------------- start-up
+
+    def prepare(self) -> None:
+        """Create or check every study, recover trials of a dead engine."""
+        existing = {e.name for e in self.queue.entries(with_trials=False)}
+        self.resumed = bool(existing)
+        for exp in self.campaign.experiments:
+            self.add_experiment(exp)
+        self.recover(startup=True)
+        self.apply_refresh()
+
+    def add_experiment(self, exp: ExperimentConfig) -> bool:
+        plan_experiment(exp, self.plan)
+        _, created = self.queue.ensure(
+            exp,
+            self.plan.grids[exp.name],
+            self.plan.space_keys[exp.name],
+            self.plan.extremes[exp.name],
+        )
+        return created
+
+    def recover(self, *, startup: bool = False) -> int:
+        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery)."""
+        live = self.local.pids() if self.local is not None else []
+        journal = is_journal(self.storage_url)
+        return recover(self.queue, journal=journal, startup=startup, live_pids=live)
+
+    def hello(self) -> p.Hello:
+        return p.Hello(
+            protocol_version=p.PROTOCOL_VERSION,
+            engine_version=ENGINE_VERSION,
+            campaign=self.campaign.name,
+            config_path=self.config_path,
+            storage=mask_url(self.storage_url),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            workers=self.n_workers,
+            resumed=self.resumed,
+        )
+
+    # ---------------------------------------------------------------- main loop
+
+    def run(self) -> int:
+        self.n_workers, threads = resolve_workers(
+            self.workers_spec, self.campaign, self.plan, self.device
+        )
+        self.channels.emit(self.hello())
+        for level, note in self.notes:
+            self.log(level, note)
+        self.send_snapshot(force=True)
+        why = self.channels.serve(self.dir / "engine.sock")
+        if why:
+            self.log("warning", f"no socket for re-attaching: {why}")
+        lock_path = None
+        if is_journal(self.storage_url):
+            lock_path = str(journal_path(self.storage_url)) + ".ask.lock"
+        self.local = LocalWorkers(
+            storage_url=self.storage_url,
+            campaign=self.campaign.name,
+            on_event=lambda e: self.inbox.put(("worker", e, None)),
+            log_path=self.dir / "workers.log",
+            threads=threads,
+            device=self.device,
+            lock_path=lock_path,
+        )
+        self.log("info", f"{self.n_workers} worker(s), {threads} thread(s) each")
+        monitor = self._start_monitor()
+        exit_code = EXIT_OK
+        reason = "campaign complete"
+        try:
+            exit_code, reason = self._loop()
+        finally:
+            if monitor is not None:
+                monitor.stop(timeout=2)
+            if self.local is not None:
+                self.local.broadcast("stop_now")
+                deadline = time.monotonic() + 5
+                while self.local.alive() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                self.local.kill_all()
+        self.channels.emit(p.Bye(reason=reason, exit_code=exit_code))
+        self.channels.close()
+        self.outputs.close()
+        return exit_code
+
+    def _loop(self) -> tuple[int, str]:
+        assert self.local is not None
+        next_check = 0.0
+        next_recovery = time.monotonic() + RECOVERY_INTERVAL_S
+        while True:
+            try:
+                kind, payload, source = self.inbox.get(timeout=0.25)
+                self._dispatch(kind, payload, source)
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            if now < next_check:
+                continue
+            next_check = now + 0.5
+            for worker_id, rc in self.local.reap():
+                if rc != 0:
+                    self.worker_crashes += 1
+                    self.log("warning", f"worker {worker_id} exited with code {rc}")
+                    self.recover()
+            if self.worker_crashes > MAX_WORKER_CRASHES:
+                return EXIT_FAILED, (
+                    f"workers keep crashing ({self.worker_crashes} in a row without a "
+                    f"finished trial); see {self.dir / 'workers.log'}"
+                )
+            if not is_journal(self.storage_url) and now > next_recovery:
+                next_recovery = now + RECOVERY_INTERVAL_S  # remote workers' stale trials
+                self.recover()
+            self.apply_refresh()
+            self.send_snapshot()
+            if self.stopping:
+                if not self.local.alive():
+                    return EXIT_INTERRUPTED, f"stopped ({self.stopping.replace('_', ' ')})"
+                continue
+            if self.queue.all_terminal():
+                if not self.local.alive():
+                    failed = [e.name for e in self.queue.entries() if e.stored_state == "failed"]
+                    if failed:
+                        return EXIT_FAILED, "campaign finished; failed: " + ", ".join(failed)
+                    return EXIT_OK, "campaign complete"
+                continue
+            if not self.thermal_hold and self._has_work():
+                self.local.scale(self.n_workers)
+
+    def _has_work(self) -> bool:
+        if self.queue.paused_all():
+            return False
+        return any(e.stored_state == "queued" for e in self.queue.entries(with_trials=False))
+
+    def _dispatch(self, kind: str, payload: Any, source: Client | None) -> None:
+        if kind == "line":
+            self.handler.handle_line(payload, source)
+        elif kind == "attach":
+            assert isinstance(source, Client)
+            self.channels.emit(self.hello(), only=source)
+            snap = self.queue.snapshot(self.n_workers)
+            self.channels.emit(snap, only=source)
+            self.channels.add_client(source)
+        elif kind == "eof" and source is None:
+            self.log("info", "front-end gone (stdin closed); running headless")
+        elif kind == "worker":
+            self._on_worker_event(payload)
+        elif kind == "sample":
+            self._on_sample(*payload)
+        elif kind == "signal":
+            self.stop(str(payload))
+
+    def _on_worker_event(self, event: p.Event) -> None:
+        if isinstance(event, p.TrialStarted):
+            if event.experiment not in self.started_experiments:
+                self.started_experiments.add(event.experiment)
+                self.channels.emit(p.ExperimentStarted(experiment=event.experiment))
+            self.channels.emit(event)
+            self.send_snapshot(force=True)
+        elif isinstance(event, p.TrialFinished):
+            self.worker_crashes = 0
+            self.channels.emit(event)
+            self.write_outputs(event.experiment)
+            self.apply_refresh()
+            self.send_snapshot(force=True)
+        else:
+            self.channels.emit(event)
+
+    # ---------------------------------------------------------------- helpers
+
+    def stop(self, mode: str) -> None:
+        assert self.local is not None
+        if self.stopping == "now":
+            return
+        self.stopping = mode
+        self.local.broadcast("stop_now" if mode == "now" else "stop_after")
+        self.log("info", f"stopping ({mode.replace('_', ' ')})")
+
+    def apply_refresh(self) -> None:
+        """Apply derived state changes (any worker may have applied them already) and
+        announce each experiment that became done / failed / skipped since last time."""
+        self.queue.refresh()
+        for entry in self.queue.entries():
+            before = self.known_states.get(entry.name)
+            if before is not None and before != entry.stored_state:
+                self.experiment_finished(entry)
+            self.known_states[entry.name] = entry.stored_state
+
+    def experiment_finished(self, entry: Entry) -> None:
+        if entry.stored_state not in ("done", "failed", "skipped"):
+            return
+        best = best_trial(entry.trials)
+        self.channels.emit(
+            p.ExperimentFinished(
+                experiment=entry.name,
+                state=entry.stored_state,  # type: ignore[arg-type]
+                best_value=best.value if best else None,
+                best_params=dict(best.params) if best else {},
+                reason=entry.reason,
+            )
+        )
+        self.write_outputs(entry.name)
+
+    def write_outputs(self, experiment: str) -> None:
+        try:
+            self.outputs.write_experiment(self.queue.entry(experiment))
+        except Exception as exc:  # outputs are derived; never stop the campaign for them
+            self.log("warning", f"could not write outputs of {experiment}: {exc}")
+
+    def send_snapshot(self, *, force: bool = False) -> None:
+        snap = self.queue.snapshot(self.n_workers)
+        key = p.encode(
+            p.QueueSnapshot(
+                experiments=snap.experiments, workers=snap.workers, paused_all=snap.paused_all, ts=0
+            )
+        )
+        if force or key != self.last_snapshot:
+            self.last_snapshot = key
+            self.channels.emit(snap)
+
+    def log(self, level: p.LogLevel, message: str) -> None:
+        self.channels.emit(p.LogLine(level=level, message=message))
+
+    def _record(self, event: p.Event) -> None:
+        """Every event goes to events.jsonl (hardware samples at most every 30 s) and
+        trial lines to the experiment's log."""
+        if isinstance(event, p.HardwareSampled):
+            if event.ts - self._last_hw_logged < 30:
+                return
+            self._last_hw_logged = event.ts
+        with contextlib.suppress(OSError):
+            self.outputs.append_event(event)
+            if isinstance(event, p.TrialStarted):
+                self.outputs.log(
+                    event.experiment,
+                    f"{time.strftime('%F %T')} trial {event.trial} started on {event.worker}: "
+                    f"{event.architecture} {event.params}",
+                )
+            elif isinstance(event, p.TrialFinished):
+                self.outputs.log(
+                    event.experiment,
+                    f"{time.strftime('%F %T')} trial {event.trial} {event.state} "
+                    f"value={event.value} in {event.duration_s:.1f}s {event.reason}".rstrip(),
+                )
+
+    # ---------------------------------------------------------------- monitor
+
+    def _start_monitor(self) -> Any:
+        if not self.monitor_enabled:
+            return None
+        try:
+            from engine.monitor.policy import ThermalPolicy
+            from engine.monitor.probe import make_probe
+            from engine.monitor.sampler import MonitorThread
+
+            local = self.local
+            probe = make_probe(lambda: [os.getpid(), *(local.pids() if local else [])])
+            return MonitorThread(
+                probe,
+                ThermalPolicy(self.campaign.monitor),
+                lambda s, d: self.inbox.put(("sample", (s, d), None)),
+                trial_running=lambda: bool(local and local.alive()),
+                on_error=lambda exc: self.inbox.put(
+                    ("worker", p.LogLine(level="warning", message=f"monitor: {exc}"), None)
+                ),
+            ).start()
+        except Exception as exc:
+            self.log("warning", f"hardware monitor unavailable: {exc}")
+            return None
+
+    def _on_sample(self, sample: Any, decision: Any) -> None:
+        assert self.local is not None
+        self.channels.emit(p.HardwareSampled(sample=sample.to_dict()))
+        event = decision.event()
+        if event is not None:
+            self.channels.emit(event)
+        hold = not decision.allow_new_trials
+        if hold != self.thermal_hold:
+            self.thermal_hold = hold
+            self.local.broadcast("hold" if hold else "release")
+        if decision.stop_running_trials and event is not None:
+            self.local.broadcast("interrupt")

@@ -1,0 +1,215 @@
+"""Where a campaign's Optuna studies live, and how to name that place safely.
+
+A storage URL is either
+- a path to an Optuna journal file (the default, `outputs/<campaign>/optuna.journal`):
+  append-only, safe for several local processes, nothing to install; a `journal:` prefix
+  (`journal:///abs/path` or `journal:rel/path`) is accepted too;
+- an SQLAlchemy URL of a database (`sqlite:///file.db` for one writer,
+  `postgresql://user:pass@host/db` or `mysql://...` for several machines).
+
+Rules:
+- `check_storage` only looks: it never creates a file, a table or a directory, so a
+  failing pre-flight leaves storage untouched. `open_storage` is the only function that
+  creates anything (the journal file and its folder, the database tables).
+- A URL is shown to people only through `mask_url` (events, logs, errors), so a
+  password never reaches a screen or a log file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+from engine import paths
+
+JOURNAL_NAME = "optuna.journal"
+_RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
+_PASSWORD = re.compile(r"(?P<head>://[^:/@?#]*:)(?P<password>[^/?#]*)(?P<at>@)")
+_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#]*)", re.IGNORECASE)
+
+
+def default_storage_url(campaign_name: str) -> str:
+    """The journal file of a campaign: `<workspace>/outputs/<campaign>/optuna.journal`."""
+    return str(paths.outputs_dir() / campaign_name / JOURNAL_NAME)
+
+
+def mask_url(url: str) -> str:
+    """`postgresql://bob:secret@host/db` -> `postgresql://bob:***@host/db`."""
+    masked = _PASSWORD.sub(lambda m: f"{m['head']}***{m['at']}", url)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}***", masked)
+
+
+def is_journal(url: str) -> bool:
+    """True when `url` names a journal file rather than a database."""
+    return _scheme(url) in (None, "journal")
+
+
+def journal_path(url: str) -> Path:
+    """The file of a journal URL (`path`, `journal:path` or `journal:///abs/path`)."""
+    if not is_journal(url):
+        raise ValueError(f"not a journal storage: {mask_url(url)}")
+    text = url
+    if text.startswith("journal:"):
+        text = text[len("journal:") :]
+        if text.startswith("//"):
+            text = text[2:]  # journal:///abs -> /abs ; journal://rel -> rel
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else paths.workspace() / path
+
+
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = 60,
+    grace_period: int | None = None,
+    engine_kwargs: dict[str, Any] | None = None,
+) -> optuna.storages.BaseStorage:
+    """Open (and create when missing) the storage at `url`.
+
+    `heartbeat_interval` and `grace_period` apply to databases: a RUNNING trial whose
+    worker stopped beating for `grace_period` seconds (default 2x the interval) is
+    marked failed by Optuna. The journal backend has no heartbeat; the engine recovers
+    interrupted trials itself on restart.
+    """
+    if is_journal(url):
+        path = journal_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return optuna.storages.JournalStorage(backend)
+    return optuna.storages.RDBStorage(
+        _sqlalchemy_url(url),
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+    )
+
+
+def check_storage(url: str) -> str | None:
+    """What is wrong with `url` (one line, password masked), or None if usable.
+
+    Looks only: creates nothing.
+    """
+    scheme = _scheme(url)
+    if scheme is not None and scheme != "journal" and scheme.split("+")[0] not in _RDB_SCHEMES:
+        return (
+            f"storage {mask_url(url)}: unknown scheme {scheme!r}; use a journal file path, "
+            "sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or mysql://..."
+        )
+    if is_journal(url):
+        path = journal_path(url)
+        return _check_file(path, "journal file") or _check_journal_content(path)
+    if scheme is not None and scheme.startswith("sqlite"):
+        return _check_sqlite(url)
+    return _check_database(url)
+
+
+def _scheme(url: str) -> str | None:
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", url)
+    if not match or len(match.group(1)) == 1:  # "C:\..." is a Windows path, not a scheme
+        return None
+    return match.group(1).lower()
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """Map a plain `postgresql://` URL to the installed psycopg 3 driver."""
+    scheme = _scheme(url) or ""
+    if scheme in ("postgresql", "postgres"):
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            return "postgresql+psycopg:" + url.split(":", 1)[1]
+    return url
+
+
+def _check_file(path: Path, what: str) -> str | None:
+    if path.exists():
+        if path.is_dir():
+            return f"storage {path}: is a folder, expected a {what}"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"storage {path}: {what} is not readable and writable by this user"
+        return None
+    parent = path.parent
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"storage {path}: {parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"storage {path}: cannot create the {what}: {parent} is not writable"
+    return None
+
+
+def _check_journal_content(path: Path) -> str | None:
+    """An existing journal must start with an Optuna journal record (a JSON line)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    with path.open("rb") as file:
+        first = file.readline(1 << 16)
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        return f"storage {path}: not an Optuna journal file (its first line is not a record)"
+    return None
+
+
+def _check_sqlite(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception as error:  # sqlalchemy raises ArgumentError and friends
+        return f"storage {mask_url(url)}: not a valid URL ({error})"
+    if not database or database == ":memory:":
+        return f"storage {url}: an in-memory database loses the campaign on exit; name a file"
+    path = Path(database)
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    problem = _check_file(path, "SQLite database")
+    if problem is None and path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as file:
+            if file.read(16) != b"SQLite format 3\x00":
+                return f"storage {path}: not an SQLite database"
+    return problem
+
+
+def _check_database(url: str) -> str | None:
+    """Connect, and prove we may create tables, inside a transaction that is rolled back."""
+    import sqlalchemy
+
+    masked = mask_url(url)
+    try:
+        engine = sqlalchemy.create_engine(_sqlalchemy_url(url), connect_args=_timeout_args(url))
+    except ModuleNotFoundError as error:
+        return f"storage {masked}: database driver missing ({error.name}); install hpotui[postgres]"
+    except Exception as error:
+        return f"storage {masked}: not a valid database URL ({_one_line(error)})"
+    try:
+        with engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(sqlalchemy.text("CREATE TEMPORARY TABLE hpotui_probe (x INTEGER)"))
+            transaction.rollback()
+    except Exception as error:
+        return f"storage {masked}: not reachable or not writable ({_one_line(error)})"
+    finally:
+        engine.dispose()
+    return None
+
+
+def _timeout_args(url: str) -> dict[str, Any]:
+    scheme = _scheme(url) or ""
+    if scheme.startswith(("postgres", "mysql", "mariadb")):
+        return {"connect_timeout": 5}
+    return {}
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return mask_url(text[0]) if text else type(error).__name__

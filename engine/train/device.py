@@ -1,0 +1,94 @@
+"""Which device a trial trains on, in which precision, with how many threads and seed."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+from engine.errors import UserError
+
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks MPS, then CUDA, then CPU; an explicit device must exist.
+
+    Accepts `cpu`, `cuda`, `cuda:N`, `mps`. An unknown or unavailable device is a
+    UserError naming it, never a silent fall-back to CPU.
+    """
+    text = name.strip().lower()
+    if text == "auto":
+        if _mps_available():
+            return torch.device("mps")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    kind, _, index = text.partition(":")
+    if kind not in DEVICE_NAMES[1:] or (index and not index.isdigit()):
+        raise UserError(
+            f"unknown device {name!r}", where="device", hint="use auto, cpu, cuda, cuda:N or mps"
+        )
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("device 'cuda' is not available on this machine", where="device")
+        if index and int(index) >= torch.cuda.device_count():
+            raise UserError(
+                f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA device(s))",
+                where="device",
+            )
+    if kind == "mps" and not _mps_available():
+        raise UserError("device 'mps' is not available on this machine", where="device")
+    return torch.device(text)
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype for (device, precision), or None for plain fp32.
+
+    `auto`: bf16 on CUDA when the GPU supports it (Ampere and later: tensor cores make it
+    several times faster); fp32 on CPU (bf16 there helps only on AMX parts and costs
+    accuracy) and on MPS (bf16 autocast is slower than fp32 on most Apple GPUs).
+    `bf16`: bf16 wherever the device can run it, else a UserError. `fp32`: None.
+    """
+    if precision == "fp32":
+        return None
+    if precision not in ("auto", "bf16"):
+        raise UserError(
+            f"unknown precision {precision!r}", where="precision", hint="auto, fp32 or bf16"
+        )
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        if precision == "bf16":
+            raise UserError("this CUDA device does not support bf16", where="precision")
+        return None
+    if precision == "auto":
+        return None
+    return torch.bfloat16  # explicit bf16 on CPU or MPS
+
+
+def set_threads(n: int | None) -> None:
+    """Intra-op threads for this process (None: leave torch's default, all cores).
+
+    Parallel workers on one machine split the cores by passing their share here.
+    """
+    if n is None:
+        return
+    if n < 1:
+        raise UserError(f"threads must be >= 1, got {n}", where="threads")
+    torch.set_num_threads(n)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a trial is repeatable."""
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

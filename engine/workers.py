@@ -1,0 +1,284 @@
+"""Local worker processes: how many, how many threads each, and their lifecycle.
+
+Each worker is `python -m engine.workers ...` (the `main` below) running
+`engine.worker.Worker`. It writes protocol events as JSON lines on stdout, reads control
+lines (`{"control": "interrupt" | "stop_after" | "stop_now" | "hold" | "release"}`) on
+stdin, and logs to stderr (a file under outputs/). It dies with the engine: Linux kills
+it when the engine dies (PR_SET_PDEATHSIG), and on any platform it treats stdin EOF or a
+changed parent pid as "engine gone", interrupting its trial at the next epoch boundary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from engine import protocol as p
+
+CONTROL_ACTIONS = ("interrupt", "stop_after", "stop_now", "hold", "release")
+SMALL_MODEL = 5_000_000
+MEDIUM_MODEL = 60_000_000
+
+
+def auto_workers(cores: int, device: str, largest_params: int) -> tuple[int, int]:
+    """(workers, threads per worker) that keep this machine busy.
+
+    Small models cannot use many cores each (their matrices are too small, the reference
+    ran at 25% CPU), so on CPU they get one process per core with one thread each; bigger
+    models get fewer processes with more threads. On an accelerator, several small trials
+    share it (a small model leaves most of a GPU idle), the CPU cores split between them.
+    """
+    cores = max(1, cores)
+    if device.startswith(("cuda", "mps")):
+        n = 4 if largest_params <= SMALL_MODEL else 2 if largest_params <= MEDIUM_MODEL else 1
+        n = min(n, cores)
+        return n, max(1, cores // n)
+    if largest_params <= SMALL_MODEL:
+        return cores, 1
+    if largest_params <= MEDIUM_MODEL:
+        n = max(1, cores // 4)
+        return n, max(1, cores // n)
+    return 1, cores
+
+
+@dataclass
+class Child:
+    worker_id: str
+    process: subprocess.Popen[bytes]
+    stopping: bool = False
+
+
+class LocalWorkers:
+    """Starts, scales, signals and reaps the engine's local worker processes.
+
+    Must be used from one thread (the engine's main thread): on Linux a child's death
+    signal is tied to the thread that started it.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage_url: str,
+        campaign: str,
+        on_event: Callable[[p.Event], None],
+        log_path: Path,
+        threads: int | None,
+        device: str | None,
+        lock_path: str | None,
+    ) -> None:
+        self.storage_url = storage_url
+        self.campaign = campaign
+        self.on_event = on_event
+        self.log_path = log_path
+        self.threads = threads
+        self.device = device
+        self.lock_path = lock_path
+        self.children: list[Child] = []
+        self.target = 0
+        self._serial = 0
+        self.hold = False
+
+    def alive(self) -> list[Child]:
+        return [c for c in self.children if c.process.poll() is None]
+
+    def pids(self) -> list[int]:
+        return [c.process.pid for c in self.alive()]
+
+    def running_count(self) -> int:
+        return len([c for c in self.alive() if not c.stopping])
+
+    def scale(self, n: int) -> None:
+        """Keep `n` workers (not stopping) alive: start more, or ask extras to stop after
+        their current trial."""
+        self.target = max(0, n)
+        active = [c for c in self.alive() if not c.stopping]
+        for child in active[self.target :]:
+            child.stopping = True
+            self._control(child, "stop_after")
+        for _ in range(self.target - len(active)):
+            self._spawn(parallel=self.target > 1)
+
+    def broadcast(self, action: str) -> None:
+        if action == "hold":
+            self.hold = True
+        elif action == "release":
+            self.hold = False
+        for child in self.alive():
+            if action in ("stop_after", "stop_now"):
+                child.stopping = True
+            self._control(child, action)
+
+    def reap(self) -> list[tuple[str, int]]:
+        """(worker id, exit code) of each child that exited since the last call."""
+        done = [c for c in self.children if c.process.poll() is not None]
+        self.children = [c for c in self.children if c.process.poll() is None]
+        return [(c.worker_id, int(c.process.returncode)) for c in done]
+
+    def kill_all(self) -> None:
+        for child in self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                child.process.kill()
+
+    def _spawn(self, *, parallel: bool) -> None:
+        self._serial += 1
+        worker_id = f"w{self._serial}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "engine.workers",
+            "--storage",
+            self.storage_url,
+            "--campaign",
+            self.campaign,
+            "--worker-id",
+            worker_id,
+            "--parent",
+            str(os.getpid()),
+            "--salt",
+            str(self._serial),
+        ]
+        if self.threads:
+            cmd += ["--threads", str(self.threads)]
+        if self.device:
+            cmd += ["--device", self.device]
+        if parallel:
+            cmd += ["--parallel"]
+        if self.lock_path:
+            cmd += ["--lock", self.lock_path]
+        if self.hold:
+            cmd += ["--hold"]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            process = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0
+            )
+        child = Child(worker_id, process)
+        self.children.append(child)
+        threading.Thread(target=self._read, args=(child,), daemon=True).start()
+
+    def _read(self, child: Child) -> None:
+        assert child.process.stdout is not None
+        for line in child.process.stdout:
+            if not line.strip():
+                continue
+            try:
+                event = p.decode_event(line)
+            except p.ProtocolError as exc:
+                event = p.LogLine(level="warning", message=f"{child.worker_id}: {exc}")
+            self.on_event(event)
+
+    def _control(self, child: Child, action: str) -> None:
+        stdin = child.process.stdin
+        if stdin is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            stdin.write((json.dumps({"control": action}) + "\n").encode())
+            stdin.flush()
+
+
+# ----------------------------------------------------------------- the child process
+
+
+def _die_with_parent(parent: int) -> Callable[[], bool]:
+    """Ask Linux to kill us when the engine dies; return an orphan check for elsewhere."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if parent and os.getppid() != parent:  # died before prctl took effect
+        os._exit(3)
+    return lambda: bool(parent) and os.getppid() != parent
+
+
+def _watch_control(stream: IO[bytes], flags: Any) -> None:
+    for raw in stream:
+        try:
+            action = json.loads(raw).get("control")
+        except (ValueError, AttributeError):
+            continue
+        if action == "interrupt":
+            flags.interrupt = True
+        elif action == "stop_after":
+            flags.stop_after = True
+        elif action == "stop_now":
+            flags.exit_now = True
+        elif action == "hold":
+            flags.hold = True
+        elif action == "release":
+            flags.hold = False
+    flags.exit_now = True  # EOF: the engine is gone
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.workers")
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--campaign", required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--parent", type=int, default=0)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--device")
+    parser.add_argument("--salt", type=int, default=0)
+    parser.add_argument("--parallel", action="store_true")
+    parser.add_argument("--lock")
+    parser.add_argument("--hold", action="store_true")
+    args = parser.parse_args(argv)
+
+    from engine.storage import open_storage
+    from engine.worker import Flags, Worker
+
+    orphaned = _die_with_parent(args.parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    flags = Flags(orphaned=orphaned, hold=args.hold)
+
+    def on_term(signum: int, frame: Any) -> None:
+        flags.exit_now = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    # Protocol lines go to the original stdout; anything else printed goes to stderr.
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    lock = threading.Lock()
+
+    def emit(event: p.Event) -> None:
+        with lock:
+            try:
+                out.write(p.encode(event) + "\n")
+                out.flush()
+            except OSError:
+                flags.exit_now = True
+
+    threading.Thread(target=_watch_control, args=(sys.stdin.buffer, flags), daemon=True).start()
+    worker = Worker(
+        open_storage(args.storage),
+        args.campaign,
+        worker_id=args.worker_id,
+        emit=emit,
+        flags=flags,
+        threads=args.threads,
+        device=args.device,
+        parallel=args.parallel,
+        salt=args.salt,
+        lock_path=args.lock,
+    )
+    code = worker.run()
+    with contextlib.suppress(OSError):
+        out.flush()
+    sys.stderr.flush()
+    os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown
+
+
+if __name__ == "__main__":
+    sys.exit(main())

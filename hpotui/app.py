@@ -1,0 +1,402 @@
+"""The hpotui dashboard: a Textual app over one engine link.
+
+Events are folded into `CampaignState` the moment they arrive (a `@work` reader), while
+panels redraw on a short timer, only for the topics that changed: a burst of events costs
+one redraw. Keys send protocol commands; the engine answers with `Reply` and a fresh
+`QueueSnapshot`, which is the only thing that changes the queue on screen.
+
+Never lose the campaign: quitting asks whether to stop after the current trials or leave
+the engine running; a closed terminal (SIGHUP) detaches and leaves it running; an engine
+that dies shows its exit status and last stderr lines with a key to restart it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from engine.errors import UserError
+from engine.protocol import (
+    Command,
+    Event,
+    HardwareSampled,
+    RequestSnapshot,
+    Stop,
+)
+from hpotui.screens.crashed import CrashChoice, EngineCrashedScreen
+from hpotui.screens.main import KEYS, TOPICS, MainScreen
+from hpotui.screens.quit import QuitChoice, QuitScreen
+from hpotui.screens.trial_table import TrialTableScreen
+from hpotui.state import HISTORY_SAMPLES, CampaignState
+from hpotui.widgets.hardware_panel import HardwarePanel
+from hpotui.widgets.log_view import LogView
+from hpotui.widgets.status_bar import StatusBar
+
+FRAME_S = 0.05  # at most one redraw per FRAME_S: events in between are coalesced
+
+
+class Link(Protocol):
+    """What the app needs from `hpotui.link.EngineLink` (fakes implement the same)."""
+
+    attached: bool
+
+    async def next_event(self) -> Event | None: ...
+    async def send(self, command: Command) -> None: ...
+    def new_id(self) -> str: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def stderr_tail(self, n: int = 20) -> list[str]: ...
+    async def detach(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+LinkFactory = Callable[[], Awaitable[Link]]
+
+
+class HpotuiApp(App[int]):
+    CSS_PATH = "hpotui.tcss"
+    TITLE = "hpotui"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        config: Path,
+        link_factory: LinkFactory,
+        *,
+        thresholds: tuple[float, float] = (85.0, 95.0),
+        history: Callable[[Link], list[Event]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.state = CampaignState()
+        self.link: Link | None = None
+        self.exit_message = ""
+        self._link_factory = link_factory
+        self._history = history
+        self._thresholds = thresholds
+        self._dirty: set[str] = set()
+        self._draw_pending = False
+        self._last_draw = 0.0
+        self._pending: dict[str, str] = {}  # command id -> what it does (for notifications)
+        self.sent: list[Command] = []  # every command sent, in order (tests, debugging)
+        self._leaving = False  # we asked the link to end: its end is no crash
+        self.frames = 0  # redraws (benchmarks)
+        self.drawn_events = 0  # events folded when the last redraw ran (benchmarks)
+        self._detaching: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ screens
+
+    def get_default_screen(self) -> MainScreen:
+        warning_c, critical_c = self._thresholds
+        self.main = MainScreen(self.state, warning_c=warning_c, critical_c=critical_c)
+        return self.main
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.config)
+        self._install_hangup()
+        self._mark(TOPICS)
+        self.start_link()
+
+    # ------------------------------------------------------------------ events in
+
+    @work(exclusive=True, group="link", exit_on_error=False)
+    async def start_link(self) -> None:
+        """Open (spawn or attach) the engine, replay history, then fold its events."""
+        self._leaving = False
+        status = self.main.query_one(StatusBar)
+        status.link_state = "starting"
+        self._mark({"status"})
+        try:
+            link = await self._link_factory()
+        except UserError as error:
+            self._engine_down(None, [str(error)], "the engine could not start")
+            return
+        except Exception as error:  # the link is outside our control: show, don't crash
+            self._engine_down(
+                None, [f"{type(error).__name__}: {error}"], "could not reach the engine"
+            )
+            return
+        self.link = link
+        status.link_state = "attached" if link.attached else "running"
+        if link.attached and self._history is not None:
+            try:
+                past = await asyncio.to_thread(self._history, link)
+            except Exception as error:
+                self.notify(f"could not read the event history: {error}", severity="warning")
+                past = []
+            for old in past:
+                self._fold(old)
+            self.state.bye = None  # an earlier session's goodbye says nothing about this one
+            self._mark({"queue", "trials", "curves", "hardware", "log"})
+        await self.send_command(RequestSnapshot, None)
+        while True:
+            event: Event | None
+            try:
+                event = await link.next_event()
+            except Exception as error:
+                self.state.add_log(time.time(), "error", f"link: {error}", "hpotui")
+                event = None
+            if event is None:
+                break
+            try:
+                self._fold(event)
+            except Exception as error:  # one bad event must not stop the dashboard
+                self._show_error(f"could not show a {event.type} event: {error!r}")
+        self._link_ended(link)
+
+    def _fold(self, event: Event) -> None:
+        self._mark(self.state.apply(event))
+        command_id = getattr(event, "command_id", None)
+        if command_id is not None and command_id in self._pending:
+            what = self._pending.pop(command_id)
+            ok = getattr(event, "ok", False)
+            message = getattr(event, "message", "")
+            if ok:
+                self.notify(f"{what}: {message}" if message else what, timeout=3)
+            else:
+                self.notify(f"{what} refused: {message}", severity="error", timeout=6)
+
+    def _show_error(self, message: str) -> None:
+        """An app-level problem: a notification and a log line, never a traceback."""
+        self.state.add_log(time.time(), "error", message, "hpotui")
+        self._mark({"log"})
+        self.notify(message, severity="error", timeout=8)
+
+    def _link_ended(self, link: Link) -> None:
+        status = self.main.query_one(StatusBar)
+        self.link = None
+        if self._leaving:
+            return
+        bye = self.state.bye
+        code = link.returncode
+        if bye is not None and bye.exit_code == 0 and code in (None, 0):
+            status.link_state = "finished"
+            self.notify(f"engine finished: {bye.reason}", timeout=10)
+            self._mark({"status"})
+            return
+        if code is None and bye is not None:
+            code = bye.exit_code
+        reason = bye.reason if bye is not None else "the engine's event stream ended"
+        errors = self.state.errors[-10:]
+        self._engine_down(code, errors + link.stderr_tail(20 - len(errors)), reason)
+
+    def _engine_down(self, code: int | None, stderr: list[str], reason: str) -> None:
+        self.main.query_one(StatusBar).link_state = "down"
+        self.state.add_log(time.time(), "error", f"engine down ({code}): {reason}", "hpotui")
+        self._mark({"status", "log"})
+        self.push_screen(EngineCrashedScreen(code, stderr, reason), self._after_crash)
+
+    def _after_crash(self, choice: CrashChoice | None) -> None:
+        if choice == "restart":
+            self.state.bye = None
+            self.start_link()
+        elif choice == "quit":
+            self.exit_message = "hpotui: the engine is not running"
+            self.exit(1, return_code=1)
+
+    # ------------------------------------------------------------------ redraws
+
+    def _mark(self, topics: Iterable[str]) -> None:
+        """Note what changed; the first change after a quiet spell is drawn at once,
+        a burst waits for the next frame slot (one redraw for the whole burst)."""
+        self._dirty.update(topics)
+        if self._draw_pending:
+            return
+        wait = self._last_draw + FRAME_S - time.monotonic()
+        if wait <= 0 and self.main.ready:
+            self._draw()  # no extra trip through the event loop
+        else:
+            self._draw_pending = True
+            if wait > 0:
+                self.set_timer(wait, self._draw)
+            else:  # a zero-interval Textual timer divides by zero
+                self.call_later(self._draw)
+
+    def _draw(self) -> None:
+        self._draw_pending = False
+        self._last_draw = time.monotonic()
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return
+        self.frames += 1
+        self.drawn_events = self.state.n_events
+        self.main.draw(dirty)
+        screen = self.screen
+        if isinstance(screen, TrialTableScreen) and dirty & {"trials", "curves"}:
+            screen.refresh_rows()
+
+    # ------------------------------------------------------------------ commands out
+
+    async def send_command(self, make: Callable[[str], Command], what: str | None) -> bool:
+        """Send `make(new id)`; `what` (e.g. "skip 2M_h1") names it in the notification
+        that the engine's Reply brings. False when it could not be sent (shown, logged)."""
+        link = self.link
+        if link is None:
+            self.notify("the engine is not connected", severity="warning")
+            return False
+        command = make(link.new_id())
+        if what is not None:
+            self._pending[command.id] = what
+        self.sent.append(command)
+        try:
+            await link.send(command)
+        except Exception as error:  # a dead pipe is shown, never raised at the user
+            self._pending.pop(command.id, None)
+            self.notify(f"could not send {command.type}: {error}", severity="error")
+            self.state.add_log(
+                self.state.last_ts, "error", f"send {command.type}: {error}", "hpotui"
+            )
+            self._mark({"log"})
+            return False
+        return True
+
+    async def action_quit(self) -> None:
+        if self.link is None:
+            self.exit(0)
+            return
+        self.push_screen(QuitScreen(), self._after_quit)
+
+    async def _after_quit(self, choice: QuitChoice) -> None:
+        if choice is None:
+            return
+        await self.leave(stop=choice == "stop")
+
+    async def leave(self, *, stop: bool) -> None:
+        """Exit the app; the engine keeps running (to finish current trials if `stop`)."""
+        link, self._leaving = self.link, True
+        if link is not None:
+            if stop:
+                await self.send_command(lambda i: Stop(i, mode="after_current"), None)
+            try:
+                await link.detach()
+            except Exception as error:
+                self.exit_message = f"hpotui: detaching from the engine failed: {error}"
+        hello = self.state.hello
+        where = f" (engine pid {hello.pid})" if hello else ""
+        if stop:
+            self.exit_message = self.exit_message or (
+                f"hpotui: the campaign stops after its current trials{where}"
+            )
+        else:
+            self.exit_message = self.exit_message or (
+                f"hpotui: the campaign keeps running{where}; `hpotui {self.config}` re-attaches"
+            )
+        self.exit(0)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for _, shown, action, description, _ in KEYS:
+            yield SystemCommand(
+                f"{description} ({shown})",
+                description,
+                lambda action=action: self.main.run_action(action),
+            )
+        yield SystemCommand(
+            "Log: next level filter",
+            "debug/info/warning/error",
+            self.main.query_one(LogView).action_cycle_level,
+        )
+
+    def _install_hangup(self) -> None:
+        """A closed terminal detaches: the campaign the user left running keeps running."""
+        try:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._hangup))
+        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+            pass  # not on the main thread, or no SIGHUP (Windows)
+
+    async def _hangup(self) -> None:
+        await self.leave(stop=False)
+
+    def _fatal_error(self) -> None:
+        """An unexpected app error: log the traceback to a file, show one line, and leave
+        the engine running (never a traceback on screen, never a lost campaign)."""
+        from engine.paths import outputs_dir
+
+        path = outputs_dir() / "hpotui-crash.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as out:
+                out.write(traceback.format_exc())
+            where = f"details in {path}"
+        except OSError:
+            where = "no crash log could be written"
+        error = self._exception
+        self.exit_message = f"hpotui: internal error: {type(error).__name__}: {error} ({where})"
+        link, self.link = self.link, None
+        if link is not None:
+            self._leaving = True
+            self._detaching = asyncio.ensure_future(link.detach())
+        self._close_messages_no_wait()
+
+
+def create_app(
+    config: Path,
+    *,
+    storage: str | None = None,
+    workers: str | None = None,
+    link_factory: LinkFactory | None = None,
+) -> HpotuiApp:
+    """The dashboard on `config`; `link_factory` replaces the real engine (tests, bench)."""
+    history = None
+    if link_factory is None:
+        from hpotui.link import EngineLink
+
+        async def open_engine() -> Link:
+            return await EngineLink.open(config, storage=storage, workers=workers)
+
+        link_factory = open_engine
+
+        def history(_: Link) -> list[Event]:
+            return _engine_history(config)
+
+    return HpotuiApp(
+        config, link_factory, thresholds=HardwarePanel.thresholds_from(config), history=history
+    )
+
+
+def _engine_history(config: Path) -> list[Event]:
+    """The campaign's events.jsonl, minus all but the last minute of hardware samples
+    (a days-long campaign has hundreds of thousands; the panel shows 60)."""
+    from hpotui.link import campaign_dir_of, history
+
+    folder = campaign_dir_of(config)
+    if folder is None:
+        return []
+    events = history(folder)
+    hardware = [i for i, e in enumerate(events) if isinstance(e, HardwareSampled)]
+    drop = set(hardware[:-HISTORY_SAMPLES])
+    return [e for i, e in enumerate(events) if i not in drop]
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """`hpotui [CONFIG]`: the dashboard. Returns the exit code."""
+    from engine.paths import default_config
+
+    config = Path(args.config) if args.config else default_config()
+    if not config.is_file():
+        raise UserError(
+            f"{config}: no such campaign config",
+            where="command line",
+            hint="pass the path of a campaign TOML, e.g. configs/demo.toml",
+        )
+    app = create_app(config.resolve(), storage=args.storage, workers=args.workers)
+    result = app.run()
+    if app.exit_message:
+        print(app.exit_message)
+    return app.return_code or int(result or 0)  # return_code is 1 after an internal error

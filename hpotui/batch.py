@@ -1,0 +1,230 @@
+"""`hpotui --batch [CONFIG]`: the campaign headless, rendered from the same events as the
+dashboard. One line per finished trial plus a live progress line (rich), or the raw
+events with --json. Exit codes come from the engine's Bye: 0 all done, 1 an experiment
+failed, 2 config or pre-flight error (nothing started), 130 interrupted.
+
+Ctrl-C once asks the engine to finish the running trials and stop; twice, to stop now
+(running trials are recorded as interrupted and re-run on resume). Running the same
+command again resumes the campaign.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from engine import protocol as p
+from hpotui.link import EngineLink
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _arch_label(arch: dict[str, Any]) -> str:
+    if not arch:
+        return "-"
+    return f"d{arch.get('d_model')}-L{arch.get('n_layers')}-h{arch.get('n_heads')}-ff{arch.get('d_ff')}"
+
+
+class BatchView:
+    """Turns events into lines and a progress line."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.snapshot: p.QueueSnapshot | None = None
+        self.hello: p.Hello | None = None
+        self.errors: list[str] = []
+        self.trials_done = 0
+        self.started = time.monotonic()
+        self.running: dict[tuple[str, int], p.TrialStarted] = {}
+
+    def status(self, name: str) -> p.ExperimentStatus | None:
+        if self.snapshot is None:
+            return None
+        return next((e for e in self.snapshot.experiments if e.name == name), None)
+
+    def handle(self, event: p.Event) -> None:
+        c = self.console
+        if isinstance(event, p.Hello):
+            self.hello = event
+            if event.workers:
+                verb = "resuming" if event.resumed else "starting"
+                c.print(
+                    f"[bold]{event.campaign}[/]: {verb} with {event.workers} worker(s); "
+                    f"storage {event.storage}"
+                )
+        elif isinstance(event, p.QueueSnapshot):
+            self.snapshot = event
+        elif isinstance(event, p.TrialStarted):
+            self.running[(event.experiment, event.trial)] = event
+        elif isinstance(event, p.TrialFinished):
+            self.running.pop((event.experiment, event.trial), None)
+            self.trials_done += 1
+            c.print(self.trial_line(event))
+        elif isinstance(event, p.ExperimentFinished):
+            best = "" if event.best_value is None else f", best {event.best_value:.4f}"
+            why = f" ({event.reason})" if event.reason else ""
+            style = "green" if event.state == "done" else "yellow"
+            c.print(f"[{style}]{event.experiment} {event.state}{best}{why}[/]")
+        elif isinstance(event, p.ThermalChanged):
+            c.print(f"[yellow]thermal {event.previous} -> {event.state}: {event.reason}[/]")
+        elif isinstance(event, p.LogLine):
+            if event.level in ("warning", "error"):
+                c.print(f"[yellow]{event.level}: {event.message}[/]")
+        elif isinstance(event, p.ErrorRaised):
+            self.errors.append(event.message)
+        elif isinstance(event, p.Reply) and not event.ok:
+            c.print(f"[red]command refused: {event.message}[/]")
+
+    def trial_line(self, e: p.TrialFinished) -> Text:
+        status = self.status(e.experiment)
+        n = f"/{status.n_trials}" if status else ""
+        value = "-" if e.value is None else f"{e.value:.4f}"
+        style = {"complete": "", "pruned": "dim", "failed": "red", "interrupted": "yellow"}
+        line = (
+            f"{e.experiment:<12} trial {e.trial:>3}{n:<4} {e.state:<11} val_bce {value:<8} "
+            f"{_arch_label(e.architecture):<20} {e.n_params:>11,} params "
+            f"{_duration(e.duration_s):>7}  {e.worker}"
+        )
+        if e.reason and e.state != "complete":
+            line += f"  ({e.reason})"
+        return Text(line, style=style.get(e.state, ""))
+
+    def progress(self) -> Text:
+        snap = self.snapshot
+        if snap is None:
+            return Text("starting the engine ...")
+        active = [x for x in snap.experiments if x.state in ("running", "queued")]
+        if not active:
+            return Text("finishing ...")
+        x = next((x for x in active if x.state == "running"), active[0])
+        k = x.n_complete + x.n_pruned + x.n_failed
+        best = "-" if x.best_value is None else f"{x.best_value:.4f}"
+        total = sum(e.n_trials for e in snap.experiments if e.state != "skipped")
+        finished = sum(e.n_complete + e.n_pruned + e.n_failed for e in snap.experiments)
+        return Text(
+            f"▶ {x.name}  trial {k + x.n_running}/{x.n_trials}  best {best}  "
+            f"ETA {_duration(x.eta_s)}  |  campaign {finished}/{total}, "
+            f"{len(self.running)} running, {_duration(time.monotonic() - self.started)} elapsed",
+            style="bold cyan",
+        )
+
+    def summary(self, campaign_dir: Path | None) -> Table:
+        table = Table(title="best architecture per experiment", title_justify="left")
+        for col in ("experiment", "state", "trials", "best val_bce", "architecture", "params"):
+            table.add_column(col)
+        for x in self.snapshot.experiments if self.snapshot else []:
+            best = _best_file(campaign_dir, x.name)
+            arch = _arch_label(best.get("architecture") or {}) if best else "-"
+            params = f"{best['n_params']:,}" if best and best.get("n_params") else "-"
+            value = "-" if x.best_value is None else f"{x.best_value:.4f}"
+            done = x.n_complete + x.n_pruned + x.n_failed
+            table.add_row(x.name, x.state, f"{done}/{x.n_trials}", value, arch, params)
+        return table
+
+
+def _best_file(campaign_dir: Path | None, experiment: str) -> dict[str, Any] | None:
+    if campaign_dir is None:
+        return None
+    path = campaign_dir / experiment / "best.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from engine import paths
+
+    config = Path(args.config) if args.config else paths.default_config()
+    link = await EngineLink.open(config, storage=args.storage, workers=args.workers)
+    console = Console(highlight=False, soft_wrap=True)
+    view = BatchView(console)
+    interrupts = {"n": 0}
+    pending: set[asyncio.Future[None]] = set()  # keeps the send tasks alive
+    loop = asyncio.get_running_loop()
+
+    def on_sigint() -> None:
+        interrupts["n"] += 1
+        mode: Literal["after_current", "now"] = "after_current" if interrupts["n"] == 1 else "now"
+        note = (
+            "finishing the running trials, then stopping (Ctrl-C again: stop now)"
+            if mode == "after_current"
+            else "stopping now; running trials are recorded interrupted and re-run on resume"
+        )
+        (Console(stderr=True) if args.json else console).print(f"[yellow]{note}[/]")
+        pending.add(asyncio.ensure_future(link.send(p.Stop(id=link.new_id(), mode=mode))))
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    bye: p.Bye | None = None
+    live = Live(view.progress(), console=console, transient=True, auto_refresh=False)
+    use_live = console.is_terminal and not args.json
+    if use_live:
+        live.start()
+    try:
+        while True:
+            event = await link.next_event()
+            if event is None:
+                break
+            if args.json:
+                sys.stdout.write(p.encode(event) + "\n")
+                sys.stdout.flush()
+                view.snapshot = event if isinstance(event, p.QueueSnapshot) else view.snapshot
+                if isinstance(event, p.ErrorRaised):
+                    view.errors.append(event.message)
+            else:
+                view.handle(event)
+            if use_live:
+                live.update(view.progress(), refresh=True)
+            if isinstance(event, p.Bye):
+                bye = event
+                break
+    finally:
+        if use_live:
+            live.stop()
+        loop.remove_signal_handler(signal.SIGINT)
+        await link.close()
+    if bye is None:
+        for line in link.stderr_tail(20):
+            print(line, file=sys.stderr)
+        print("hpotui: the engine ended without saying goodbye (see above)", file=sys.stderr)
+        return EXIT_FAILED
+    if bye.exit_code == EXIT_USAGE:
+        for line in view.errors:
+            print(f"hpotui: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.json:
+        folder = paths.outputs_dir() / view.hello.campaign if view.hello else None
+        if view.trials_done == 0 and bye.exit_code == 0:
+            console.print(f"campaign {view.hello.campaign if view.hello else ''} is complete")
+        console.print(view.summary(folder))
+        console.print(f"{bye.reason}")
+    return bye.exit_code
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))

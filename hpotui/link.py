@@ -1,0 +1,215 @@
+"""The front-end's end of the engine protocol: attach to a campaign's running engine
+(its unix socket) or start one (`python -m engine`) and talk JSON lines over its pipes.
+
+The engine is started in its own session (start_new_session=True), so Ctrl-C or a
+closed terminal never reaches it. `detach()` and `close()` never stop it: it runs on
+headless until the campaign ends or it gets a `Stop` command (send one first to end
+it). `history()` replays a campaign's events.jsonl for a re-attached front-end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO
+
+from engine import protocol as p
+
+SOCKET_NAME = "engine.sock"
+STREAM_LIMIT = 16 * 2**20  # a queue snapshot of a big campaign is one long line
+
+
+def campaign_dir_of(config: Path) -> Path | None:
+    """outputs/<campaign>/ of a config, or None when the config does not load (the
+    engine will report why)."""
+    from engine import paths
+
+    try:
+        from engine.campaign.config import load_campaign
+
+        return paths.outputs_dir() / load_campaign(config).name
+    except Exception:
+        return None
+
+
+class EngineLink:
+    """One connection to an engine: events in, commands out."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter | None,
+        *,
+        process: subprocess.Popen[bytes] | None = None,
+        errors: asyncio.StreamReader | None = None,
+        attached: bool = False,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._process = process
+        self.attached = attached
+        self._stderr: collections.deque[str] = collections.deque(maxlen=200)
+        self._ids = itertools.count(1)
+        self._prefix = f"fe{os.getpid()}-"
+        self._stderr_task: asyncio.Task[None] | None = None
+        self._transports: list[asyncio.BaseTransport] = []
+        if errors is not None:
+            self._stderr_task = asyncio.ensure_future(self._pump_stderr(errors))
+
+    @classmethod
+    async def open(
+        cls, config: Path, *, storage: str | None = None, workers: str | None = None
+    ) -> EngineLink:
+        """Attach to the campaign's running engine if there is one, else start one."""
+        folder = campaign_dir_of(Path(config))
+        if folder is not None:
+            link = await cls.attach(folder / SOCKET_NAME)
+            if link is not None:
+                return link
+        return await cls.spawn(config, storage=storage, workers=workers)
+
+    @classmethod
+    async def attach(cls, socket_path: Path) -> EngineLink | None:
+        if not socket_path.exists():
+            return None
+        try:
+            reader, writer = await asyncio.open_unix_connection(
+                str(socket_path), limit=STREAM_LIMIT
+            )
+        except OSError:
+            return None  # a socket file left by a killed engine
+        return cls(reader, writer, attached=True)
+
+    @classmethod
+    async def spawn(
+        cls,
+        config: Path,
+        *,
+        storage: str | None = None,
+        workers: str | None = None,
+        extra: list[str] | None = None,
+    ) -> EngineLink:
+        cmd = [sys.executable, "-m", "engine", "--config", str(config)]
+        if storage:
+            cmd += ["--storage", storage]
+        if workers:
+            cmd += ["--workers", str(workers)]
+        cmd += extra or []
+        # Popen, not asyncio's subprocess: its transport kills a still-running child
+        # when closed, and the engine must outlive the front-end.
+        process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        loop = asyncio.get_running_loop()
+        reader, out_transport = await _read_pipe(loop, process.stdout)
+        errors, err_transport = await _read_pipe(loop, process.stderr)
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.streams.FlowControlMixin(), process.stdin
+        )
+        writer = asyncio.StreamWriter(transport, protocol, None, loop)
+        link = cls(reader, writer, process=process, errors=errors)
+        link._transports = [out_transport, err_transport]
+        return link
+
+    async def next_event(self) -> p.Event | None:
+        """The next event, or None when the stream ended. Undecodable lines become
+        `ErrorRaised` events (a newer engine may send types this front-end lacks)."""
+        while True:
+            try:
+                line = await self._reader.readline()
+            except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
+                return p.ErrorRaised(message=f"engine stream broken: {exc}")
+            if not line:
+                if self._process is not None:
+                    await self._wait_exit(10)
+                    if self._stderr_task is not None:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(self._stderr_task, 2)
+                return None
+            if not line.strip():
+                continue
+            try:
+                return p.decode_event(line)
+            except p.ProtocolError as exc:
+                return p.ErrorRaised(message=f"unreadable engine line: {exc}")
+
+    async def send(self, command: p.Command) -> None:
+        if self._writer is None:
+            raise ConnectionError("not connected to an engine")
+        self._writer.write((p.encode(command) + "\n").encode())
+        await self._writer.drain()
+
+    def new_id(self) -> str:
+        return f"{self._prefix}{next(self._ids)}"
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def stderr_tail(self, n: int = 20) -> list[str]:
+        return list(self._stderr)[-n:]
+
+    async def detach(self) -> None:
+        """Stop talking; the engine keeps running (headless)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+
+    async def close(self) -> None:
+        """Detach and release the pipes; the engine is never killed from here."""
+        await self.detach()
+        if self._stderr_task is not None:
+            if self._process is not None and self._process.poll() is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._stderr_task, 1)
+            self._stderr_task.cancel()
+        for transport in self._transports:
+            transport.close()  # the engine's next write gets EPIPE, which it ignores
+        self._transports = []
+
+    async def _wait_exit(self, timeout: float) -> None:
+        assert self._process is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._process.poll() is None and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _pump_stderr(self, stream: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await stream.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                continue
+            if not line:
+                return
+            self._stderr.append(line.decode(errors="replace").rstrip("\n"))
+
+
+async def _read_pipe(
+    loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None
+) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    assert pipe is not None
+    reader = asyncio.StreamReader(limit=STREAM_LIMIT)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader, transport
+
+
+def history(campaign_dir: Path) -> list[p.Event]:
+    """The campaign's events so far (events.jsonl), for a re-attached front-end."""
+    from engine.outputs import read_events
+
+    return read_events(Path(campaign_dir))

@@ -1,0 +1,146 @@
+"""One experiment's trials: sortable (o: next column, or click a header) and filterable by
+state (f). Updated live while open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label
+
+from hpotui.state import CampaignState, Trial
+from hpotui.widgets.format import count, duration, state_text, value
+
+COLUMNS = (
+    "trial",
+    "state",
+    "value",
+    "AUC",
+    "d_model",
+    "layers",
+    "heads",
+    "d_ff",
+    "params",
+    "epochs",
+    "duration",
+    "worker",
+)
+FILTERS = ("all", "running", "complete", "pruned", "failed", "interrupted")
+
+
+class TrialTableScreen(Screen[None]):
+    BINDINGS = [
+        ("escape,q", "close", "Back"),
+        ("o", "sort_next", "Sort"),
+        ("r", "reverse", "Reverse"),
+        ("f", "filter_next", "Filter state"),
+    ]
+
+    def __init__(self, experiment: str, state: CampaignState) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.state = state
+        self.sort_column = "trial"
+        self.descending = False
+        self.filter = "all"
+        self._key: object = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(id="trials-title")
+        yield DataTable(id="trials", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.refresh_rows()
+        table.focus()
+
+    def rows(self) -> list[Trial]:
+        trials = self.state.trials_of(self.experiment)
+        if self.filter != "all":
+            trials = [t for t in trials if t.state == self.filter]
+        return sorted(trials, key=lambda t: _sort_key(t, self.sort_column), reverse=self.descending)
+
+    def refresh_rows(self) -> None:
+        trials = self.rows()
+        key = ([_signature(t) for t in trials], self.sort_column, self.descending, self.filter)
+        title = (
+            f"{self.experiment}: {len(trials)} trial(s) · state {self.filter} · sorted by "
+            f"{self.sort_column} {'desc' if self.descending else 'asc'}"
+        )
+        self.query_one("#trials-title", Label).update(title)
+        if key == self._key:
+            return
+        self._key = key
+        table = self.query_one(DataTable)
+        table.clear()
+        for trial in trials:
+            table.add_row(*_cells(trial), key=str(trial.number))
+
+    def action_sort_next(self) -> None:
+        self.sort_column = COLUMNS[(COLUMNS.index(self.sort_column) + 1) % len(COLUMNS)]
+        self.refresh_rows()
+
+    def action_reverse(self) -> None:
+        self.descending = not self.descending
+        self.refresh_rows()
+
+    def action_filter_next(self) -> None:
+        self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
+        self.refresh_rows()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        if column == self.sort_column:
+            self.descending = not self.descending
+        self.sort_column = column
+        self.refresh_rows()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def _signature(trial: Trial) -> object:
+    return (trial.number, trial.state, trial.value, len(trial.epochs), trial.duration_s)
+
+
+def _sort_key(trial: Trial, column: str) -> Any:
+    arch = trial.architecture
+    keys: dict[str, Any] = {
+        "trial": trial.number,
+        "state": trial.state,
+        "value": trial.value,
+        "AUC": trial.auc,
+        "d_model": arch.get("d_model"),
+        "layers": arch.get("n_layers"),
+        "heads": arch.get("n_heads"),
+        "d_ff": arch.get("d_ff"),
+        "params": trial.n_params,
+        "epochs": len(trial.epochs),
+        "duration": trial.duration_s,
+        "worker": trial.worker,
+    }
+    key = keys.get(column)
+    # None sorts last whatever the direction of the rest.
+    return (key is None, key if key is not None else 0, trial.number)
+
+
+def _cells(trial: Trial) -> list[object]:
+    arch = trial.architecture
+    return [
+        str(trial.number),
+        state_text(trial.state),
+        value(trial.value),
+        value(trial.auc, 3),
+        str(arch.get("d_model", "-")),
+        str(arch.get("n_layers", "-")),
+        str(arch.get("n_heads", "-")),
+        str(arch.get("d_ff", "-")),
+        count(trial.n_params or None),
+        str(len(trial.epochs)),
+        duration(trial.duration_s),
+        trial.worker,
+    ]

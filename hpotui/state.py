@@ -1,0 +1,298 @@
+"""The dashboard's model of a campaign, built by folding engine events; no UI imports.
+
+`CampaignState.apply(event)` updates the model and returns the *topics* that changed
+("queue", "trials", "curves", "hardware", "log", "status"). The app folds every event as
+soon as it arrives but redraws only the panels whose topics changed, on a short timer, so
+a fast event stream costs one redraw per tick rather than one per event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.protocol import (
+    Bye,
+    EpochEnded,
+    ErrorRaised,
+    Event,
+    ExperimentFinished,
+    ExperimentStarted,
+    ExperimentStatus,
+    HardwareSampled,
+    Hello,
+    LogLine,
+    QueueSnapshot,
+    Reply,
+    ThermalChanged,
+    TrialFinished,
+    TrialStarted,
+)
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+HISTORY_SAMPLES = 60  # hardware samples kept (1 Hz: one minute)
+LOG_LINES = 2000
+TOPICS = ("queue", "trials", "curves", "hardware", "log", "status")
+
+
+@dataclass
+class Trial:
+    """One trial of one experiment, running or finished."""
+
+    experiment: str
+    number: int
+    state: str = "running"  # "running" or a protocol TrialState
+    value: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    architecture: dict[str, int] = field(default_factory=dict)
+    n_params: int = 0
+    worker: str = ""
+    host: str = ""
+    forced_extreme: bool = False
+    started_ts: float = 0.0
+    duration_s: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    epochs: list[tuple[int, float, float]] = field(default_factory=list)  # epoch, train, val
+    updated_ts: float = 0.0
+
+    @property
+    def auc(self) -> float | None:
+        """The validation AUC, whatever the engine calls it (val_auc, auc, roc_auc...)."""
+        for key in ("val_auc", "auc", "roc_auc", "val_roc_auc"):
+            if key in self.metrics:
+                return self.metrics[key]
+        for key, value in self.metrics.items():
+            if "auc" in key and not key.startswith("test"):
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    ts: float
+    level: str
+    message: str
+    source: str
+
+
+@dataclass
+class HardwareView:
+    """The last hardware sample plus short histories for sparklines."""
+
+    last: dict[str, Any] | None = None
+    cpu_history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
+    core_history: list[deque[float]] = field(default_factory=list)
+    temp_history: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY_SAMPLES))
+
+
+class CampaignState:
+    """Everything the dashboard shows, derived only from events."""
+
+    def __init__(self) -> None:
+        self.hello: Hello | None = None
+        self.queue: list[ExperimentStatus] = []
+        self.workers: int = 0
+        self.paused_all = False
+        self.trials: dict[str, dict[int, Trial]] = {}
+        self.hardware = HardwareView()
+        self.thermal: str = "unknown"
+        self.thermal_reason: str = ""
+        self.log: deque[LogEntry] = deque(maxlen=LOG_LINES)
+        self.replies: dict[str, Reply] = {}
+        self.bye: Bye | None = None
+        self.errors: list[str] = []  # error events since the engine's last Hello
+        self.n_events = 0
+        self.last_ts = 0.0
+        self._log_seq = 0
+        self._last_trial: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------------ folding
+
+    def apply(self, event: Event) -> set[str]:
+        """Fold one event into the state; return the topics that changed."""
+        self.n_events += 1
+        self.last_ts = max(self.last_ts, event.ts)
+        changed = {"status"}
+        if isinstance(event, HardwareSampled):
+            self._hardware(event)
+            changed.add("hardware")
+        elif isinstance(event, EpochEnded):
+            trial = self._trial(event.experiment, event.trial, event.ts)
+            trial.epochs.append((event.epoch, event.train_loss, event.val_loss))
+            trial.updated_ts = event.ts
+            self._last_trial = (event.experiment, event.trial)
+            changed.add("curves")
+        elif isinstance(event, QueueSnapshot):
+            self.queue = sorted(event.experiments, key=lambda e: e.position)
+            self.workers = event.workers
+            self.paused_all = event.paused_all
+            changed.add("queue")
+        elif isinstance(event, TrialStarted):
+            trial = self._trial(event.experiment, event.trial, event.ts)
+            trial.state = "running"
+            trial.params = dict(event.params)
+            trial.architecture = dict(event.architecture)
+            trial.n_params = event.n_params
+            trial.worker, trial.host = event.worker, event.host
+            trial.forced_extreme = event.forced_extreme
+            trial.started_ts = trial.updated_ts = event.ts
+            trial.epochs = []
+            self._last_trial = (event.experiment, event.trial)
+            changed |= {"trials", "curves"}
+        elif isinstance(event, TrialFinished):
+            self._trial_finished(event)
+            changed |= {"trials", "curves", "queue"}
+        elif isinstance(event, LogLine):
+            self.add_log(event.ts, event.level, event.message, event.source)
+            changed.add("log")
+        else:
+            changed |= self._rare(event)
+        return changed
+
+    def _rare(self, event: Event) -> set[str]:
+        if isinstance(event, Hello):
+            self.hello = event
+            self.errors = []
+            self.workers = event.workers
+            resumed = " (resumed from storage)" if event.resumed else ""
+            message = f"engine pid {event.pid} on {event.host}: campaign {event.campaign}{resumed}"
+            self.add_log(event.ts, "info", message, "hpotui")
+            return {"log"}
+        if isinstance(event, Reply):
+            self.replies[event.command_id] = event
+            if not event.ok:
+                self.add_log(event.ts, "warning", f"command refused: {event.message}", "hpotui")
+                return {"log"}
+            return set()
+        if isinstance(event, ErrorRaised):
+            self.errors.append(event.message)
+            self.add_log(event.ts, "error", event.message, "engine")
+            return {"log"}
+        if isinstance(event, ThermalChanged):
+            self.thermal, self.thermal_reason = event.state, event.reason
+            level = "info" if event.state == "ok" else "warning"
+            self.add_log(event.ts, level, f"thermal {event.state}: {event.reason}", "monitor")
+            return {"hardware", "log"}
+        if isinstance(event, ExperimentStarted):
+            self.add_log(event.ts, "info", f"{event.experiment} started", "engine")
+            return {"log"}
+        if isinstance(event, ExperimentFinished):
+            best = "" if event.best_value is None else f", best {event.best_value:.4f}"
+            why = f" ({event.reason})" if event.reason else ""
+            self.add_log(event.ts, "info", f"{event.experiment} {event.state}{best}{why}", "engine")
+            return {"log"}
+        if isinstance(event, Bye):
+            self.bye = event
+            self.add_log(
+                event.ts, "info", f"engine exited ({event.exit_code}): {event.reason}", "engine"
+            )
+            return {"log"}
+        return set()
+
+    def _trial(self, experiment: str, number: int, ts: float) -> Trial:
+        trials = self.trials.setdefault(experiment, {})
+        trial = trials.get(number)
+        if trial is None:
+            trial = trials[number] = Trial(experiment, number, started_ts=ts)
+        return trial
+
+    def _trial_finished(self, event: TrialFinished) -> None:
+        trial = self._trial(event.experiment, event.trial, event.ts)
+        trial.state = event.state
+        trial.value = _finite(event.value)
+        trial.duration_s = event.duration_s
+        trial.worker, trial.host = event.worker or trial.worker, event.host or trial.host
+        if event.architecture:
+            trial.architecture = dict(event.architecture)
+        if event.n_params:
+            trial.n_params = event.n_params
+        trial.metrics = dict(event.metrics)
+        trial.reason = event.reason
+        trial.updated_ts = event.ts
+        if event.state == "failed":
+            why = f": {event.reason}" if event.reason else ""
+            self.add_log(
+                event.ts, "warning", f"{event.experiment} trial {event.trial} failed{why}", "engine"
+            )
+
+    def _hardware(self, event: HardwareSampled) -> None:
+        sample = event.sample
+        hw = self.hardware
+        hw.last = sample
+        cores = [float(c) for c in sample.get("cpu_percent_per_core") or []]
+        if cores:
+            hw.cpu_history.append(sum(cores) / len(cores))
+        if len(hw.core_history) != len(cores):
+            hw.core_history = [deque(maxlen=HISTORY_SAMPLES) for _ in cores]
+        for history, value in zip(hw.core_history, cores, strict=True):
+            history.append(value)
+        temp = reading(sample.get("temperature_max_c"))
+        if temp is not None:
+            hw.temp_history.append(temp)
+
+    def add_log(self, ts: float, level: str, message: str, source: str) -> None:
+        """A log line from the front-end itself (link trouble, refused commands)."""
+        self._log_seq += 1
+        self.log.append(LogEntry(self._log_seq, ts, level, message, source))
+
+    # ------------------------------------------------------------------ queries
+
+    def experiment(self, name: str | None) -> ExperimentStatus | None:
+        return next((e for e in self.queue if e.name == name), None)
+
+    def trials_of(self, experiment: str | None) -> list[Trial]:
+        if experiment is None:
+            return []
+        return sorted(self.trials.get(experiment, {}).values(), key=lambda t: t.number)
+
+    def best_trial(self, experiment: str) -> Trial | None:
+        done = [t for t in self.trials.get(experiment, {}).values() if t.state == "complete"]
+        done = [t for t in done if t.value is not None]
+        return min(done, key=lambda t: (t.value or 0.0, t.number)) if done else None
+
+    def top_trials(self, experiment: str | None, n: int = 5) -> list[Trial]:
+        done = [
+            t for t in self.trials_of(experiment) if t.state == "complete" and t.value is not None
+        ]
+        return sorted(done, key=lambda t: (t.value or 0.0, t.number))[:n]
+
+    def running_trials(self) -> list[Trial]:
+        return [t for ts in self.trials.values() for t in ts.values() if t.state == "running"]
+
+    def focus_trial(self, experiment: str | None) -> Trial | None:
+        """The trial whose curve to show: the selected experiment's most recently active
+        running trial, else the campaign's most recently active trial."""
+        running = [t for t in self.running_trials() if t.experiment == experiment]
+        if running:
+            return max(running, key=lambda t: t.updated_ts)
+        if self._last_trial is not None:
+            experiment_name, number = self._last_trial
+            return self.trials.get(experiment_name, {}).get(number)
+        return None
+
+    def log_since(self, seq: int, min_level: str = "debug") -> list[LogEntry]:
+        floor = LOG_LEVELS.index(min_level)
+        return [e for e in self.log if e.seq > seq and LOG_LEVELS.index(_level(e.level)) >= floor]
+
+
+def reading(value: Any) -> float | None:
+    """The number of a serialized `Reading` ({value, unavailable}), or None."""
+    if isinstance(value, dict):
+        value = value.get("value")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _finite(float(value))
+    return None
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or math.isnan(value) or math.isinf(value):
+        return None
+    return value
+
+
+def _level(level: str) -> str:
+    return level if level in LOG_LEVELS else "info"

@@ -1,0 +1,198 @@
+"""Hardware: thermal badge, temperatures against the thresholds, memory and swap, GPUs,
+per-core CPU bars and the last minute of CPU use (mean and busiest core, 0-100 %)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from hpotui.charts import Chart, Series, figure
+from hpotui.state import CampaignState, reading
+from hpotui.widgets.format import bar, nbytes, thermal_badge
+
+CELL_WIDTH = 19  # "c00 ━━━━━━━━━━ 100%" plus a gap
+
+
+class HardwarePanel(Vertical):
+    """`warning_c`/`critical_c` are the campaign's thermal thresholds."""
+
+    DEFAULT_CSS = """
+    HardwarePanel > #hw-history { height: 4; min-height: 4; }
+    """
+
+    def __init__(self, *, warning_c: float = 85.0, critical_c: float = 95.0, id: str | None = None):
+        super().__init__(id=id)
+        self.warning_c = warning_c
+        self.critical_c = critical_c
+        self._key: object = None
+        self._state: CampaignState | None = None
+
+    @staticmethod
+    def thresholds_from(config: Path) -> tuple[float, float]:
+        """(warning_c, critical_c) of a campaign TOML's [monitor] table, else the
+        defaults; the engine enforces them, this panel only draws them."""
+        warning, critical = 85.0, 95.0
+        try:
+            monitor = tomllib.loads(config.read_text(encoding="utf-8")).get("monitor", {})
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return warning, critical
+        if isinstance(monitor, dict):
+            warning = float(monitor.get("warning_c", warning))
+            critical = float(monitor.get("critical_c", critical))
+        return warning, critical
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="hw-summary")
+        yield Chart(id="hw-history")
+        yield Static(id="hw-cores")
+
+    def on_mount(self) -> None:
+        self.border_title = "Hardware"
+        self.update_from(CampaignState())
+
+    def on_resize(self) -> None:
+        self._key = None  # lines are cut to the width: redo them
+        if self._state is not None:
+            self.update_from(self._state)
+
+    def update_from(self, state: CampaignState) -> None:
+        self._state = state
+        hw = state.hardware
+        key = (id(hw.last), state.thermal, state.thermal_reason, self.size.width)
+        if key == self._key:
+            return
+        self._key = key
+        self.border_subtitle = f"thermal {state.thermal}"
+        sample = hw.last or {}
+        summary = self._summary(state, sample)
+        _show(self.query_one("#hw-summary", Static), summary, len(summary.renderables))
+        self.query_one("#hw-history", Chart).show(_history(state))
+        cores, rows = self._cores(sample)
+        _show(self.query_one("#hw-cores", Static), cores, rows)
+
+    def _summary(self, state: CampaignState, sample: dict[str, Any]) -> Group:
+        lines: list[Text] = []
+        badge = Text.assemble(thermal_badge(state.thermal), " ")
+        if state.thermal_reason:
+            badge.append(state.thermal_reason, style="dim")
+        lines.append(badge)
+        if not sample:
+            lines.append(Text("waiting for the first hardware sample", style="dim"))
+            return self._fit(lines)
+        lines.append(self._temperatures(sample))
+        cores = [float(c) for c in sample.get("cpu_percent_per_core") or []]
+        cpu = Text(f"cpu  {sum(cores) / len(cores):.0f}% avg" if cores else "cpu  ?")
+        load = sample.get("load_avg") or []
+        if load:
+            cpu.append(f" · load {float(load[0]):.1f}")
+        own = sample.get("campaign_cpu_percent")
+        if isinstance(own, int | float):
+            cpu.append(f" · campaign {own:.0f}%")
+        cpu.append(" · last minute ↓ (mean, busiest core)", style="dim")
+        lines.append(cpu)
+        used = float(sample.get("memory_used_bytes") or 0)
+        total = float(sample.get("memory_total_bytes") or 0)
+        mem = Text("mem  ")
+        mem.append_text(bar(int(used), int(total) or 1, 10))
+        mem.append(f" {nbytes(used)}/{nbytes(total)}")
+        swap = float(sample.get("swap_used_bytes") or 0)
+        growth = float(sample.get("swap_growth_bytes_per_s") or 0)
+        mem.append(f"  swap {nbytes(swap)}")
+        if growth > 0:
+            mem.append(f" +{nbytes(growth)}/s", style="bold red")
+        lines.append(mem)
+        lines.extend(_gpus(sample))
+        return self._fit(lines)
+
+    def _fit(self, lines: list[Text]) -> Group:
+        """One row per line (the panel's height is counted in lines)."""
+        width = max(1, self.size.width - 2)
+        for line in lines:
+            line.truncate(width, overflow="ellipsis")
+        return Group(*lines)
+
+    def _temperatures(self, sample: dict[str, Any]) -> Text:
+        text = Text("temp ")
+        hottest = reading(sample.get("temperature_max_c"))
+        if hottest is None:
+            why = (sample.get("temperature_max_c") or {}).get("unavailable") or "no sensor"
+            text.append(f"unknown ({why})", style="bold yellow")
+        else:
+            style = "green"
+            if hottest >= self.critical_c:
+                style = "bold red"
+            elif hottest >= self.warning_c:
+                style = "bold yellow"
+            text.append(f"{hottest:.0f}°C", style=style)
+        text.append(f"  warn {self.warning_c:.0f} · crit {self.critical_c:.0f}", style="dim")
+        pressure = sample.get("thermal_pressure")
+        if pressure:
+            text.append(f"  pressure {pressure}")
+        return text
+
+    def _cores(self, sample: dict[str, Any]) -> tuple[Table, int]:
+        cores = [float(c) for c in sample.get("cpu_percent_per_core") or []]
+        per_row = max(1, (self.size.width or CELL_WIDTH) // CELL_WIDTH)
+        grid = Table.grid(padding=(0, 1))
+        for _ in range(min(per_row, max(1, len(cores)))):
+            grid.add_column(no_wrap=True)
+        cells: list[Text] = []
+        for i, pct in enumerate(cores):
+            cell = Text(f"c{i:02d} ")
+            cell.append_text(bar(int(pct), 100, 8))
+            cell.append(f" {pct:3.0f}%")
+            cells.append(cell)
+        for start in range(0, len(cells), per_row):
+            grid.add_row(*cells[start : start + per_row])
+        return grid, -(-len(cells) // per_row)
+
+
+def _history(state: CampaignState) -> Any:
+    hw = state.hardware
+    mean = tuple(hw.cpu_history)
+    busiest = tuple(max(cores) for cores in zip(*hw.core_history, strict=True))
+    xs = tuple(float(i) for i in range(len(mean)))
+    series = [
+        Series("busiest core", xs[-len(busiest) :], busiest, color="orange"),
+        Series("mean", xs, mean, color="cyan"),
+    ]
+    return figure(series, ylim=(0.0, 100.0), bare=True, empty="")
+
+
+def _show(static: Static, content: Group | Table, lines: int) -> None:
+    """Update without a relayout unless the number of lines changed (a relayout of the
+    whole screen per hardware sample would cost more than everything else together)."""
+    if static.styles.height is None or static.styles.height.value != lines:
+        static.styles.height = lines
+        static.update(content)
+    else:
+        static.update(content, layout=False)
+
+
+def _gpus(sample: dict[str, Any]) -> list[Text]:
+    gpus = sample.get("gpus") or []
+    if not gpus:
+        why = sample.get("gpu_unavailable")
+        return [Text(f"gpu  none ({why})" if why else "gpu  none", style="dim")]
+    lines = []
+    for gpu in gpus:
+        util = reading(gpu.get("utilization_pct"))
+        used = reading(gpu.get("memory_used_bytes"))
+        total = reading(gpu.get("memory_total_bytes"))
+        temp = reading(gpu.get("temperature_c"))
+        line = Text(f"gpu{gpu.get('index', 0)} ")
+        line.append_text(bar(int(util or 0), 100, 8))
+        line.append(f" {'?' if util is None else f'{util:.0f}%'}")
+        line.append(f"  mem {nbytes(used)}/{nbytes(total)}")
+        if temp is not None:
+            line.append(f"  {temp:.0f}°C")
+        lines.append(line)
+    return lines

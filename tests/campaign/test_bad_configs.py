@@ -1,0 +1,127 @@
+"""The bad-config corpus: each file in bad_configs/ is one kind of mistake.
+
+Each goes through the real CLI (`hpotui check FILE`) in a workspace holding the built
+embedded dataset, and must give exit 2 and exactly one line on stderr that names its
+location and says what is wrong, with nothing created under outputs/ or in storage.
+
+A corpus file's header says what it is:
+    # kind: what mistake this is
+    # expect: text the one error line must contain (":LINE: key: message")
+    # setup: optional name of a workspace change below (tampered data, blocked outputs)
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hpotui.cli import main
+
+CORPUS = Path(__file__).parent / "bad_configs"
+FILES = sorted(CORPUS.glob("*.toml"))
+
+
+def _tamper_dataset(home: Path) -> None:
+    """Change one byte of the processed file behind the manifest's back."""
+    path = home / "data" / "processed" / "v1" / "SP500_a25.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _dataset_without_column(home: Path) -> None:
+    """Register SPX/a25/v1: a real, correctly hashed file that lacks one tier column."""
+    from engine.dataset import manifest
+
+    frame = pd.read_parquet(home / "data" / "processed" / "v1" / "SP500_a25.parquet")
+    frame = frame.drop(columns=["rsi_weekly"])
+    path = home / "data" / "processed" / "v1" / "SPX_a25.parquet"
+    frame.to_parquet(path)
+    sp500 = manifest.find_processed("SP500", "a25", 1)
+    assert sp500 is not None
+    manifest.put_processed(
+        manifest.ProcessedEntry(
+            name="SPX",
+            tier="a25",
+            version=1,
+            path=str(path.relative_to(home)),
+            sha256=manifest.sha256_file(path),
+            rows=len(frame),
+            start=sp500.start,
+            end=sp500.end,
+            columns=[str(c) for c in frame.columns],
+            created=manifest.now(),
+        )
+    )
+
+
+def _outputs_is_a_file(home: Path) -> None:
+    shutil.rmtree(home / "outputs")
+    (home / "outputs").write_text("a file where the outputs folder should be\n")
+
+
+def _blocker_file(home: Path) -> None:
+    (home / "blocker").write_text("a file where the storage folder should be\n")
+
+
+SETUPS: dict[str, Callable[[Path], None]] = {
+    "tamper_dataset": _tamper_dataset,
+    "dataset_without_column": _dataset_without_column,
+    "outputs_is_a_file": _outputs_is_a_file,
+    "blocker_file": _blocker_file,
+}
+
+
+def _header(path: Path) -> dict[str, str]:
+    fields = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^# (kind|expect|setup): (.*)$", line)
+        if not match:
+            break
+        fields[match.group(1)] = match.group(2)
+    return fields
+
+
+def test_corpus_covers_at_least_15_kinds() -> None:
+    kinds = {_header(path)["kind"] for path in FILES}
+    assert len(kinds) >= 15 and len(kinds) == len(FILES)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_bad_config_gives_one_located_line_and_exit_2(
+    path: Path, data_workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = _header(path)
+    if "setup" in header:
+        SETUPS[header["setup"]](data_workspace)
+    config = data_workspace / path.name
+    shutil.copy(path, config)
+    before = _snapshot(data_workspace)
+
+    code = main(["check", path.name])
+
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1, err
+    (line,) = lines
+    assert line.startswith("hpotui: "), line
+    expect = header["expect"]
+    if expect.startswith(":"):  # a config line: "FILE:LINE: key: message"
+        assert line.startswith(f"hpotui: {path.name}{expect}"), line
+    else:
+        assert expect in line, line
+    assert "Traceback" not in err
+    assert _snapshot(data_workspace) == before, "check wrote something"
+
+
+def _snapshot(home: Path) -> set[str]:
+    """Every file and folder outside data/ (storage, outputs): check must add none."""
+    return {
+        str(p.relative_to(home)) for p in home.rglob("*") if p.relative_to(home).parts[0] != "data"
+    }

@@ -1,0 +1,81 @@
+"""`hpotui --batch` end to end on a real (micro) campaign: interrupt, resume, complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import protocol as p
+
+pytestmark = pytest.mark.slow
+FIXTURES = Path(__file__).resolve().parents[1] / "engine" / "fixtures"
+
+
+def _batch(workspace: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpotui.cli", "--batch", *args],
+        cwd=workspace,
+        env={**os.environ, "HPOTUI_HOME": str(workspace)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_interrupt_resume_and_complete(workspace: Path) -> None:
+    config = workspace / "micro.toml"
+    config.write_text((FIXTURES / "micro.toml").read_text())
+
+    # --json: raw events; Ctrl-C once after the first finished trial -> 130
+    run = _batch(workspace, str(config), "--json", "--workers", "1")
+    assert run.stdout is not None
+    lines = []
+    for line in run.stdout:
+        lines.append(line)
+        if json.loads(line)["type"] == "trial_finished":
+            run.send_signal(signal.SIGINT)
+            break
+    rest, _ = run.communicate(timeout=120)
+    lines += rest.splitlines()
+    assert run.returncode == 130
+    events = [p.decode_event(line) for line in lines if line.strip()]
+    assert isinstance(events[0], p.Hello) and isinstance(events[-1], p.Bye)
+    assert any(isinstance(e, p.Reply) and e.ok and "stopping" in e.message for e in events)
+    finished_first = [e for e in events if isinstance(e, p.TrialFinished)]
+
+    # the same command again resumes and completes: one readable line per trial
+    run = _batch(workspace, str(config), "--workers", "2")
+    out, err = run.communicate(timeout=240)
+    assert run.returncode == 0, err
+    assert "resuming" in out
+    trial_lines = [line for line in out.splitlines() if " trial " in line and "val_bce" in line]
+    complete_first = sum(e.state == "complete" for e in finished_first)
+    assert len([x for x in trial_lines if "complete" in x]) == 8 - complete_first
+    assert "best architecture per experiment" in out
+    assert "1.8K_h1" in out.split("best architecture")[1]
+    assert "d8-L1-h2-ff" in out.split("best architecture")[1]
+
+    # and once more: nothing to do, says so
+    run = _batch(workspace, str(config))
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert "is complete" in out
+
+
+def test_config_error_exits_2_with_the_problem_and_starts_nothing(workspace: Path) -> None:
+    config = workspace / "bad.toml"
+    config.write_text('[campaign]\nname = "bad"\n[grid]\nbudgets = ["2M"]\nhorizons = [0]\n')
+    started = time.monotonic()
+    run = _batch(workspace, str(config))
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 2
+    assert "bad.toml" in err and "horizons" in err
+    assert not (workspace / "outputs" / "bad").exists()
+    assert time.monotonic() - started < 60

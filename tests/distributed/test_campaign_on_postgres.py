@@ -1,0 +1,230 @@
+"""Three machines on one campaign in a real PostgreSQL: `hpotui worker` end to end.
+
+Machines are workspaces with their own copy of the data and their own HPOTUI_HOST. The
+test proves: every experiment gets exactly its n_trials counted trials, none lost or
+duplicated; a reorder written to the storage by another process is honoured by every
+worker at its next trial; a worker killed with SIGKILL has its trial failed through the
+heartbeat and re-run elsewhere after the grace period; a machine whose data differs
+refuses to join (exit 2); and the database password appears in no output and no file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from engine.queue import (
+    T_HOST,
+    T_INTERRUPTED,
+    T_PID,
+    T_RETRY_OF,
+    T_SURPLUS,
+    CampaignQueue,
+    is_counted,
+)
+from engine.storage import open_storage
+from tests.distributed.conftest import FIXTURES, build_tiny, copy_machine
+from tests.distributed.pg_server import PASSWORD
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(240)]
+N_TRIALS = 20
+EXPERIMENTS = ("1K_h1", "1K_h2", "1K_h3")
+GRACE_S = 6  # generous: a starved worker on a busy CI machine must not look dead
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Machine:
+    """One `hpotui worker` process in its own workspace, output captured to files."""
+
+    def __init__(self, home: Path, host: str, logs: Path) -> None:
+        self.home, self.host = home, host
+        self.out, self.err = logs / f"{host}.out", logs / f"{host}.err"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> None:
+        environment = {**os.environ, "HPOTUI_HOME": str(self.home), "HPOTUI_HOST": self.host}
+        with self.out.open("wb") as out, self.err.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hpotui.cli", "worker", *args],
+                cwd=self.home,
+                env={**environment, **(env or {})},
+                stdout=out,
+                stderr=err,
+            )
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+
+def _trials(queue: CampaignQueue) -> dict[str, list[FrozenTrial]]:
+    return {e.name: e.trials for e in queue.entries()}
+
+
+def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    home_a = tmp_path / "machine-a"
+    home_a.mkdir()
+    (home_a / "outputs").mkdir()
+    build_tiny(home_a)
+    config = home_a / "dist.toml"
+    config.write_text((FIXTURES / "three_by_twenty.toml").read_text())
+    a = Machine(home_a, "machine-a", logs)
+    b = Machine(copy_machine(home_a, tmp_path / "machine-b"), "machine-b", logs)
+    c = Machine(copy_machine(home_a, tmp_path / "machine-c"), "machine-c", logs)
+    home_d = tmp_path / "machine-d"
+    (home_d / "outputs").mkdir(parents=True)
+    build_tiny(home_d, rows=599)  # one day less: other bytes
+    d = Machine(home_d, "machine-d", logs)
+
+    # machine a creates the campaign from its config (heartbeat 1 s, grace 3 s) and works
+    a.start(
+        str(config),
+        "--storage",
+        pg_url,
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--heartbeat",
+        "1",
+        "--grace",
+        str(GRACE_S),
+    )
+    storage = open_storage(pg_url, heartbeat_interval=None)
+    queue = CampaignQueue(storage, "dist")
+    _wait("the campaign's studies", lambda: len(queue.entries(with_trials=False)) == 3)
+    # b and c join by name, the URL in the environment (off their command lines)
+    for machine in (b, c):
+        machine.start(
+            "--campaign", "dist", "--workers", "1", "--threads", "1", env={"HPOTUI_STORAGE": pg_url}
+        )
+    d.start("--campaign", "dist", "--storage", pg_url)
+
+    # a fourth process (this one) moves the last experiment to the front mid-run
+    def h1_started() -> bool:
+        return len(_trials(queue)["1K_h1"]) >= 3
+
+    _wait("three trials of 1K_h1", h1_started)
+    assert not _trials(queue)["1K_h3"], "1K_h3 started before the move: the test proves nothing"
+    queue.move("1K_h3", to=0)
+    moved_at = dt.datetime.now()
+
+    # kill machine b with SIGKILL while its worker is inside a trial
+    def running_on_b() -> FrozenTrial | None:
+        for trials in _trials(queue).values():
+            for t in trials:
+                attrs = t.user_attrs  # train_params: set just before the first heartbeat
+                on_b = t.state == TrialState.RUNNING and attrs.get(T_HOST) == "machine-b"
+                if on_b and "train_params" in attrs:
+                    return t
+        return None
+
+    killed: FrozenTrial | None = None
+    for _ in range(50):
+        t = _wait("a running trial on machine b", running_on_b, every=0.02)
+        pid = int(t.user_attrs[T_PID])
+        time.sleep(0.05)
+        os.kill(pid, signal.SIGSTOP)  # freeze it, then make sure it is still in that trial
+        if storage.get_trial(t._trial_id).state == TrialState.RUNNING:
+            assert b.process is not None
+            os.kill(b.process.pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            killed = t
+            break
+        os.kill(pid, signal.SIGCONT)
+    assert killed is not None, "never caught machine b inside a trial"
+    killed_at = dt.datetime.now()
+
+    assert d.wait(60) == 2
+    assert a.wait(180) == 0, a.err.read_text()
+    assert c.wait(60) == 0, c.err.read_text()
+    b.wait(10)
+
+    # --- exactly n_trials counted per experiment, nothing lost, nothing run twice
+    entries = {e.name: e for e in queue.entries()}
+    assert sorted(entries) == sorted(EXPERIMENTS)
+    by_name = {name: e.trials for name, e in entries.items()}
+    for name, e in entries.items():
+        assert e.stored_state == "done", (name, e.stored_state)
+        assert sum(is_counted(t) for t in e.trials) == N_TRIALS, name
+        assert not [t for t in e.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        numbers = [t.number for t in e.trials]
+        assert len(numbers) == len(set(numbers))
+        for t in e.trials:  # every failure is the killed trial or an unrun surplus ask
+            if t.state == TrialState.FAIL and not t.user_attrs.get(T_SURPLUS):
+                assert (t.number, t._trial_id) == (killed.number, killed._trial_id), t
+    hosts = {t.user_attrs.get(T_HOST) for ts in by_name.values() for t in ts if is_counted(t)}
+    assert hosts >= {"machine-a", "machine-c"}  # b may have died in its first trial
+
+    # --- the killed trial: failed by the heartbeat, re-run once, after the grace period
+    home_study = next(
+        n for n, ts in by_name.items() if any(t._trial_id == killed._trial_id for t in ts)
+    )
+    dead = next(t for t in by_name[home_study] if t._trial_id == killed._trial_id)
+    assert dead.state == TrialState.FAIL and "stopped beating" in dead.user_attrs[T_INTERRUPTED]
+    retries = [t for t in by_name[home_study] if t.user_attrs.get(T_RETRY_OF) == killed.number]
+    assert len(retries) == 1 and is_counted(retries[0])
+    retry = retries[0]
+    assert retry.params == killed.params
+    assert retry.user_attrs[T_HOST] in ("machine-a", "machine-c")
+    assert retry.datetime_start is not None
+    assert retry.datetime_start >= killed_at + dt.timedelta(seconds=GRACE_S - 1.5)
+
+    # --- the reorder: after the move every worker's next trial went to 1K_h3 until it
+    # was full, although 1K_h1 and 1K_h2 (earlier in the old order) still had trials to run
+    exp_of = {t._trial_id: name for name, ts in by_name.items() for t in ts}
+    asked = [t for ts in by_name.values() for t in ts if not t.user_attrs.get(T_SURPLUS)]
+    h3 = sorted((t for t in asked if exp_of[t._trial_id] == "1K_h3"), key=_start)
+    h3_full = _start(h3[N_TRIALS - 1])
+    for pid in {t.user_attrs[T_PID] for t in asked}:
+        mine = sorted((t for t in asked if t.user_attrs[T_PID] == pid), key=_start)
+        after = [t for t in mine if moved_at < _start(t) <= h3_full]
+        stray = [
+            (exp_of[t._trial_id], t.number) for t in after[1:] if exp_of[t._trial_id] != "1K_h3"
+        ]
+        assert not stray, f"worker {pid} ignored the new order for trials {stray}"
+    later = [t for t in asked if exp_of[t._trial_id] != "1K_h3" and _start(t) > _start(h3[0])]
+    assert later, "1K_h1/1K_h2 had nothing left after the move: nothing jumped the queue"
+
+    # --- outputs: each machine prints its trials with host; d refused in one line
+    assert "1K_h3 #" in a.stdout() and "[w1@machine-a]" in a.stdout()
+    refusal = d.err.read_text().strip().splitlines()
+    assert len(refusal) == 1 and "sha256" in refusal[0] and "TINY/a25/v1" in refusal[0]
+    assert "***" in a.stdout()
+
+    # --- the password is in no output and no file written by any machine
+    leaks = [
+        str(path)
+        for path in tmp_path.rglob("*")
+        if path.is_file() and PASSWORD.encode() in path.read_bytes()
+    ]
+    assert not leaks
+
+
+def _start(t: FrozenTrial) -> dt.datetime:
+    assert t.datetime_start is not None
+    return t.datetime_start

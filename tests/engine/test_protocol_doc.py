@@ -1,0 +1,28 @@
+"""docs/protocol.md shows one example per message, and every example is a valid line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from engine import protocol as p
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+
+
+def _examples() -> dict[str, str]:
+    text = DOC.read_text()
+    found = {}
+    for heading, line in re.findall(r"### `([a-z_]+)`\n\n.*?\n\n```json\n(.*?)\n```", text, re.S):
+        found[heading] = line
+    return found
+
+
+def test_every_message_has_one_documented_example_that_round_trips() -> None:
+    examples = _examples()
+    assert set(examples) == set(p.EVENTS) | set(p.COMMANDS)
+    for name, line in examples.items():
+        assert json.loads(line)["type"] == name
+        message = p.decode_event(line) if name in p.EVENTS else p.decode_command(line)
+        assert json.loads(p.encode(message)) == json.loads(line)

@@ -1,0 +1,136 @@
+"""The queue in a real journal storage: order, states, counting, re-runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import optuna
+import pytest
+from enginehelp import FIXTURES
+from optuna.trial import TrialState
+
+from engine.campaign.config import load_campaign
+from engine.campaign.model import Campaign
+from engine.errors import UserError
+from engine.queue import T_COUNTED, T_INTERRUPTED, CampaignQueue
+from engine.runner import Plan, plan_experiment
+from engine.storage import open_storage
+
+
+@pytest.fixture
+def campaign() -> Campaign:
+    return load_campaign(FIXTURES / "micro.toml")
+
+
+def _queue(workspace: Path, campaign: Campaign) -> tuple[CampaignQueue, Plan]:
+    storage = open_storage(str(workspace / "outputs" / "q.journal"))
+    queue = CampaignQueue(storage, campaign.name)
+    plan = Plan()
+    for exp in campaign.experiments:
+        plan_experiment(exp, plan)
+        queue.ensure(exp, plan.grids[exp.name], plan.space_keys[exp.name], plan.extremes[exp.name])
+    return queue, plan
+
+
+def test_order_and_states_are_shared_through_the_storage(
+    workspace: Path, campaign: Campaign
+) -> None:
+    queue, _ = _queue(workspace, campaign)
+    other = CampaignQueue(open_storage(str(workspace / "outputs" / "q.journal")), "micro")
+    assert [e.name for e in other.entries()] == ["1.8K_h1", "1.8K_h2"]
+    queue.move("1.8K_h2", to=0)
+    assert [e.name for e in other.entries()] == ["1.8K_h2", "1.8K_h1"]
+    queue.move("1.8K_h2", by=5)  # clamped to the end
+    assert [e.name for e in other.entries()] == ["1.8K_h1", "1.8K_h2"]
+    queue.pause("1.8K_h1")
+    assert other.pick() is not None and other.pick().name == "1.8K_h2"  # type: ignore[union-attr]
+    queue.set_paused_all(True)
+    assert other.pick() is None
+    queue.set_paused_all(False)
+    queue.skip("1.8K_h2")
+    assert other.pick() is None
+    with pytest.raises(UserError, match="not paused"):
+        queue.resume("1.8K_h2")
+    queue.resume("1.8K_h1")
+    assert other.pick().name == "1.8K_h1"  # type: ignore[union-attr]
+    with pytest.raises(UserError, match=r"known: 1\.8K_h1, 1\.8K_h2"):
+        queue.pause("2B_h9")
+
+
+def test_forced_extremes_are_enqueued_once_per_study(workspace: Path, campaign: Campaign) -> None:
+    queue, plan = _queue(workspace, campaign)
+    exp = campaign.experiments[0]
+    n_extremes = len(plan.extremes[exp.name])
+    assert n_extremes >= 1
+    # a restart ensures again: nothing is enqueued twice
+    queue.ensure(exp, plan.grids[exp.name], plan.space_keys[exp.name], plan.extremes[exp.name])
+    waiting = [t for t in queue.entry(exp.name).trials if t.state == TrialState.WAITING]
+    assert len(waiting) == n_extremes
+
+
+def test_a_changed_value_space_is_refused(workspace: Path, campaign: Campaign) -> None:
+    queue, plan = _queue(workspace, campaign)
+    exp = campaign.experiments[0]
+    space = tuple(
+        dataclasses.replace(s, choices=(256, 512)) if s.name == "batch_size" else s
+        for s in exp.search_space
+    )
+    changed = dataclasses.replace(exp, search_space=space)
+    plan_experiment(changed, plan)
+    with pytest.raises(UserError, match=r"value space|search space"):
+        queue.ensure(
+            changed, plan.grids[exp.name], plan.space_keys[exp.name], plan.extremes[exp.name]
+        )
+    # a change that keeps the value space (more trials) is taken
+    more = dataclasses.replace(exp, n_trials=9)
+    plan_experiment(more, plan)
+    queue.ensure(more, plan.grids[exp.name], plan.space_keys[exp.name], plan.extremes[exp.name])
+    assert queue.entry(exp.name).config.n_trials == 9
+
+
+def _finish(queue: CampaignQueue, name: str, state: TrialState, **attrs: object) -> None:
+    entry = queue.entry(name)
+    study = optuna.load_study(study_name=entry.study_name, storage=queue.storage)
+    trial = study.ask()
+    for key, value in attrs.items():
+        queue.storage.set_trial_user_attr(trial._trial_id, key, value)
+    if state == TrialState.COMPLETE:
+        study.tell(trial, 0.5)
+    else:
+        study.tell(trial, state=state)
+
+
+def test_counting_done_and_failed(workspace: Path, campaign: Campaign) -> None:
+    queue, _ = _queue(workspace, campaign)
+    h1, h2 = "1.8K_h1", "1.8K_h2"
+    for _ in range(3):
+        _finish(queue, h1, TrialState.COMPLETE)
+    _finish(queue, h1, TrialState.FAIL, **{T_INTERRUPTED: "worker died"})
+    entry = queue.entry(h1)
+    assert entry.counts.finished == 3 and entry.counts.interrupted == 1
+    assert queue.refresh() == []  # 3 of 4: still queued
+    _finish(queue, h1, TrialState.PRUNED)
+    (changed, before), *_ = queue.refresh()
+    assert (changed.name, before, changed.stored_state) == (h1, "queued", "done")
+
+    for _ in range(3):  # max_consecutive_failures defaults to 3
+        _finish(queue, h2, TrialState.FAIL, **{T_COUNTED: True})
+    (changed, _), *_ = queue.refresh()
+    assert changed.stored_state == "failed" and "consecutive" in changed.reason
+    assert queue.all_terminal()
+
+
+def test_rerun_archives_the_old_study_and_keeps_the_position(
+    workspace: Path, campaign: Campaign
+) -> None:
+    queue, plan = _queue(workspace, campaign)
+    _finish(queue, "1.8K_h1", TrialState.COMPLETE)
+    old = queue.entry("1.8K_h1").study_name
+    fresh = queue.rerun("1.8K_h1", plan.extremes["1.8K_h1"])
+    assert fresh.study_name == f"{old}.r2" and fresh.position == 0
+    assert fresh.counts.complete == 0
+    names = [s.study_name for s in queue.storage.get_all_studies()]
+    assert old in names  # archived, not deleted
+    assert len(optuna.load_study(study_name=old, storage=queue.storage).trials) > 0
+    assert queue.rerun("1.8K_h1", []).study_name == f"{old}.r3"

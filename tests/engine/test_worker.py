@@ -1,0 +1,100 @@
+"""The worker loop in-process against a real journal storage and real (tiny) training."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import pytest
+from enginehelp import FIXTURES
+from optuna.trial import TrialState
+
+from engine import protocol as p
+from engine.campaign.config import load_campaign
+from engine.campaign.model import ExperimentConfig
+from engine.dataset.build import ensure_dataset
+from engine.queue import T_COUNTED, T_INTERRUPTED, T_REASON, T_RETRY_OF, T_SURPLUS, CampaignQueue
+from engine.recovery import enqueue_retry
+from engine.runner import Plan, plan_experiment
+from engine.storage import open_storage
+from engine.worker import Flags, Worker
+
+pytestmark = pytest.mark.slow
+
+
+def _setup(workspace: Path, *exps: ExperimentConfig) -> CampaignQueue:
+    ensure_dataset("SP500", "a25", 1)
+    queue = CampaignQueue(open_storage(str(workspace / "outputs" / "w.journal")), "micro")
+    plan = Plan()
+    for exp in exps:
+        plan_experiment(exp, plan)
+        queue.ensure(exp, plan.grids[exp.name], plan.space_keys[exp.name], plan.extremes[exp.name])
+    return queue
+
+
+def _worker(queue: CampaignQueue, events: list[p.Event], name: str = "w1", **kw: object) -> Worker:
+    return Worker(queue.storage, "micro", worker_id=name, emit=events.append, **kw)  # type: ignore[arg-type]
+
+
+def test_two_workers_run_exactly_n_trials(workspace: Path) -> None:
+    exp = load_campaign(FIXTURES / "micro.toml").experiments[0]
+    queue = _setup(workspace, exp)
+    events: list[p.Event] = []
+    workers = [_worker(queue, events, f"w{i}", parallel=True, salt=i) for i in (1, 2)]
+    threads = [threading.Thread(target=w.run) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    entry = queue.entry(exp.name)
+    assert entry.stored_state == "done"
+    assert entry.counts.complete + entry.counts.pruned == exp.n_trials
+    extras = [t for t in entry.trials if t.state == TrialState.FAIL]
+    assert all(t.user_attrs.get(T_SURPLUS) for t in extras)
+    started = [e for e in events if isinstance(e, p.TrialStarted)]
+    first = min(started, key=lambda e: e.trial)
+    assert first.trial == 0 and first.forced_extreme  # enqueued extremes come first
+    assert {e.worker for e in started} <= {"w1", "w2"}
+    finished = [e for e in events if isinstance(e, p.TrialFinished)]
+    assert all(e.value is not None and e.architecture for e in finished)
+
+
+def test_failing_trials_are_recorded_and_the_experiment_fails_after_the_limit(
+    workspace: Path,
+) -> None:
+    exp = load_campaign(FIXTURES / "micro.toml").experiments[0]
+    split = dataclasses.replace(exp.data.split, min_val_windows=10**6)
+    broken = dataclasses.replace(exp, data=dataclasses.replace(exp.data, split=split))
+    queue = _setup(workspace, broken)
+    events: list[p.Event] = []
+    worker = _worker(queue, events)
+    for _ in range(broken.max_consecutive_failures):
+        assert worker.run_one()
+    assert not worker.run_one()  # the experiment is failed: nothing to pick
+    entry = queue.entry(exp.name)
+    assert entry.stored_state == "failed"
+    failed = [t for t in entry.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 3 and all(t.user_attrs[T_COUNTED] for t in failed)
+    assert all("validation" in t.user_attrs[T_REASON].lower() for t in failed)
+    assert [e.state for e in events if isinstance(e, p.TrialFinished)] == ["failed"] * 3
+
+
+def test_stop_now_interrupts_and_the_trial_is_rerun_once(workspace: Path) -> None:
+    exp = load_campaign(FIXTURES / "micro.toml").experiments[0]
+    queue = _setup(workspace, exp)
+    events: list[p.Event] = []
+    worker = _worker(queue, events, flags=Flags(interrupt=True))
+    assert worker.run_one()
+    (finished,) = [e for e in events if isinstance(e, p.TrialFinished)]
+    assert finished.state == "interrupted"
+    entry = queue.entry(exp.name)
+    (stopped,) = [t for t in entry.trials if t.user_attrs.get(T_INTERRUPTED)]
+    assert entry.counts.finished == 0  # not counted toward n_trials
+    (retry,) = [t for t in entry.trials if t.user_attrs.get(T_RETRY_OF) == stopped.number]
+    assert retry.state == TrialState.WAITING
+    assert not enqueue_retry(queue.storage, entry.study_name, stopped)  # once only
+    worker.flags.interrupt = False
+    assert worker.run_one()
+    rerun = queue.storage.get_trial(retry._trial_id)
+    assert rerun.state == TrialState.COMPLETE and rerun.params == stopped.params

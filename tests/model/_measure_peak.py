@@ -1,0 +1,59 @@
+"""Peak RSS growth of PatchTST training steps, one forked child per architecture.
+
+argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch". Prints one line per
+group: the growth in bytes of the child's peak RSS over its RSS before the model existed.
+torch is imported once here and each child is a fresh fork, so every peak is its own.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+
+import psutil
+import torch
+
+from engine.model.architecture import Architecture
+from engine.model.patchtst import PatchTST
+from engine.train.step import TrainStep, build_optimizer
+
+
+def _train(arch: Architecture, n_features: int, batch: int, steps: int) -> None:
+    model = PatchTST(arch, n_features)
+    step = TrainStep(model, build_optimizer(model, 1e-3, 1e-4), grad_clip=1.0)
+    x = torch.randn(batch, 60, n_features)
+    y = (torch.rand(batch) < 0.5).float()
+    for _ in range(steps):
+        step(x, y)
+
+
+def _measure(d: int, layers: int, heads: int, ff: int, n_features: int, batch: int) -> int:
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # the peak does not depend on threads; the wall time does
+    _train(Architecture(16, 1, 2, 32), n_features, 8, 2)  # lazy init of kernels, pools
+    before = psutil.Process().memory_info().rss
+    _train(Architecture(d, layers, heads, ff), n_features, batch, 2)  # 2nd has AdamW state
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+
+
+def main() -> None:
+    for group in sys.argv[1:]:
+        values = [int(v) for v in group.split(",")]
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            os.write(write, str(_measure(*values)).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            result = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not result:
+            raise SystemExit(f"child for {group} failed with status {status}")
+        print(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""`hpotui hw` as a user runs it: a real process on this machine."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.monitor.sample import HardwareSample
+
+# Point 1 of the issue: every field a sample must carry.
+FIELDS = {
+    "cpu_percent_per_core",
+    "cpu_freq_mhz",
+    "cpu_freq_max_mhz",
+    "cpu_throttled",
+    "load_avg",
+    "memory_used_bytes",
+    "memory_available_bytes",
+    "memory_total_bytes",
+    "swap_used_bytes",
+    "swap_growth_bytes_per_s",
+    "campaign_cpu_percent",
+    "campaign_rss_bytes",
+    "temperatures_c",
+    "temperature_max_c",
+    "thermal_pressure",
+    "thermal_pressure_unavailable",
+    "gpus",
+    "gpu_unavailable",
+    "accelerator_memory_bytes",
+}
+
+
+def hw(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hpotui.cli", "hw", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_json_prints_one_sample_with_every_field() -> None:
+    done = hw("--json")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    sample = json.loads(lines[0])
+    assert set(sample) >= FIELDS
+    assert set(sample) == {f for f in HardwareSample.__dataclass_fields__}
+    for name in (
+        "cpu_freq_mhz",
+        "cpu_freq_max_mhz",
+        "temperature_max_c",
+        "accelerator_memory_bytes",
+    ):
+        reading = sample[name]
+        assert (reading["value"] is None) != (reading["unavailable"] is None), name
+    assert (sample["thermal_pressure"] is None) != (sample["thermal_pressure_unavailable"] is None)
+    assert bool(sample["gpus"]) != bool(sample["gpu_unavailable"])
+    if not sample["temperatures_c"]:  # this VM: no sensor, and the sample says so
+        assert sample["temperature_max_c"] == {"value": None, "unavailable": "no sensor exposed"}
+
+
+def test_table_names_what_is_unknown_and_why() -> None:
+    done = hw()
+    assert done.returncode == 0, done.stderr
+    assert "cpu per core" in done.stdout and "temperature max" in done.stdout
+    assert "thermal policy" in done.stdout
+    if not _has_temperature_sensor():  # this VM: the table says so
+        assert "unknown" in done.stdout and "no sensor exposed" in done.stdout
+
+
+def _has_temperature_sensor() -> bool:
+    import psutil
+
+    return bool(psutil.sensors_temperatures()) or bool(
+        list(Path("/sys/class/thermal").glob("thermal_zone*"))
+        + list(Path("/sys/class/hwmon").glob("hwmon*/temp*_input"))
+    )
+
+
+def test_watch_repeats_at_the_interval() -> None:
+    done = hw("--watch", "--json", "--interval", "0.2", "--count", "3")
+    assert done.returncode == 0, done.stderr
+    samples = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(samples) == 3
+    gaps = [b["ts"] - a["ts"] for a, b in itertools.pairwise(samples)]
+    assert all(0.1 < g < 2.0 for g in gaps)
+
+
+def test_bad_interval_is_a_one_line_user_error() -> None:
+    done = hw("--watch", "--interval", "-1")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "hpotui: command line: --interval must be > 0 seconds, got -1"
+    assert done.stdout == ""
+
+
+def test_watch_table_when_piped_prints_one_table_per_sample() -> None:
+    done = hw("--watch", "--interval", "0.2", "--count", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("thermal policy") == 2

@@ -1,0 +1,174 @@
+"""Synthetic market frames and synthetic campaigns written into a real Optuna journal
+storage the way the engine writes them, for the report tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from optuna.storages import BaseStorage
+
+from engine.campaign.model import ExperimentConfig
+from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
+from engine.dataset.windows import PreparedData, prepare_data
+from engine.model.architecture import Architecture
+from engine.queue import CampaignQueue
+from engine.report.retrain import (
+    S_KIND,
+    S_SOURCE_STUDY,
+    T_DONE,
+    T_SEED,
+    T_SOURCE_TRIAL,
+    T_TEST_METRICS,
+    retrain_study_name,
+)
+from engine.storage import default_storage_url, open_storage
+
+CPU = torch.device("cpu")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def ohlcv(n: int = 700, seed: int = 0, signal: bool = False) -> pd.DataFrame:
+    """A random-walk OHLCV frame. `signal=True` adds a column holding tomorrow's high
+    return: a feature that (illegally, on purpose) predicts the 1-day label."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = close * (1 + rng.normal(0, 0.003, n))
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.006, n)))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.006, n)))
+    volume = rng.integers(1_000_000, 5_000_000, n).astype(float)
+    dates = pd.bdate_range("2005-01-03", periods=n, name="Date")
+    frame = pd.DataFrame(
+        {"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=dates
+    )
+    if signal:
+        ahead = np.append(high[1:] / close[:-1] - 1, 0.0)
+        frame["Signal"] = ahead
+    return frame
+
+
+def data_spec(horizon: int = 1, dataset: str = "SP500") -> DataSpec:
+    return DataSpec(
+        dataset=dataset,
+        context_len=20,
+        patch_len=5,
+        stride=5,
+        labels=LabelSpec(horizon=horizon),
+        split=SplitSpec(min_val_windows=40),
+    )
+
+
+def prepared(horizon: int = 1, n: int = 700, signal: bool = False) -> PreparedData:
+    return prepare_data(ohlcv(n, signal=signal), data_spec(horizon), CPU)
+
+
+def budget_label(n: int) -> str:
+    return f"{n // 1000}K" if n < 10**6 else f"{n // 10**6}M"
+
+
+class SyntheticCampaign:
+    """A campaign written into a real journal storage: studies created through the
+    engine's queue, trials carrying the attributes `engine.worker` writes."""
+
+    def __init__(self, name: str = "synth") -> None:
+        self.name = name
+        self.url = default_storage_url(name)
+        self.storage: BaseStorage = open_storage(self.url)
+        self.queue = CampaignQueue(self.storage, name)
+
+    def experiment(
+        self, budget: str, horizon: int, n_trials: int = 4, dataset: str = "SP500"
+    ) -> ExperimentConfig:
+        exp = ExperimentConfig(
+            name=f"{budget}_h{horizon}",
+            budget=budget,
+            data=data_spec(horizon, dataset),
+            n_trials=n_trials,
+            device="cpu",
+            precision="fp32",
+        )
+        self.queue.ensure(exp, grid=[], space_key="synthetic", extremes=[])
+        return exp
+
+    def study_name(self, exp: ExperimentConfig) -> str:
+        return self.queue.entry(exp.name).study_name
+
+    def add_trial(
+        self,
+        exp: ExperimentConfig,
+        value: float,
+        n_params: int,
+        arch: Architecture,
+        *,
+        train_params: dict[str, Any] | None = None,
+        best_epoch: int = 2,
+        threshold: float = 0.3,
+    ) -> int:
+        """A COMPLETE search trial; returns its trial number."""
+        trial = optuna.trial.create_trial(
+            value=value,
+            user_attrs={
+                "architecture": arch.to_dict(),
+                "n_params": n_params,
+                "train_params": {"epochs": 3, "batch_size": 64}
+                if train_params is None
+                else train_params,
+                "metrics": {"bce": value, "threshold_best_f1": threshold, "roc_auc": 0.55},
+                "best_epoch": best_epoch,
+            },
+        )
+        sid = self.storage.get_study_id_from_name(self.study_name(exp))
+        tid = self.storage.create_new_trial(sid, template_trial=trial)
+        return self.storage.get_trial_number_from_id(tid)
+
+    def add_seed(self, exp: ExperimentConfig, source_trial: int, seed: int, bce: float) -> int:
+        """A stored retraining seed, as `engine.report.retrain.run_seed` stores one."""
+        source = self.study_name(exp)
+        study = optuna.create_study(
+            storage=self.storage,
+            study_name=retrain_study_name(source),
+            direction="minimize",
+            load_if_exists=True,
+        )
+        study.set_user_attr(S_KIND, "retrain")
+        study.set_user_attr(S_SOURCE_STUDY, source)
+        metrics = {"bce": bce, "roc_auc": 0.5, "pr_auc": 0.2, "precision_at_best": 0.2}
+        trial = optuna.trial.create_trial(
+            value=bce,
+            user_attrs={
+                T_SEED: seed,
+                T_SOURCE_TRIAL: source_trial,
+                T_TEST_METRICS: {**metrics, "recall_at_best": 0.9},
+                "epochs": 2,
+                "threshold": 0.3,
+                T_DONE: True,
+            },
+        )
+        tid = self.storage.create_new_trial(study._study_id, template_trial=trial)
+        return self.storage.get_trial_number_from_id(tid)
+
+
+def write_power_law_campaign(
+    campaign: SyntheticCampaign,
+    sizes: Sequence[int],
+    loss: Callable[[int], float],
+    *,
+    horizon: int = 1,
+    seeds: int = 3,
+    noise: float = 0.004,
+    rng_seed: int = 0,
+) -> None:
+    """Each size: a search with a worse and a best trial, and `seeds` stored retraining
+    seeds whose test BCE is loss(N) plus noise."""
+    rng = np.random.default_rng(rng_seed)
+    for n in sizes:
+        exp = campaign.experiment(budget_label(n), horizon)
+        arch = Architecture(d_model=16, n_layers=max(1, n // 100_000), n_heads=2, d_ff=32)
+        campaign.add_trial(exp, loss(n) + 0.05, n, arch)
+        best = campaign.add_trial(exp, loss(n) - 0.01, n, arch)
+        for seed in range(seeds):
+            campaign.add_seed(exp, best, seed, float(loss(n) + rng.normal(0, noise)))

@@ -1,0 +1,133 @@
+"""`hpotui report` end to end: search trials trained by the real trainer on the embedded
+S&P 500 data, then the real command line, twice (the second run trains nothing)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+
+from engine.dataset.build import ensure_dataset
+from engine.dataset.manifest import load_processed
+from engine.dataset.windows import prepare_data
+from engine.model.architecture import Architecture
+from engine.storage import open_storage
+from engine.train.config import RunOptions, TrainParams
+from engine.train.trainer import train_trial
+from hpotui.cli import main
+from tests.report.synth import SyntheticCampaign, data_spec
+
+ARCHS = {
+    "1K": Architecture(d_model=4, n_layers=1, n_heads=2, d_ff=8),
+    "3K": Architecture(d_model=8, n_layers=1, n_heads=2, d_ff=16),
+    "10K": Architecture(d_model=16, n_layers=1, n_heads=2, d_ff=32),
+}
+PARAMS = TrainParams(learning_rate=3e-3, epochs=1, batch_size=256, warmup_steps=0, patience=1)
+
+
+def real_campaign() -> SyntheticCampaign:
+    """One search trial per budget, trained for real, stored with the worker's attributes."""
+    ensure_dataset("SP500", "a25", 1)
+    frame, _ = load_processed("SP500", "a25", 1)
+    spec = data_spec(1)
+    data = prepare_data(frame, spec, torch.device("cpu"))
+    campaign = SyntheticCampaign("e2e")
+    options = RunOptions(device="cpu", precision="fp32", threads=1)
+    for budget, arch in ARCHS.items():
+        exp = campaign.experiment(budget, 1)
+        result = train_trial(arch, PARAMS, data, options)
+        trial = optuna.trial.create_trial(
+            value=result.value,
+            user_attrs={
+                "architecture": arch.to_dict(),
+                "n_params": result.n_params,
+                "train_params": PARAMS.to_dict(),
+                "metrics": result.val_metrics,
+                "best_epoch": result.best_epoch,
+            },
+        )
+        sid = campaign.storage.get_study_id_from_name(campaign.study_name(exp))
+        campaign.storage.create_new_trial(sid, template_trial=trial)
+    return campaign
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_report_runs_end_to_end_and_traces_to_stored_trials(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    campaign = real_campaign()
+    assert main(["report", "e2e", "--seeds", "2", "--bootstrap", "200"]) == 0
+    first = capsys.readouterr().out
+    assert first.count("trained in") == 6 and "stored" not in first
+
+    out = workspace / "outputs" / "e2e" / "report"
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "report.md",
+        "report.json",
+        "experiments.csv",
+        "seeds.csv",
+        "fits.csv",
+        "baselines.csv",
+    }
+    storage = open_storage(campaign.url)
+    rows = read_csv(out / "experiments.csv")
+    assert [r["experiment"] for r in rows] == ["1K_h1", "3K_h1", "10K_h1"]
+    for row in rows:
+        search = optuna.load_study(study_name=row["study"], storage=storage)
+        best = search.trials[int(row["search_trial"])]
+        assert float(row["val_bce_search"]) == best.value
+        assert int(row["n_params"]) == best.user_attrs["n_params"]
+        retrain = optuna.load_study(study_name=row["retrain_study"], storage=storage)
+        numbers = [int(n) for n in row["retrain_trials"].split()]
+        values = [retrain.trials[n].value for n in numbers]
+        assert all(retrain.trials[n].user_attrs["source_trial"] == best.number for n in numbers)
+        assert float(row["test_bce_mean"]) == pytest.approx(sum(values) / len(values))  # type: ignore[arg-type]
+        assert math.isfinite(float(row["prior_bce"])) and math.isfinite(float(row["logreg_bce"]))
+    fits = read_csv(out / "fits.csv")
+    assert fits[0]["n_points"] == "6" and fits[0]["n_sizes"] == "3"
+    assert fits[0]["source"] == "test"
+    markdown = (out / "report.md").read_text()
+    assert "| 1K_h1 | 1K | 1 | #0 |" in markdown
+    assert f"h1: {fits[0]['verdict']}" in markdown or "h1: loss falls" in markdown
+
+    # Everything is stored: the second run retrains nothing and reports the same numbers.
+    assert main(["report", "e2e", "--seeds", "2", "--bootstrap", "200"]) == 0
+    second = capsys.readouterr().out
+    assert second.count("stored") == 6 and "trained in" not in second
+    assert read_csv(out / "experiments.csv") == rows
+
+
+def test_no_results_is_one_line_and_exit_2(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "nothing"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no campaign results at" in err[0]
+    assert not (workspace / "outputs" / "nothing").exists()  # nothing created
+
+
+def test_bad_arguments_are_user_errors(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "x", "--seeds", "-1"]) == 2
+    assert "--seeds must be >= 0" in capsys.readouterr().err
+    assert main(["report", str(workspace / "missing.toml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    assert main(["report", "x", "--device", "tpu"]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+
+
+def test_a_missing_sqlite_file_is_not_created(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{workspace / 'none.db'}"
+    assert main(["report", "demo", "--storage", url]) == 2
+    assert "no campaign results at" in capsys.readouterr().err
+    assert not (workspace / "none.db").exists()

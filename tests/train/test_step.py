@@ -1,0 +1,134 @@
+"""TrainStep: the per-batch hot path (loss, accumulation, clipping, optimizer, schedule)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine.model.architecture import Architecture
+from engine.model.patchtst import PatchTST
+from engine.train.step import TrainStep, build_optimizer
+
+ARCH = Architecture(16, 2, 2, 32)
+
+
+def _model(seed: int = 0, dropout: float = 0.0) -> PatchTST:
+    torch.manual_seed(seed)
+    return PatchTST(ARCH, n_features=3, dropout=dropout)
+
+
+def _batch(n: int = 12, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 60, 3, generator=g)
+    y = (x[:, -1, 0] > 0).float()  # learnable: the sign of the last value of feature 0
+    return x, y
+
+
+def _step(model: PatchTST, **kwargs: object) -> TrainStep:
+    opt = build_optimizer(model, 1e-2, 0.0)
+    return TrainStep(model, opt, **kwargs)  # type: ignore[arg-type]
+
+
+def test_loss_is_mean_bce_with_logits_before_the_update() -> None:
+    model = _model()
+    x, y = _batch()
+    with torch.no_grad():
+        expected = F.binary_cross_entropy_with_logits(model.eval()(x), y)
+    loss = _step(model)(x, y)
+    assert loss.shape == ()
+    assert not loss.requires_grad
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_micro_batches_accumulate_to_the_full_batch_update() -> None:
+    full, split = _model(), _model()
+    x, y = _batch(12)
+    loss_full = _step(full, grad_clip=1.0)(x, y)
+    loss_split = _step(split, grad_clip=1.0, micro_batch=5)(x, y)  # 5 + 5 + 2
+    assert torch.allclose(loss_full, loss_split, atol=1e-6)
+    # the (clipped) gradients the optimizer stepped with are those of the whole batch
+    for a, b in zip(full.parameters(), split.parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None
+        assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_gradients_are_clipped_to_the_norm() -> None:
+    model = _model()
+    before = copy.deepcopy(model)
+    x, y = _batch()
+    _step(model, grad_clip=1e-3)(x, y)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert norm <= 1e-3 * 1.001
+    unclipped = copy.deepcopy(before)
+    _step(unclipped, grad_clip=None)(x, y)
+    norm_free = torch.linalg.vector_norm(
+        torch.stack([p.grad.norm() for p in unclipped.parameters()])
+    )
+    assert norm_free > 1e-2
+
+
+def test_scheduler_steps_once_per_call() -> None:
+    model = _model()
+    opt = build_optimizer(model, 1e-2, 0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / 4)
+    step = TrainStep(model, opt, sched, micro_batch=4)
+    x, y = _batch()
+    rates = []
+    for _ in range(3):
+        step(x, y)
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates == pytest.approx([5e-3, 7.5e-3, 1e-2])
+    assert step.steps == 3
+
+
+def test_training_steps_reduce_the_loss() -> None:
+    model = _model(dropout=0.1)
+    step = _step(model)
+    x, y = _batch(32)
+    first = step(x, y)
+    for _ in range(20):
+        last = step(x, y)
+    assert last < 0.5 * first
+
+
+def test_weight_decay_applies_to_matrices_only() -> None:
+    model = _model()
+    opt = build_optimizer(model, 1e-3, 0.05)
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"])
+    assert all(p.dim() == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+    assert opt.defaults["foreach"] is True
+
+
+def test_bf16_autocast_step_on_cpu() -> None:
+    model = _model()
+    x, y = _batch()
+    loss = _step(model, autocast_dtype=torch.bfloat16)(x, y)
+    assert loss.dtype == torch.float32
+    assert torch.isfinite(loss)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_cuda_graph_option_is_ignored_off_cuda() -> None:
+    model = _model()
+    step = _step(model, cuda_graph=True)
+    assert step.cuda_graph is False
+    x, y = _batch()
+    for _ in range(5):
+        step(x, y)
+    assert step.steps == 5
+
+
+def test_step_trains_in_training_mode_after_an_evaluation() -> None:
+    model = _model(dropout=0.2)
+    step = _step(model)
+    x, y = _batch()
+    model.eval()
+    step(x, y)
+    assert model.training
+    assert all(m.training for m in model.modules())

@@ -1,0 +1,146 @@
+"""The campaign model folded from events: what each panel reads."""
+
+from __future__ import annotations
+
+from engine.protocol import (
+    EpochEnded,
+    ExperimentStatus,
+    HardwareSampled,
+    LogLine,
+    QueueSnapshot,
+    Reply,
+    ThermalChanged,
+    TrialFinished,
+    TrialStarted,
+)
+from hpotui.state import CampaignState, reading
+from tests.tui.fake_link import recorded_events
+
+
+def _row(name: str, position: int, state: str = "queued") -> ExperimentStatus:
+    return ExperimentStatus(
+        name=name, position=position, budget="2M", horizon=1, task="t", state=state, n_trials=4
+    )  # type: ignore[arg-type]
+
+
+def _started(trial: int, experiment: str = "a") -> TrialStarted:
+    arch = {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 128}
+    return TrialStarted(
+        experiment=experiment,
+        trial=trial,
+        params={},
+        architecture=arch,
+        n_params=1000,
+        worker="w0",
+        host="h",
+        ts=float(trial),
+    )
+
+
+def _finished(trial: int, state: str, value: float | None, experiment: str = "a") -> TrialFinished:
+    return TrialFinished(
+        experiment=experiment,
+        trial=trial,
+        state=state,
+        value=value,
+        duration_s=1.0,
+        worker="w0",
+        host="h",
+        metrics={"val_auc": 0.6},
+        ts=float(trial) + 0.5,
+    )  # type: ignore[arg-type]
+
+
+def test_queue_rows_follow_positions_not_arrival_order() -> None:
+    state = CampaignState()
+    changed = state.apply(QueueSnapshot(experiments=[_row("b", 1), _row("a", 0)], workers=3))
+    assert "queue" in changed
+    assert [e.name for e in state.queue] == ["a", "b"]
+    assert state.workers == 3
+
+
+def test_best_and_top_trials_ignore_pruned_failed_and_running() -> None:
+    state = CampaignState()
+    for n, (st, value) in enumerate(
+        [("complete", 0.7), ("pruned", 0.1), ("failed", None), ("complete", 0.5)]
+    ):
+        state.apply(_started(n))
+        state.apply(_finished(n, st, value))
+    state.apply(_started(4))  # still running
+    best = state.best_trial("a")
+    assert best is not None and best.number == 3 and best.value == 0.5
+    assert best.auc == 0.6
+    assert [t.number for t in state.top_trials("a")] == [3, 0]
+    assert [t.number for t in state.running_trials()] == [4]
+
+
+def test_epochs_build_the_running_trial_curve_and_focus_follows_selection() -> None:
+    state = CampaignState()
+    state.apply(_started(0, "a"))
+    state.apply(_started(0, "b"))
+    for epoch in (1, 2):
+        state.apply(
+            EpochEnded(
+                experiment="a",
+                trial=0,
+                epoch=epoch,
+                train_loss=1.0 / epoch,
+                val_loss=2.0 / epoch,
+                elapsed_s=epoch,
+                ts=10.0 + epoch,
+            )
+        )
+    state.apply(
+        EpochEnded(experiment="b", trial=0, epoch=1, train_loss=3, val_loss=3, elapsed_s=1, ts=20.0)
+    )
+    focus = state.focus_trial("a")
+    assert focus is not None and focus.experiment == "a"
+    assert focus.epochs == [(1, 1.0, 2.0), (2, 0.5, 1.0)]
+    latest = state.focus_trial("nothing-running")
+    assert latest is not None and latest.experiment == "b"  # the most recently active trial
+
+
+def test_hardware_keeps_a_bounded_history_and_unknown_temperatures_stay_unknown() -> None:
+    state = CampaignState()
+    for i in range(100):
+        sample = {
+            "cpu_percent_per_core": [10.0, 30.0],
+            "temperature_max_c": {"value": None, "unavailable": "no sensor"},
+        }
+        state.apply(HardwareSampled(sample=sample, ts=float(i)))
+    assert len(state.hardware.cpu_history) == 60
+    assert state.hardware.cpu_history[-1] == 20.0
+    assert [len(h) for h in state.hardware.core_history] == [60, 60]
+    assert len(state.hardware.temp_history) == 0  # -1 or 0 are never invented
+    assert reading({"value": None, "unavailable": "x"}) is None
+    assert reading({"value": 71.5, "unavailable": None}) == 71.5
+
+
+def test_log_filters_by_level_and_collects_refusals_and_thermal_changes() -> None:
+    state = CampaignState()
+    state.apply(LogLine(level="debug", message="d"))
+    state.apply(LogLine(level="info", message="i"))
+    state.apply(Reply(command_id="c1", ok=False, message="no such experiment"))
+    state.apply(ThermalChanged(state="paused", previous="ok", reason="90°C"))
+    assert state.replies["c1"].ok is False
+    assert state.thermal == "paused"
+    assert [e.message for e in state.log_since(0, "warning")] == [
+        "command refused: no such experiment",
+        "thermal paused: 90°C",
+    ]
+    assert len(state.log_since(0, "debug")) == 4
+    assert state.log_since(state.log[-1].seq) == []
+
+
+def test_recorded_stream_folds_into_a_consistent_campaign() -> None:
+    state = CampaignState()
+    for event in recorded_events():
+        state.apply(event)
+    assert [e.name for e in state.queue][:2] == ["2M_h1", "2M_h3"]
+    assert state.experiment("2M_h5") is not None
+    assert state.experiment("2M_h5").state == "paused"  # type: ignore[union-attr]
+    done = state.experiment("2M_h1")
+    best = state.best_trial("2M_h1")
+    assert done is not None and best is not None and done.best_value == best.value
+    assert [t.number for t in state.running_trials()] == [3]
+    assert state.hello is not None and state.hello.campaign == "demo"
