@@ -58,6 +58,7 @@ from engine.node_setup import Scrubber, campaigns_in
 from engine.node_worker import STORAGE_ENV, node_salt
 from engine.queue import T_HOST, T_PID, CampaignQueue
 from engine.storage import mask_url
+from engine.workers import pump_events
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps crashing is a bug, not bad luck
@@ -277,14 +278,7 @@ class WorkerNode:
 
     def _read_events(self, child: _Child) -> None:
         assert child.process.stdout is not None
-        for line in child.process.stdout:
-            if not line.strip():
-                continue
-            try:
-                event = p.decode_event(line)
-            except p.ProtocolError as exc:
-                event = p.LogLine(level="warning", message=f"{child.worker_id}: {exc}")
-            self.events.put(event)
+        pump_events(child.process.stdout, child.worker_id, self.events.put)
 
     def _read_log(self, child: _Child) -> None:
         assert child.process.stderr is not None

@@ -13,16 +13,11 @@ control lines (`engine.workers` format) come on stdin, logs go to stderr.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
-import threading
 import traceback
 import zlib
-from typing import Any
-
-from engine import protocol as p
 
 STORAGE_ENV = "HPOTUI_STORAGE"
 IDLE_POLL_S = 1.0  # each look at the queue reads every trial of the campaign
@@ -49,38 +44,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine.node_worker: ${STORAGE_ENV} is not set", file=sys.stderr)
         return 2
 
-    from engine import recovery
     from engine import worker as worker_module
     from engine.heartbeat import prepare_worker_process, use_campaign_heartbeat
-    from engine.hosts import host_name
     from engine.queue import CampaignQueue
     from engine.storage import open_storage
-    from engine.workers import _die_with_parent, _watch_control
+    from engine.workers import _die_with_parent, child_process_io
 
     orphaned = _die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides what Ctrl-C means
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     flags = worker_module.Flags(orphaned=orphaned)
 
-    def on_term(signum: int, frame: Any) -> None:
-        flags.exit_now = True
-
-    signal.signal(signal.SIGTERM, on_term)
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # stray prints go to the log, never into the event stream
-    lock = threading.Lock()
-
-    def emit(event: p.Event) -> None:
-        with lock:
-            try:
-                out.write(p.encode(event) + "\n")
-                out.flush()
-            except OSError:
-                flags.exit_now = True
-
-    threading.Thread(target=_watch_control, args=(sys.stdin.buffer, flags), daemon=True).start()
-    # Trials record this machine's name; $HPOTUI_HOST overrides the hostname.
-    worker_module.HOST = recovery.HOST = host_name()  # type: ignore[attr-defined]
+    emit = child_process_io(flags)
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
     storage = open_storage(url)
     use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
@@ -101,8 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         traceback.print_exc()
         code = 1
-    with contextlib.suppress(OSError):
-        out.flush()
     sys.stderr.flush()
     os._exit(code)  # the stdin reader thread would block interpreter shutdown
 

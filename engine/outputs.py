@@ -11,10 +11,7 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial
 
 from engine import protocol as p
+from engine.atomic import write_atomic
 from engine.queue import (
     T_COUNTED,
     T_EXTREME,
@@ -36,18 +34,6 @@ from engine.queue import (
 )
 
 EVENTS_FILE = "events.jsonl"
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _state(t: FrozenTrial) -> str:

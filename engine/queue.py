@@ -109,6 +109,10 @@ def counts_of(trials: list[FrozenTrial]) -> Counts:
     for t in reversed(finished):
         if t.state != TrialState.FAIL:
             break
+        if str(t.user_attrs.get(T_REASON, "")).startswith("TrialDoesNotFit"):
+            # an architecture too big for this device (pre-flight warned about it) says
+            # nothing about the experiment's health: the search goes on with the others
+            continue
         c.consecutive_failures += 1
     return c
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Collection
 from typing import Any
 
@@ -20,6 +19,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from engine.hosts import host_name
 from engine.queue import (
     T_COUNTED,
     T_EXTREME,
@@ -33,7 +33,7 @@ from engine.queue import (
     Entry,
 )
 
-HOST = socket.gethostname()
+HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.hosts)
 
 
 def process_start(pid: int) -> float | None:

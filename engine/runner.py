@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -23,10 +22,14 @@ from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
+from engine.datacheck import check_same_data
 from engine.errors import UserError
+from engine.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
+from engine.hosts import TrialWatcher
+from engine.node_monitor import record_monitor_spec
 from engine.outputs import Outputs
-from engine.queue import CampaignQueue, Entry, best_trial
-from engine.recovery import recover
+from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
+from engine.recovery import HOST, recover
 from engine.search import distributions, extreme_params, value_space_key
 from engine.storage import is_journal, journal_path, mask_url
 from engine.workers import LocalWorkers, auto_workers
@@ -125,6 +128,7 @@ class Engine:
         self.notes: list[tuple[p.LogLevel, str]] = []  # logged right after Hello
         self._last_hw_logged = 0.0
         self.local: LocalWorkers | None = None
+        self.watcher = TrialWatcher(self.queue, is_local=self._is_local_trial)
         self.handler = CommandHandler(self)
 
     # ---------------------------------------------------------------- start-up
@@ -135,6 +139,10 @@ class Engine:
         self.resumed = bool(existing)
         for exp in self.campaign.experiments:
             self.add_experiment(exp)
+        record_settings(self.storage, self.queue, HeartbeatSettings())
+        use_campaign_heartbeat(self.storage, self.queue)
+        record_monitor_spec(self.storage, self.queue, self.campaign.monitor)
+        check_same_data(self.queue)  # records the checksums of a new campaign
         self.recover(startup=True)
         self.apply_refresh()
 
@@ -154,6 +162,10 @@ class Engine:
         journal = is_journal(self.storage_url)
         return recover(self.queue, journal=journal, startup=startup, live_pids=live)
 
+    def _is_local_trial(self, t: Any) -> bool:
+        pids = self.local.pids() if self.local is not None else []
+        return bool(t.user_attrs.get(T_HOST) == HOST and t.user_attrs.get(T_PID) in pids)
+
     def hello(self) -> p.Hello:
         return p.Hello(
             protocol_version=p.PROTOCOL_VERSION,
@@ -162,7 +174,7 @@ class Engine:
             config_path=self.config_path,
             storage=mask_url(self.storage_url),
             pid=os.getpid(),
-            host=socket.gethostname(),
+            host=HOST,
             workers=self.n_workers,
             resumed=self.resumed,
         )
@@ -239,6 +251,8 @@ class Engine:
             if not is_journal(self.storage_url) and now > next_recovery:
                 next_recovery = now + RECOVERY_INTERVAL_S  # remote workers' stale trials
                 self.recover()
+            for event in self.watcher.poll():  # trials of other machines
+                self._on_worker_event(event)
             self.apply_refresh()
             self.send_snapshot()
             if self.stopping:
@@ -272,6 +286,8 @@ class Engine:
         elif kind == "eof" and source is None:
             self.log("info", "front-end gone (stdin closed); running headless")
         elif kind == "worker":
+            if isinstance(payload, p.TrialStarted | p.TrialFinished):
+                self.watcher.note_local(payload.experiment, payload.trial)
             self._on_worker_event(payload)
         elif kind == "sample":
             self._on_sample(*payload)

@@ -142,7 +142,21 @@ class Worker:
         if asked is None:
             return False
         entry, study, trial = asked
-        self._train(entry, study, trial)
+        try:
+            self._train(entry, study, trial)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.emit(
+                p.TrialFinished(
+                    experiment=entry.name,
+                    trial=trial.number,
+                    state="interrupted",
+                    value=None,
+                    duration_s=0.0,
+                    worker=self.worker_id,
+                    host=HOST,
+                    reason="declared dead (heartbeat late); its retry runs instead",
+                )
+            )
         self.trials_run += 1
         self.queue.refresh()  # done / failed transitions, also without an engine
         return True
@@ -164,6 +178,7 @@ class Worker:
             )
             trial = study.ask(distributions(cfg, len(entry.grid)))
             tid = trial._trial_id
+            _first_beat(self.storage, tid)
             pid = os.getpid()
             for key, value in (
                 (T_WORKER, self.worker_id),
@@ -321,6 +336,13 @@ class Worker:
         self.storage.set_trial_user_attr(tid, T_COUNTED, True)
         self.storage.set_trial_user_attr(tid, T_REASON, reason[:500])
         self.storage.set_trial_state_values(tid, TrialState.FAIL)
+
+
+def _first_beat(storage: BaseStorage, trial_id: int) -> None:
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None:
+        storage.record_heartbeat(trial_id)
 
 
 class _Heartbeat:

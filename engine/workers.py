@@ -168,14 +168,7 @@ class LocalWorkers:
 
     def _read(self, child: Child) -> None:
         assert child.process.stdout is not None
-        for line in child.process.stdout:
-            if not line.strip():
-                continue
-            try:
-                event = p.decode_event(line)
-            except p.ProtocolError as exc:
-                event = p.LogLine(level="warning", message=f"{child.worker_id}: {exc}")
-            self.on_event(event)
+        pump_events(child.process.stdout, child.worker_id, self.on_event)
 
     def _control(self, child: Child, action: str) -> None:
         stdin = child.process.stdin
@@ -221,6 +214,44 @@ def _watch_control(stream: IO[bytes], flags: Any) -> None:
     flags.exit_now = True  # EOF: the engine is gone
 
 
+def pump_events(stream: IO[bytes], worker_id: str, sink: Callable[[p.Event], None]) -> None:
+    """Decode a worker process's event lines into `sink` until EOF; a bad line becomes a
+    warning, never a crash."""
+    for line in stream:
+        if not line.strip():
+            continue
+        try:
+            event = p.decode_event(line)
+        except p.ProtocolError as exc:
+            event = p.LogLine(level="warning", message=f"{worker_id}: {exc}")
+        sink(event)
+
+
+def child_process_io(flags: Any) -> Callable[[p.Event], None]:
+    """Set up a worker child process: SIGTERM sets `flags.exit_now`, control lines on stdin
+    are watched, and the returned `emit` writes protocol lines to the original stdout
+    while anything else printed goes to stderr (the log), never into the event stream."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        flags.exit_now = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    lock = threading.Lock()
+
+    def emit(event: p.Event) -> None:
+        with lock:
+            try:
+                out.write(p.encode(event) + "\n")
+                out.flush()
+            except OSError:
+                flags.exit_now = True
+
+    threading.Thread(target=_watch_control, args=(sys.stdin.buffer, flags), daemon=True).start()
+    return emit
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.workers")
     parser.add_argument("--storage", required=True)
@@ -243,26 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     flags = Flags(orphaned=orphaned, hold=args.hold)
 
-    def on_term(signum: int, frame: Any) -> None:
-        flags.exit_now = True
+    emit = child_process_io(flags)
+    from engine.heartbeat import prepare_worker_process, use_campaign_heartbeat
+    from engine.queue import CampaignQueue
 
-    signal.signal(signal.SIGTERM, on_term)
-    # Protocol lines go to the original stdout; anything else printed goes to stderr.
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    lock = threading.Lock()
-
-    def emit(event: p.Event) -> None:
-        with lock:
-            try:
-                out.write(p.encode(event) + "\n")
-                out.flush()
-            except OSError:
-                flags.exit_now = True
-
-    threading.Thread(target=_watch_control, args=(sys.stdin.buffer, flags), daemon=True).start()
+    prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
+    storage = open_storage(args.storage)
+    use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
     worker = Worker(
-        open_storage(args.storage),
+        storage,
         args.campaign,
         worker_id=args.worker_id,
         emit=emit,
@@ -274,8 +294,6 @@ def main(argv: list[str] | None = None) -> int:
         lock_path=args.lock,
     )
     code = worker.run()
-    with contextlib.suppress(OSError):
-        out.flush()
     sys.stderr.flush()
     os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown
 

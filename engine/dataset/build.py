@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine import paths
+from engine.atomic import write_atomic
 from engine.dataset import features, manifest
 from engine.dataset.manifest import ProcessedEntry, RawEntry
 from engine.dataset.ohlcv import Ohlcv, read_ohlcv
@@ -89,7 +90,7 @@ def store_raw(data: Ohlcv, name: str, source: str, *, force: bool = False) -> Im
                 where=existing.path,
                 hint="use --force to replace it (processed sets built from it become stale)",
             )
-        manifest.write_atomic(target, lambda tmp: data.frame.to_parquet(tmp))
+        write_atomic(target, lambda tmp: data.frame.to_parquet(tmp))
         start, end = _dates(data.frame)
         entry = RawEntry(
             name=name,
@@ -191,7 +192,7 @@ def build_dataset(
         table = table[columns]
         table.index.name = "Date"
         target = processed_path(name, tier, version)
-        manifest.write_atomic(target, lambda tmp: table.to_parquet(tmp))
+        write_atomic(target, lambda tmp: table.to_parquet(tmp))
         start, end = _dates(table)
         entry = ProcessedEntry(
             name=name,

@@ -16,8 +16,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from engine import paths
+from engine.atomic import write_atomic
 from engine.errors import UserError
 
 FORMAT = 1
@@ -127,20 +126,6 @@ def locked() -> Iterator[None]:
         finally:
             _lock_depth = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Call `write(tmp_path)`, then rename the temporary file onto `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # ---- reading and writing manifests ------------------------------------------------------

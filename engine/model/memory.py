@@ -8,8 +8,12 @@ batch), and when even micro-batch 1 does not fit the trial fails at once, saying
 
 The estimate of one training step of PatchTST with AdamW:
 - weights, gradients and AdamW's two moments: 4 fp32 copies of the parameters;
-- the step's temporaries (foreach AdamW and gradient clipping): ~2 more copies, which
-  live only after the backward pass has freed the activations;
+- the step's temporaries, which live only after the backward pass has freed the
+  activations: on CPU the parameters sit in one flat buffer stepped by fused AdamW
+  (engine.train.step.build_optimizer), which needs no temporaries of its own; the peak
+  there is one encoder layer's gradients, computed before autograd adds them into the
+  flat gradient. On GPUs (per-parameter fused AdamW, foreach clipping, not measured
+  here) ~2 more copies of the parameters are assumed;
 - activations saved for backward, per token (batch x patches): the residual stream and
   LayerNorm inputs (fp32), the qkv, attention, projection inputs and both feed-forward
   tensors (in the autocast dtype), dropout masks (1 byte), attention scores if the
@@ -87,7 +91,12 @@ def estimate_peak_bytes(
         stride=stride,
         dtype=dtype,
     )
-    step_temporaries = 2 * params * 4
+    if device_type == "cpu":
+        d, ff = arch.d_model, arch.d_ff
+        layer = 4 * d * d + 2 * d * ff + 9 * d + ff  # qkv, proj, ff1, ff2, two LayerNorms
+        step_temporaries = max(layer, patch_len * n_features * d) * 4
+    else:
+        step_temporaries = 2 * params * 4
     inputs = batch_size * context_len * n_features * 4 * (2 if device_type == "cpu" else 1)
     return state + max(acts, step_temporaries) + inputs
 

@@ -15,6 +15,8 @@ exact closed formula of `sum(p.numel() for p in PatchTST(...).parameters())`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -48,23 +50,104 @@ class EncoderLayer(nn.Module):
         b, n, d = x.shape  # (B, N, D)
         h = self.n_heads
         qkv = _linear(self.qkv, self.norm1(x))  # (B, N, 3D)
-        q, k, v = qkv.view(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, Dh)
-        att = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, Dh)
-        att = att.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
-        x = x + F.dropout(_linear(self.proj, att), self.dropout, self.training)
+        if x.device.type == "cpu" and b % 2 == 0:
+            att = _paired_attention(qkv, h)
+        else:
+            # unbind on the qkv axis, then transpose: in backward the three gradients
+            # stack straight into qkv's layout (a permute first costs one more copy)
+            q, k, v = (t.transpose(1, 2) for t in qkv.view(b, n, 3, h, d // h).unbind(2))
+            att = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, Dh)
+            att = att.transpose(1, 2).reshape(b, n, d)  # (B, N, D)
+        x = residual_dropout(x, _linear(self.proj, att), self.dropout, self.training)
         ff = _linear(self.ff2, F.gelu(_linear(self.ff1, self.norm2(x))))  # (B, N, D)
-        return x + F.dropout(ff, self.dropout, self.training)
+        return residual_dropout(x, ff, self.dropout, self.training)
+
+
+def _paired_attention(qkv: torch.Tensor, h: int) -> torch.Tensor:
+    """Attention over (B, N, 3D) qkv with pairs of samples in one 2N-token sequence.
+
+    A block-diagonal mask keeps each sample attending to its own N patches only, so the
+    result is that of per-sample attention. CPU's flash kernel pays a fixed cost per
+    (sample, head) problem that dominates at ~11 patches: halving their number made
+    attention ~15% faster with 8 heads (measured, fwd+bwd). B must be even.
+    """
+    b, n, d3 = qkv.shape
+    d, pairs = d3 // 3, b // 2
+    parts = qkv.view(pairs, 2, n, 3, h, d // h).unbind(3)  # (B/2, 2, N, H, Dh) each
+    q, k, v = (t.permute(0, 3, 1, 2, 4).reshape(pairs, h, 2 * n, d // h) for t in parts)
+    att = F.scaled_dot_product_attention(q, k, v, attn_mask=_pair_mask(n, qkv.device))
+    return att.view(pairs, h, 2, n, d // h).permute(0, 2, 3, 1, 4).reshape(b, n, d)
+
+
+def _pair_mask(n: int, device: torch.device) -> torch.Tensor:
+    """(2N, 2N) bool mask, True within each sample's own N x N block."""
+    sample = torch.arange(2 * n, device=device) // n
+    return sample[:, None] == sample[None, :]
+
+
+def residual_dropout(
+    x: torch.Tensor, branch: torch.Tensor, p: float, training: bool
+) -> torch.Tensor:
+    """`x + F.dropout(branch, p, training)`: one elementwise pass forward, one backward.
+
+    The mask comes from `keep_mask`, an order of magnitude cheaper on CPU than
+    `bernoulli_` (which was the largest non-matmul cost of deep narrow models). Other
+    devices keep F.dropout: its fused kernel is cheap there and CUDA-graph safe.
+    """
+    if not training or p <= 0.0:
+        return x + branch
+    if branch.device.type != "cpu":
+        return x + F.dropout(branch, p, True)
+    out: torch.Tensor = _AddMasked.apply(x, branch, keep_mask(branch, p))  # type: ignore[no-untyped-call]
+    return out
+
+
+class _AddMasked(torch.autograd.Function):
+    """x + branch * mask. Autograd's own addcmul backward multiplies by the mask and
+    then again by its `value`; this one does the single multiply."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, branch: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        ctx.save_for_backward(mask)
+        return torch.addcmul(x, branch, mask)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        (mask,) = ctx.saved_tensors
+        return grad, grad * mask, None
+
+
+def keep_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout mask shaped like `like`: 0 with probability p, else 1 / (1 - p).
+
+    p is rounded to a multiple of 1/65536 (0.1 -> 0.100006) and the scale uses the
+    rounded value, so the mask has mean 1. Random 64-bit words over the full int64 range
+    are cut into four int16 lanes, each uniform over int16 and compared with one scalar
+    threshold: one RNG draw per four elements instead of `bernoulli_`'s one per element.
+    It draws from torch's default generator, so `manual_seed` repeats it.
+    """
+    n = like.numel()
+    dropped = round(p * 65536)  # dropped values per 65536
+    if dropped >= 65536:
+        return torch.zeros_like(like)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device)
+    words.random_(-(2**63), None)  # full 64-bit range: every int16 lane is uniform
+    keep = (words.view(torch.int16) >= dropped - 32768)[:n].view(like.shape)
+    # via uint8: bool -> float is a slow scalar loop on CPU, uint8 -> float is vectorised
+    return keep.view(torch.uint8).to(like.dtype).mul_(65536 / (65536 - dropped))
 
 
 def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`layer(x)` as a matmul then a bias add.
+    """`layer(x)` as a matmul then an in-place bias add.
 
     nn.Linear on CPU runs addmm, which first broadcasts the bias into the output with a
     slow strided copy; for the small, many matmuls of deep narrow models that copy costs
-    a quarter of the layer's time. A plain matmul plus a vectorised add is cheaper and
-    gives the same values and gradients.
+    a quarter of the layer's time. A plain matmul plus a vectorised in-place add (no new
+    buffer: mm's backward does not need its output) gives the same values and gradients.
     """
-    return F.linear(x, layer.weight) + layer.bias
+    return F.linear(x, layer.weight).add_(layer.bias)
 
 
 class PatchTST(nn.Module):

@@ -1,11 +1,14 @@
-"""Three machines on one campaign in a real PostgreSQL: `hpotui worker` end to end.
+"""Three machines on one campaign in a real PostgreSQL: `hpotui worker` and
+`hpotui --batch --storage` end to end.
 
-Machines are workspaces with their own copy of the data and their own HPOTUI_HOST. The
+Machines are workspaces with their own copy of the data and their own HPOTUI_HOST: a and
+b run `hpotui worker`, c runs `hpotui --batch` (an engine and its local worker). The
 test proves: every experiment gets exactly its n_trials counted trials, none lost or
 duplicated; a reorder written to the storage by another process is honoured by every
 worker at its next trial; a worker killed with SIGKILL has its trial failed through the
 heartbeat and re-run elsewhere after the grace period; a machine whose data differs
-refuses to join (exit 2); and the database password appears in no output and no file.
+refuses to join (exit 2); c's batch shows the trials of a and b with their host; and
+the database password appears in no output and no file.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from engine import protocol as p
 from engine.queue import (
+    T_COUNTED,
     T_HOST,
     T_INTERRUPTED,
     T_PID,
@@ -64,7 +69,7 @@ class Machine:
         environment = {**os.environ, "HPOTUI_HOME": str(self.home), "HPOTUI_HOST": self.host}
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hpotui.cli", "worker", *args],
+                [sys.executable, "-m", "hpotui.cli", *args],
                 cwd=self.home,
                 env={**environment, **(env or {})},
                 stdout=out,
@@ -102,6 +107,7 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
 
     # machine a creates the campaign from its config (heartbeat 1 s, grace 3 s) and works
     a.start(
+        "worker",
         str(config),
         "--storage",
         pg_url,
@@ -117,12 +123,21 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
     storage = open_storage(pg_url, heartbeat_interval=None)
     queue = CampaignQueue(storage, "dist")
     _wait("the campaign's studies", lambda: len(queue.entries(with_trials=False)) == 3)
-    # b and c join by name, the URL in the environment (off their command lines)
-    for machine in (b, c):
-        machine.start(
-            "--campaign", "dist", "--workers", "1", "--threads", "1", env={"HPOTUI_STORAGE": pg_url}
-        )
-    d.start("--campaign", "dist", "--storage", pg_url)
+    # b joins by name, the URL in the environment (off its command line); c watches and
+    # works with `hpotui --batch` (an engine with one local worker) on the same storage
+    b.start(
+        "worker",
+        "--campaign",
+        "dist",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        env={"HPOTUI_STORAGE": pg_url},
+    )
+    (c.home / "dist.toml").write_text(config.read_text())
+    c.start("--batch", "--json", "dist.toml", "--storage", pg_url, "--workers", "1")
+    d.start("worker", "--campaign", "dist", "--storage", pg_url)
 
     # a fourth process (this one) moves the last experiment to the front mid-run
     def h1_started() -> bool:
@@ -215,6 +230,27 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
     refusal = d.err.read_text().strip().splitlines()
     assert len(refusal) == 1 and "sha256" in refusal[0] and "TINY/a25/v1" in refusal[0]
     assert "***" in a.stdout()
+
+    # --- c's batch shows the trials other machines ran, with their host, once each
+    events = [p.decode_event(line) for line in c.stdout().splitlines() if line.strip()]
+    hello, bye = events[0], events[-1]
+    assert isinstance(hello, p.Hello) and hello.storage.startswith(
+        "postgresql+psycopg://hpotui:***@"
+    )
+    assert isinstance(bye, p.Bye) and bye.exit_code == 0
+    finished = [e for e in events if isinstance(e, p.TrialFinished)]
+    foreign = [e for e in finished if e.host != "machine-c"]
+    assert {e.host for e in foreign} >= {"machine-a"}
+    assert all(e.worker.endswith("@" + e.host) for e in foreign)
+    keys = [(e.experiment, e.trial) for e in finished]
+    assert len(keys) == len(set(keys))
+    for e in foreign:  # as stored: same state and value
+        t = next(t for t in by_name[e.experiment] if t.number == e.trial)
+        failed = "failed" if t.user_attrs.get(T_COUNTED) else "interrupted"
+        expected = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
+            t.state, failed
+        )
+        assert e.state == expected and e.value == (t.value if expected == "complete" else None)
 
     # --- the password is in no output and no file written by any machine
     leaks = [

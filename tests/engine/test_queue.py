@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from engine.campaign.config import load_campaign
 from engine.campaign.model import Campaign
 from engine.errors import UserError
-from engine.queue import T_COUNTED, T_INTERRUPTED, CampaignQueue
+from engine.queue import T_COUNTED, T_INTERRUPTED, T_REASON, CampaignQueue
 from engine.runner import Plan, plan_experiment
 from engine.storage import open_storage
 
@@ -119,6 +119,21 @@ def test_counting_done_and_failed(workspace: Path, campaign: Campaign) -> None:
     (changed, _), *_ = queue.refresh()
     assert changed.stored_state == "failed" and "consecutive" in changed.reason
     assert queue.all_terminal()
+
+
+def test_architectures_too_big_for_the_device_do_not_fail_the_experiment(
+    workspace: Path, campaign: Campaign
+) -> None:
+    queue, _ = _queue(workspace, campaign)
+    name = "1.8K_h2"
+    too_big = {T_COUNTED: True, T_REASON: "TrialDoesNotFit: needs 34 GiB, 17 GiB usable"}
+    for _ in range(3):  # as many as max_consecutive_failures
+        _finish(queue, name, TrialState.FAIL, **too_big)
+    assert queue.entry(name).counts.consecutive_failures == 0
+    assert all(c.stored_state != "failed" for c, _ in queue.refresh())
+    for _ in range(2):  # real failures still count
+        _finish(queue, name, TrialState.FAIL, **{T_COUNTED: True, T_REASON: "ValueError: x"})
+    assert queue.entry(name).counts.consecutive_failures == 2
 
 
 def test_rerun_archives_the_old_study_and_keeps_the_position(
