@@ -57,6 +57,9 @@ def psutil_temperatures() -> dict[str, Reading]:
     return temps
 
 
+NO_SENSOR_RECHECK_S = 30.0
+
+
 class LinuxProbe(Probe):
     """psutil + sysfs temperatures + NVML. `sysfs_root` is injectable for tests."""
 
@@ -70,10 +73,19 @@ class LinuxProbe(Probe):
         self._system = SystemReader(campaign_pids, clock)
         self._gpus = gpus
         self._sysfs_root = sysfs_root
+        self._clock = clock
+        self._no_sensor_until = -1.0
 
     def temperatures(self) -> dict[str, Reading]:
+        # A machine that exposes no sensor is re-scanned every NO_SENSOR_RECHECK_S, not at
+        # every sample: scanning sysfs is most of an idle sample's cost.
+        if self._clock() < self._no_sensor_until:
+            return {}
         temps = psutil_temperatures() if self._sysfs_root == SYSFS else {}
-        return temps or read_sysfs_temperatures(self._sysfs_root)
+        temps = temps or read_sysfs_temperatures(self._sysfs_root)
+        if not temps:
+            self._no_sensor_until = self._clock() + NO_SENSOR_RECHECK_S
+        return temps
 
     def sample(self) -> HardwareSample:
         part = self._system.read()

@@ -47,6 +47,9 @@ def throttled(current_mhz: Reading, max_mhz: Reading, per_core: list[float]) -> 
     return current_mhz.value < THROTTLED_FRACTION * max_mhz.value
 
 
+TREE_REFRESH_S = 5.0
+
+
 class SystemReader:
     """Stateful psutil reader: CPU % and swap growth are rates between two calls."""
 
@@ -58,6 +61,7 @@ class SystemReader:
         self._campaign_pids = campaign_pids or (lambda: [os.getpid()])
         self._clock = clock
         self._processes: dict[int, psutil.Process] = {}
+        self._tree_due = -1.0
         self._cpu_times = psutil.cpu_times(percpu=True)
         self._last_swap = (clock(), psutil.swap_memory().used)
         self._campaign_usage()  # primes the per-process CPU counters
@@ -110,15 +114,21 @@ class SystemReader:
 
         psutil.Process objects are kept between calls: cpu_percent() is a rate since
         the previous call on the same object."""
-        wanted: dict[int, psutil.Process] = {}
-        for pid in self._campaign_pids():
-            try:
-                root = self._processes.get(pid) or psutil.Process(pid)
-                wanted[pid] = root
-                for child in root.children(recursive=True):
-                    wanted.setdefault(child.pid, self._processes.get(child.pid) or child)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
+        wanted: dict[int, psutil.Process] = dict(self._processes)
+        now = self._clock()
+        if now >= self._tree_due:
+            # Finding children scans every process of the machine: done every
+            # TREE_REFRESH_S, not at every sample (dead processes drop out below).
+            self._tree_due = now + TREE_REFRESH_S
+            wanted = {}
+            for pid in self._campaign_pids():
+                try:
+                    root = self._processes.get(pid) or psutil.Process(pid)
+                    wanted[pid] = root
+                    for child in root.children(recursive=True):
+                        wanted.setdefault(child.pid, self._processes.get(child.pid) or child)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
         cpu, rss = 0.0, 0
         alive: dict[int, psutil.Process] = {}
         for pid, proc in wanted.items():

@@ -3,6 +3,7 @@ per-core CPU bars and the last minute of CPU use (mean and busiest core, 0-100 %
 
 from __future__ import annotations
 
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from hpotui.state import CampaignState, reading
 from hpotui.widgets.format import bar, nbytes, thermal_badge
 
 CELL_WIDTH = 19  # "c00 ━━━━━━━━━━ 100%" plus a gap
+
+
+HISTORY_REDRAW_S = 5.0
 
 
 class HardwarePanel(Vertical):
@@ -54,6 +58,9 @@ class HardwarePanel(Vertical):
         yield Chart(id="hw-history")
         yield Static(id="hw-cores")
 
+    _history_due = 0.0
+    _history_width = -1
+
     def on_mount(self) -> None:
         self.border_title = "Hardware"
         self.update_from(CampaignState())
@@ -74,7 +81,13 @@ class HardwarePanel(Vertical):
         sample = hw.last or {}
         summary = self._summary(state, sample)
         _show(self.query_one("#hw-summary", Static), summary, len(summary.renderables))
-        self.query_one("#hw-history", Chart).show(_history(state))
+        now = time.monotonic()
+        if now >= self._history_due or self.size.width != self._history_width:
+            # the strip chart shows a minute: redrawing it every HISTORY_REDRAW_S (not at
+            # every 1 Hz sample) keeps an idle dashboard cheap
+            self._history_due = now + HISTORY_REDRAW_S
+            self._history_width = self.size.width
+            self.query_one("#hw-history", Chart).show(_history(state))
         cores, rows = self._cores(sample)
         _show(self.query_one("#hw-cores", Static), cores, rows)
 
