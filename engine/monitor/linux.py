@@ -98,21 +98,8 @@ class LinuxProbe(Probe):
             accelerator = Reading.of(sum(v for v in known_gpu_memory if v is not None))
         else:
             accelerator = Reading.missing(f"no accelerator ({self._gpu_reason()})")
-        return HardwareSample(
-            ts=time.time(),
-            platform="linux",
-            cpu_percent_per_core=part.cpu_percent_per_core,
-            cpu_freq_mhz=part.cpu_freq_mhz,
-            cpu_freq_max_mhz=part.cpu_freq_max_mhz,
-            cpu_throttled=part.cpu_throttled,
-            load_avg=part.load_avg,
-            memory_used_bytes=part.memory_used_bytes,
-            memory_available_bytes=part.memory_available_bytes,
-            memory_total_bytes=part.memory_total_bytes,
-            swap_used_bytes=part.swap_used_bytes,
-            swap_growth_bytes_per_s=part.swap_growth_bytes_per_s,
-            campaign_cpu_percent=part.campaign_cpu_percent,
-            campaign_rss_bytes=part.campaign_rss_bytes,
+        return part.sample(
+            "linux",
             temperatures_c=temps,
             temperature_max_c=max_temperature(temps),
             thermal_pressure=None,

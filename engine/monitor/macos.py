@@ -143,21 +143,9 @@ class MacProbe(Probe):
         if pmset.cpu_speed_limit is not None:
             throttled = pmset.cpu_speed_limit < 100
         gpus, gpu_reason = self._apple_gpu(macmon, macmon_reason)
-        return HardwareSample(
-            ts=time.time(),
-            platform="macos",
-            cpu_percent_per_core=part.cpu_percent_per_core,
-            cpu_freq_mhz=part.cpu_freq_mhz,
-            cpu_freq_max_mhz=part.cpu_freq_max_mhz,
+        return part.sample(
+            "macos",
             cpu_throttled=throttled,
-            load_avg=part.load_avg,
-            memory_used_bytes=part.memory_used_bytes,
-            memory_available_bytes=part.memory_available_bytes,
-            memory_total_bytes=part.memory_total_bytes,
-            swap_used_bytes=part.swap_used_bytes,
-            swap_growth_bytes_per_s=part.swap_growth_bytes_per_s,
-            campaign_cpu_percent=part.campaign_cpu_percent,
-            campaign_rss_bytes=part.campaign_rss_bytes,
             temperatures_c=temps,
             temperature_max_c=max_temperature(
                 temps, NO_MACMON if self._macmon is None else f"no sensor ({macmon_reason})"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import psutil
 
-from engine.monitor.sample import Reading
+from engine.monitor.sample import HardwareSample, Reading
 
 # A core busier than this on average is asking for its full clock; below it, a low
 # frequency is the governor saving power, not throttling.
@@ -36,6 +36,12 @@ class SystemPart:
     swap_growth_bytes_per_s: float
     campaign_cpu_percent: float
     campaign_rss_bytes: int
+
+    def sample(self, platform: str, **platform_fields: Any) -> HardwareSample:
+        """A full sample: these fields plus the platform's own (temperatures, pressure,
+        GPUs; `cpu_throttled` may be overridden by a platform that knows better)."""
+        common = {f.name: getattr(self, f.name) for f in fields(self)}
+        return HardwareSample(ts=time.time(), platform=platform, **{**common, **platform_fields})
 
 
 def throttled(current_mhz: Reading, max_mhz: Reading, per_core: list[float]) -> bool | None:
