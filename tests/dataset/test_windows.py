@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from market_data import random_ohlcv
 
 from engine.dataset.labels import make_labels
 from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
@@ -16,16 +17,7 @@ CPU = torch.device("cpu")
 
 
 def ohlcv(n: int = 900, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * (1 + rng.normal(0, 0.003, n))
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.005, n)))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.005, n)))
-    volume = rng.integers(1_000_000, 5_000_000, n).astype(float)
-    dates = pd.bdate_range("2001-01-01", periods=n, name="Date")
-    return pd.DataFrame(
-        {"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=dates
-    )
+    return random_ohlcv(n, seed, start="2001-01-01", wick=0.005)
 
 
 def spec(horizon: int = 1, **split: object) -> DataSpec:

@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import torch
+from market_data import random_ohlcv
 from optuna.storages import BaseStorage
 
 from engine.campaign.model import ExperimentConfig
@@ -35,17 +36,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def ohlcv(n: int = 700, seed: int = 0, signal: bool = False) -> pd.DataFrame:
     """A random-walk OHLCV frame. `signal=True` adds a column holding tomorrow's high
     return: a feature that (illegally, on purpose) predicts the 1-day label."""
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = close * (1 + rng.normal(0, 0.003, n))
-    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.006, n)))
-    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.006, n)))
-    volume = rng.integers(1_000_000, 5_000_000, n).astype(float)
-    dates = pd.bdate_range("2005-01-03", periods=n, name="Date")
-    frame = pd.DataFrame(
-        {"Open": open_, "High": high, "Low": low, "Close": close, "Volume": volume}, index=dates
-    )
+    frame = random_ohlcv(n, seed)
     if signal:
+        high, close = frame["High"].to_numpy(), frame["Close"].to_numpy()
         ahead = np.append(high[1:] / close[:-1] - 1, 0.0)
         frame["Signal"] = ahead
     return frame
