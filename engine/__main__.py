@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from engine import protocol as p
 from engine.errors import UserError, UserErrors
+from engine.workers import workers_arg
 
 EXIT_USAGE = 2
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine")
     parser.add_argument("--config", help="campaign TOML (default: configs/demo.toml)")
     parser.add_argument("--storage", help="Optuna storage URL (default: journal in outputs/)")
-    parser.add_argument("--workers", help='number of local workers or "auto"')
+    parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
     parser.add_argument("--device", help="override every experiment's device (cpu, cuda, ...)")
     parser.add_argument("--no-monitor", action="store_true", help="no hardware sampling")
     args = parser.parse_args(argv)

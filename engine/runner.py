@@ -23,7 +23,6 @@ from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
 from engine.datacheck import check_same_data
-from engine.errors import UserError
 from engine.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.hosts import TrialWatcher
 from engine.node_monitor import record_monitor_spec
@@ -32,7 +31,7 @@ from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.recovery import HOST, recover
 from engine.search import distributions, extreme_params, value_space_key
 from engine.storage import is_journal, journal_path, mask_url
-from engine.workers import LocalWorkers, auto_workers
+from engine.workers import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -70,20 +69,15 @@ def resolve_workers(
     spec: str | int | None, campaign: Campaign, plan: Plan, device: str | None
 ) -> tuple[int, int | None]:
     """(workers, threads per worker) from "auto" or a number."""
-    cores = os.cpu_count() or 1
-    if spec is None or str(spec) == "auto":
+
+    def auto(cores: int) -> tuple[int, int]:
         from engine.train.device import resolve_device
 
         dev = str(resolve_device(device or campaign.experiments[0].device))
         largest = max((g[-1]["n_params"] for g in plan.grids.values() if g), default=0)
         return auto_workers(cores, dev, largest)
-    try:
-        n = int(spec)
-    except ValueError:
-        raise UserError(f'expected a number or "auto", got {spec!r}', where="--workers") from None
-    if n < 1:
-        raise UserError(f"needs at least 1 worker, got {n}", where="--workers")
-    return n, max(1, cores // n)
+
+    return resolve_worker_count(spec, auto)
 
 
 class Engine:

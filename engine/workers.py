@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine import protocol as p
+from engine.errors import UserError
 
 CONTROL_ACTIONS = ("interrupt", "stop_after", "stop_now", "hold", "release")
 SMALL_MODEL = 5_000_000
@@ -49,6 +50,42 @@ def auto_workers(cores: int, device: str, largest_params: int) -> tuple[int, int
         n = max(1, cores // 4)
         return n, max(1, cores // n)
     return 1, cores
+
+
+def parse_worker_count(spec: str | int) -> int | None:
+    """`--workers` as a number of workers, None for "auto"; ValueError says what is wrong."""
+    if str(spec) == "auto":
+        return None
+    try:
+        n = int(spec)
+    except ValueError:
+        raise ValueError(f'expected a number or "auto", got {spec!r}') from None
+    if n < 1:
+        raise ValueError(f"needs at least 1 worker, got {n}")
+    return n
+
+
+def workers_arg(text: str) -> str:
+    """argparse type for `--workers`: a bad value is a usage error (exit 2) at the command
+    line, before any engine or study is started. Returns the text unchanged."""
+    try:
+        parse_worker_count(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def resolve_worker_count(
+    spec: str | int | None, auto: Callable[[int], tuple[int, int]]
+) -> tuple[int, int]:
+    """(workers, threads per worker) from `--workers`: "auto" (or None) asks
+    `auto(cores)`; a number n >= 1 gets the cores split between its workers."""
+    cores = os.cpu_count() or 1
+    try:
+        n = None if spec is None else parse_worker_count(spec)
+    except ValueError as error:
+        raise UserError(str(error), where="--workers") from None
+    return auto(cores) if n is None else (n, max(1, cores // n))
 
 
 @dataclass

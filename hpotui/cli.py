@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.errors import UserError, UserErrors
+from engine.workers import workers_arg
 
 SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker")
 
@@ -35,7 +36,7 @@ def _campaign_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", action="store_true", help="run headless, one line per trial")
     parser.add_argument("--json", action="store_true", help="with --batch: print raw events")
     parser.add_argument("--storage", help="Optuna storage URL (default: journal file in outputs/)")
-    parser.add_argument("--workers", help='number of local workers or "auto"')
+    parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
     parser.add_argument("--version", action="version", version=_version())
     return parser
 

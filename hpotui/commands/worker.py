@@ -20,6 +20,7 @@ from typing import Any
 
 from engine import protocol as p
 from engine.errors import UserError
+from engine.workers import workers_arg
 
 STORAGE_ENV = "HPOTUI_STORAGE"
 
@@ -42,7 +43,9 @@ def register(sub: Any) -> None:
         "which keeps the password off the command line)",
     )
     parser.add_argument("--campaign", help="campaign name (default: the config's, or the only one)")
-    parser.add_argument("--workers", default="auto", help='worker processes here, or "auto"')
+    parser.add_argument(
+        "--workers", type=workers_arg, default="auto", help='worker processes here, or "auto"'
+    )
     parser.add_argument(
         "--threads", type=int, help="torch threads per worker (default: cores / workers)"
     )
@@ -198,23 +201,17 @@ def _only_campaign(names: list[str], masked: str) -> str:
 
 def _workers(spec: str, storage: Any, campaign: str, device: str | None) -> tuple[int, int]:
     from engine.queue import CampaignQueue
-    from engine.workers import auto_workers
+    from engine.workers import auto_workers, resolve_worker_count
 
-    cores = os.cpu_count() or 1
-    if spec == "auto":
+    def auto(cores: int) -> tuple[int, int]:
         from engine.train.device import resolve_device
 
         entries = CampaignQueue(storage, campaign).entries(with_trials=False)
         largest = max((int(e.grid[-1]["n_params"]) for e in entries if e.grid), default=0)
         wanted = device or (entries[0].config.device if entries else "auto")
         return auto_workers(cores, str(resolve_device(wanted)), largest)
-    try:
-        n = int(spec)
-    except ValueError:
-        raise UserError(f'expected a number or "auto", got {spec!r}', where="--workers") from None
-    if n < 1:
-        raise UserError(f"needs at least 1 worker, got {n}", where="--workers")
-    return n, max(1, cores // n)
+
+    return resolve_worker_count(spec, auto)
 
 
 def _safe(name: str) -> str:

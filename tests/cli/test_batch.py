@@ -79,3 +79,18 @@ def test_config_error_exits_2_with_the_problem_and_starts_nothing(workspace: Pat
     assert "bad.toml" in err and "horizons" in err
     assert not (workspace / "outputs" / "bad").exists()
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("workers", ["zero", "0", "-2"])
+def test_a_bad_worker_count_is_a_usage_error_before_anything_starts(
+    workspace: Path, workers: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hpotui.cli import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--batch", str(config), "--workers", workers])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "Traceback" not in err
+    assert list((workspace / "outputs").iterdir()) == []  # no engine, no storage
