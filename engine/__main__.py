@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from engine.runner import Engine
-    from engine.storage import is_journal, journal_path, open_storage
+    from engine.storage import open_storage
 
     if report.excluded:
         kept = tuple(e for e in campaign.experiments if e.name not in report.excluded)
@@ -151,11 +151,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(out, [str(error)], campaign_name, str(config))
     with contextlib.suppress(OSError):
         safe.file = open(folder / "engine.log", "a", encoding="utf-8")  # noqa: SIM115
-    if is_journal(url):
-        # Holding the campaign lock, no local worker of ours is alive: a journal lock
-        # file left now was left by a killed process.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(str(journal_path(url)) + ".lock")
     engine = Engine(
         campaign,
         open_storage(url),

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal import JournalFileBackend
 
 from engine import paths
+from engine.filelock import JournalFlock
 
 JOURNAL_NAME = "optuna.journal"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
@@ -80,7 +81,7 @@ def open_storage(
     if is_journal(url):
         path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        backend = JournalFileBackend(str(path), lock_obj=JournalFlock(path))
         return optuna.storages.JournalStorage(backend)
     return optuna.storages.RDBStorage(
         _sqlalchemy_url(url),

@@ -32,6 +32,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine import protocol as p
+from engine.filelock import held
 from engine.queue import (
     T_COUNTED,
     T_EXTREME,
@@ -73,14 +74,8 @@ def ask_lock(lock_path: str | None) -> Iterator[None]:
     if lock_path is None:
         yield
         return
-    import fcntl
-
-    with open(lock_path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with held(lock_path):
+        yield
 
 
 class Worker:

@@ -13,7 +13,6 @@ that changed after it was built is loud (original-pipeline.md, failures 1 and 2)
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import pandas as pd
 from engine import paths
 from engine.atomic import write_atomic
 from engine.errors import UserError
+from engine.filelock import held
 
 FORMAT = 1
 
@@ -118,14 +118,12 @@ def locked() -> Iterator[None]:
             _lock_depth -= 1
         return
     paths.manifests_dir().mkdir(parents=True, exist_ok=True)
-    with (paths.manifests_dir() / ".lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with held(paths.manifests_dir() / ".lock"):
         _lock_depth = 1
         try:
             yield
         finally:
             _lock_depth = 0
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---- reading and writing manifests ------------------------------------------------------
