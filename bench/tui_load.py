@@ -4,9 +4,11 @@
 
 Prints: time to the first frame after launch; event-to-screen lag (push of an event to
 the first frame the compositor produced after the app folded it) at `--rate` events/s;
-frames drawn (coalescing); CPU of this process while loaded and while idle with 1 Hz
-hardware events. Targets (issue 6): lag < 100 ms at 1,000 events/s, idle < 5% of one
-core, first frame < 1.5 s. The producer runs in the same process (its cost is included).
+frames drawn (coalescing); CPU of this process while loaded, while idle with no events
+(the baseline, same process) and while idle with 1 Hz hardware events, and the CPU cost
+of one hardware event. Targets (issue 6): lag < 100 ms at 1,000 events/s, idle < 5% of
+one core, first frame < 1.5 s. The producer runs in the same process (its cost is
+included). This VM's speed drifts by up to 3x between runs; compare figures of one run.
 """
 
 from __future__ import annotations
@@ -251,8 +253,12 @@ async def main(rate: float, seconds: float, idle_s: float) -> int:
         loaded_events = len(link.pushed) - warm
         lags = lag_stats(link, frames, warm, len(link.pushed))
         loaded_frames = len(frames) - f0
-        # Idle with 1 Hz hardware.
+        # Idle without events: the baseline.
         await pilot.pause(0.5)
+        cpu_q0, t_q0 = proc.cpu_times(), time.perf_counter()
+        await asyncio.sleep(idle_s / 2)
+        cpu_q1, t_q1 = proc.cpu_times(), time.perf_counter()
+        # Idle with 1 Hz hardware.
         cpu2, t2 = proc.cpu_times(), time.perf_counter()
         quiet_from = len(link.pushed)
         await idle(link, idle_s)
@@ -261,6 +267,8 @@ async def main(rate: float, seconds: float, idle_s: float) -> int:
         n_folded = app.state.n_events
     busy = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0) * 100
     quiet = (cpu3.user + cpu3.system - cpu2.user - cpu2.system) / (t3 - t2) * 100
+    still = (cpu_q1.user + cpu_q1.system - cpu_q0.user - cpu_q0.system) / (t_q1 - t_q0) * 100
+    per_event_ms = (quiet - still) / 100 * 1000  # at 1 event/s
     lags_ms = sorted(1000 * x for x in lags)
     p = lambda q: lags_ms[min(len(lags_ms) - 1, int(q * len(lags_ms)))] if lags_ms else float("nan")  # noqa: E731
     ok_lag = p(0.95) < 100
@@ -279,7 +287,9 @@ async def main(rate: float, seconds: float, idle_s: float) -> int:
         f"({1000 * cpu_s / max(1, loaded_frames):.1f} ms cpu per frame incl. folding)"
     )
     print(f"machine load average: {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores")
+    print(f"cpu idle, no events (baseline): {still:.1f}% of one core")
     print(f"cpu idle with 1 Hz hardware events: {quiet:.1f}% of one core (target < 5)")
+    print(f"cpu per hardware event: {per_event_ms:.0f} ms")
     if idle_lags:
         print(
             f"lag of those 1 Hz events: median {statistics.median(idle_lags):.0f} ms, "

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from engine.protocol import (
@@ -80,6 +81,8 @@ SHORT = {
 if TYPE_CHECKING:
     from hpotui.app import HpotuiApp
 
+PanelT = TypeVar("PanelT", bound=Widget)
+
 TOPICS = frozenset(("queue", "trials", "curves", "hardware", "log", "status"))
 
 
@@ -95,6 +98,7 @@ class MainScreen(Screen[None]):
         self.warning_c = warning_c
         self.critical_c = critical_c
         self.ready = False  # panels composed and mounted: draw() can run
+        self._panels: dict[type[Widget], Widget] = {}
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -124,6 +128,13 @@ class MainScreen(Screen[None]):
         self.set_class(height < 32, "short")
         self.set_class(width < 60 or height < 16, "tiny")
 
+    def _panel(self, kind: type[PanelT]) -> PanelT:
+        """The screen's one widget of `kind`, looked up once: draw() runs per frame."""
+        found = self._panels.get(kind)
+        if found is None:
+            found = self._panels[kind] = self.query_one(kind)
+        return cast(PanelT, found)
+
     @property
     def selected(self) -> str | None:
         return self.query_one(QueueTable).selected
@@ -133,21 +144,21 @@ class MainScreen(Screen[None]):
         if not self.ready:
             return  # on_mount draws everything
         state = self.state
-        queue = self.query_one(QueueTable)
+        queue = self._panel(QueueTable)
         if "queue" in dirty:
             queue.update_from(state)
         selected = queue.selected
         if dirty & {"queue", "trials"}:
-            self.query_one(BestArchitectures).update_from(state, selected)
-            self.query_one(HistoryChart).update_from(state, selected)
-            self.query_one(ScalingChart).update_from(state)
+            self._panel(BestArchitectures).update_from(state, selected)
+            self._panel(HistoryChart).update_from(state, selected)
+            self._panel(ScalingChart).update_from(state)
         if dirty & {"curves", "trials"}:
-            self.query_one(LossChart).update_from(state, selected)
+            self._panel(LossChart).update_from(state, selected)
         if "hardware" in dirty:
-            self.query_one(HardwarePanel).update_from(state)
+            self._panel(HardwarePanel).update_from(state)
         if "log" in dirty:
-            self.query_one(LogView).update_from(state)
-        self.query_one(StatusBar).update_from(state)
+            self._panel(LogView).update_from(state)
+        self._panel(StatusBar).update_from(state)
 
     def on_queue_table_experiment_highlighted(self, _: QueueTable.ExperimentHighlighted) -> None:
         self.draw({"trials", "curves"})  # user-paced: at once, no need to coalesce

@@ -8,8 +8,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -23,6 +21,25 @@ CELL_WIDTH = 19  # "c00 ━━━━━━━━━━ 100%" plus a gap
 
 
 HISTORY_REDRAW_S = 5.0
+
+
+class Lines(Static):
+    """A block of whole lines, redrawn only when its text changes (at the precision
+    shown, most of the panel stays the same from one sample to the next) and without a
+    relayout unless its number of lines changed: a relayout of the whole screen per
+    hardware sample would cost more than everything else together."""
+
+    _shown: Text | None = None
+
+    def show(self, content: Text, lines: int) -> None:
+        if content == self._shown:
+            return
+        self._shown = content
+        if self.styles.height is None or self.styles.height.value != lines:
+            self.styles.height = lines
+            self.update(content)
+        else:
+            self.update(content, layout=False)
 
 
 class HardwarePanel(Vertical):
@@ -54,9 +71,13 @@ class HardwarePanel(Vertical):
         return warning, critical
 
     def compose(self) -> ComposeResult:
-        yield Static(id="hw-summary")
-        yield Chart(id="hw-history")
-        yield Static(id="hw-cores")
+        # kept, not queried: a query per 1 Hz sample is a measurable part of its cost
+        self._summary_lines = Lines(id="hw-summary")
+        self._history_chart = Chart(id="hw-history")
+        self._core_lines = Lines(id="hw-cores")
+        yield self._summary_lines
+        yield self._history_chart
+        yield self._core_lines
 
     _history_due = 0.0
     _history_width = -1
@@ -73,25 +94,28 @@ class HardwarePanel(Vertical):
     def update_from(self, state: CampaignState) -> None:
         self._state = state
         hw = state.hardware
-        key = (id(hw.last), state.thermal, state.thermal_reason, self.size.width)
+        width = self.size.width
+        key = (id(hw.last), state.thermal, state.thermal_reason, width)
         if key == self._key:
             return
         self._key = key
-        self.border_subtitle = f"thermal {state.thermal}"
+        subtitle = f"thermal {state.thermal}"
+        if subtitle != self.border_subtitle:  # setting it repaints the whole panel
+            self.border_subtitle = subtitle
         sample = hw.last or {}
-        summary = self._summary(state, sample)
-        _show(self.query_one("#hw-summary", Static), summary, len(summary.renderables))
+        summary = self._summary(state, sample, width)
+        self._summary_lines.show(Text("\n").join(summary), len(summary))
         now = time.monotonic()
-        if now >= self._history_due or self.size.width != self._history_width:
+        if now >= self._history_due or width != self._history_width:
             # the strip chart shows a minute: redrawing it every HISTORY_REDRAW_S (not at
             # every 1 Hz sample) keeps an idle dashboard cheap
             self._history_due = now + HISTORY_REDRAW_S
-            self._history_width = self.size.width
-            self.query_one("#hw-history", Chart).show(_history(state))
-        cores, rows = self._cores(sample)
-        _show(self.query_one("#hw-cores", Static), cores, rows)
+            self._history_width = width
+            self._history_chart.show(_history(state))
+        cores, rows = self._cores(sample, width)
+        self._core_lines.show(cores, rows)
 
-    def _summary(self, state: CampaignState, sample: dict[str, Any]) -> Group:
+    def _summary(self, state: CampaignState, sample: dict[str, Any], width: int) -> list[Text]:
         lines: list[Text] = []
         badge = Text.assemble(thermal_badge(state.thermal), " ")
         if state.thermal_reason:
@@ -99,7 +123,7 @@ class HardwarePanel(Vertical):
         lines.append(badge)
         if not sample:
             lines.append(Text("waiting for the first hardware sample", style="dim"))
-            return self._fit(lines)
+            return _fit(lines, width)
         lines.append(self._temperatures(sample))
         cores = [float(c) for c in sample.get("cpu_percent_per_core") or []]
         cpu = Text(f"cpu  {sum(cores) / len(cores):.0f}% avg" if cores else "cpu  ?")
@@ -123,14 +147,7 @@ class HardwarePanel(Vertical):
             mem.append(f" +{nbytes(growth)}/s", style="bold red")
         lines.append(mem)
         lines.extend(_gpus(sample))
-        return self._fit(lines)
-
-    def _fit(self, lines: list[Text]) -> Group:
-        """One row per line (the panel's height is counted in lines)."""
-        width = max(1, self.size.width - 2)
-        for line in lines:
-            line.truncate(width, overflow="ellipsis")
-        return Group(*lines)
+        return _fit(lines, width)
 
     def _temperatures(self, sample: dict[str, Any]) -> Text:
         text = Text("temp ")
@@ -151,21 +168,29 @@ class HardwarePanel(Vertical):
             text.append(f"  pressure {pressure}")
         return text
 
-    def _cores(self, sample: dict[str, Any]) -> tuple[Table, int]:
+    def _cores(self, sample: dict[str, Any], width: int) -> tuple[Text, int]:
+        """Rows of fixed-width cells. Plain text, not a rich Table: Textual renders a
+        Table once per line, which made this the costliest part of a 1 Hz redraw."""
         cores = [float(c) for c in sample.get("cpu_percent_per_core") or []]
-        per_row = max(1, (self.size.width or CELL_WIDTH) // CELL_WIDTH)
-        grid = Table.grid(padding=(0, 1))
-        for _ in range(min(per_row, max(1, len(cores)))):
-            grid.add_column(no_wrap=True)
+        per_row = max(1, (width or CELL_WIDTH) // CELL_WIDTH)
         cells: list[Text] = []
         for i, pct in enumerate(cores):
             cell = Text(f"c{i:02d} ")
             cell.append_text(bar(int(pct), 100, 8))
             cell.append(f" {pct:3.0f}%")
             cells.append(cell)
-        for start in range(0, len(cells), per_row):
-            grid.add_row(*cells[start : start + per_row])
-        return grid, -(-len(cells) // per_row)
+        width = max((c.cell_len for c in cells), default=0)
+        for cell in cells:
+            cell.pad_right(width - cell.cell_len)
+        rows = [Text(" ").join(cells[i : i + per_row]) for i in range(0, len(cells), per_row)]
+        return Text("\n").join(rows), len(rows)
+
+
+def _fit(lines: list[Text], width: int) -> list[Text]:
+    """One row per line (the panel's height is counted in lines)."""
+    for line in lines:
+        line.truncate(max(1, width - 2), overflow="ellipsis")
+    return lines
 
 
 def _history(state: CampaignState) -> Any:
@@ -178,16 +203,6 @@ def _history(state: CampaignState) -> Any:
         Series("mean", xs, mean, color="cyan"),
     ]
     return figure(series, ylim=(0.0, 100.0), bare=True, empty="")
-
-
-def _show(static: Static, content: Group | Table, lines: int) -> None:
-    """Update without a relayout unless the number of lines changed (a relayout of the
-    whole screen per hardware sample would cost more than everything else together)."""
-    if static.styles.height is None or static.styles.height.value != lines:
-        static.styles.height = lines
-        static.update(content)
-    else:
-        static.update(content, layout=False)
 
 
 def _gpus(sample: dict[str, Any]) -> list[Text]:

@@ -105,9 +105,11 @@ class LogView(Widget, can_focus=True):
         return max(0, len(self.entries) - max(1, self.size.height))
 
     def _titles(self) -> None:
-        self.border_title = f"Log · level ≥ {self.min_level}"
+        title = f"Log · level ≥ {self.min_level}"
         scrolled = f"{self.back} lines back · end: follow · " if self.back else ""
-        self.border_subtitle = f"{scrolled}f: level"
+        subtitle = f"{scrolled}f: level"
+        if (title, subtitle) != (self.border_title, self.border_subtitle):  # each set repaints
+            self.border_title, self.border_subtitle = title, subtitle
 
 
 def _line(entry: LogEntry) -> Text:

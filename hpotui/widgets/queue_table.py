@@ -55,7 +55,9 @@ class QueueTable(DataTable[object]):
         rows = [_row(e) for e in state.queue]
         names = [e.name for e in state.queue]
         workers = "paused all" if state.paused_all else f"{state.workers} worker(s)"
-        self.border_title = f"Queue · {len(names)} experiments · {workers}"
+        title = f"Queue · {len(names)} experiments · {workers}"
+        if title != self.border_title:  # setting a title repaints the whole table
+            self.border_title = title
         if rows == self._rows and names == self._names:
             return
         if names == self._names:
