@@ -12,6 +12,11 @@ utilisation (MFU) against a matmul peak measured in this process. The baseline
 (bench/reference_baseline.py: nn.MultiheadAttention layers, sigmoid + BCELoss,
 DataLoader batches) runs in the same process, interleaved with hpotui's step in rounds
 so both see the same machine load, and the ratio is printed.
+
+On CPU the baseline runs in fp32, as the reference pipeline did, and hpotui runs in fp32
+and, on CPUs with AMX (where `precision = "auto"` trains in bf16), in bf16 too; each MFU
+is against the matmul peak of its own precision. `--precision` runs hpotui in that one.
+On GPUs everything runs in bf16, the precision of the issue's eager figures.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +44,7 @@ from reference_baseline import RefPatchTST, RefTrainer, WindowDataset  # noqa: E
 from engine.model.architecture import Architecture  # noqa: E402
 from engine.model.params import count_params, n_patches  # noqa: E402
 from engine.model.patchtst import PatchTST  # noqa: E402
-from engine.train.device import resolve_device, set_threads  # noqa: E402
+from engine.train.device import cpu_has_amx, resolve_device, set_threads  # noqa: E402
 from engine.train.step import WARMUP_GRAPH_STEPS, TrainStep, build_optimizer  # noqa: E402
 
 CONTEXT, N_FEATURES = 60, 25
@@ -213,20 +219,26 @@ def bench_case(
     batch: int,
     data: tuple[torch.Tensor, torch.Tensor, torch.Tensor, str],
     args: argparse.Namespace,
-    peak: float,
-    dtype: torch.dtype | None,
+    peaks: dict[torch.dtype, float],
+    precisions: dict[str, torch.dtype | None],
 ) -> None:
+    """`precisions`: variant name -> autocast dtype ("baseline" is the reference design)."""
     features, labels, windows, _ = data
     device = windows.device
     torch.manual_seed(0)
     builders: dict[str, Callable[[], Callable[[], object]]] = {}
-    if not args.no_baseline:
-        builders["baseline"] = lambda: _baseline(arch, features, labels, batch, device, dtype)
-    builders["hpotui"] = lambda: _ours(arch, windows, labels, batch, dtype, False, args.compile)
-    if args.cuda_graph and device.type == "cuda":
-        builders["hpotui+graph"] = lambda: _ours(
-            arch, windows, labels, batch, dtype, True, args.compile
-        )
+    for name, dtype in list(precisions.items()):
+        if name == "baseline":
+            builders[name] = partial(_baseline, arch, features, labels, batch, device, dtype)
+        else:
+            builders[name] = partial(
+                _ours, arch, windows, labels, batch, dtype, False, args.compile
+            )
+            if args.cuda_graph and device.type == "cuda":
+                builders[f"{name}+graph"] = partial(
+                    _ours, arch, windows, labels, batch, dtype, True, args.compile
+                )
+                precisions = {**precisions, f"{name}+graph": dtype}
     setup: dict[str, tuple[float, int]] = {}
     times: dict[str, list[float]] = {name: [] for name in builders}
 
@@ -250,19 +262,23 @@ def bench_case(
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     flops = flops_per_sample(arch)
-    own_peak = gemm_peak(arch, batch, device, dtype or torch.float32, 0.2 if args.quick else 0.5)
+    own_peaks = {
+        dtype: gemm_peak(arch, batch, device, dtype, 0.2 if args.quick else 0.5) for dtype in peaks
+    }
     n_train = int(0.7 * len(labels))
     base_sps = None
     for name, samples in times.items():
+        dtype = precisions[name] or torch.float32
         step_s = statistics.median(samples)
         sps = batch / step_s
-        mfu, own_mfu = flops * sps / peak, flops * sps / own_peak
+        mfu, own_mfu = flops * sps / peaks[dtype], flops * sps / own_peaks[dtype]
         spent, warm = setup[name]
         overhead = max(0.0, spent - warm * step_s)  # compile / capture / first-call cost
+        label = f"{name} {'bf16' if dtype == torch.bfloat16 else 'fp32'}"
         line = (
-            f"{arch.label:<22} batch {batch:>5} {name:<13} {sps:>10,.0f} samples/s "
-            f"{step_s * 1e3:>8.1f} ms/step  MFU {mfu:6.1%} ({own_mfu:6.1%} of own-GEMM peak "
-            f"{own_peak / 1e9:,.0f})  setup {overhead:6.1f}s"
+            f"{arch.label:<22} batch {batch:>5} {label:<19} {sps:>8,.0f} samples/s "
+            f"{step_s * 1e3:>7.1f} ms/step  MFU {mfu:6.1%} ({own_mfu:6.1%} of own-GEMM peak "
+            f"{own_peaks[dtype] / 1e9:,.0f})  setup {overhead:5.1f}s"
         )
         if name == "baseline":
             base_sps = sps
@@ -282,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--batch", type=int, nargs="*", help="override the batch sizes")
     parser.add_argument("--arch", nargs="*", help="d_model,n_layers,n_heads,d_ff (override)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: fp32 CPU, bf16 GPU")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        help="hpotui's precision (default: CPU fp32, and bf16 too where AMX; GPU bf16)",
+    )
     parser.add_argument("--cuda-graph", action="store_true", help="also time the CUDA-graph step")
     parser.add_argument("--compile", action="store_true", help="torch.compile hpotui's model")
     parser.add_argument("--no-baseline", action="store_true", help="skip the reference design")
@@ -292,8 +312,19 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.steps = 1, 1
     set_threads(args.threads)
     device = resolve_device(args.device)
-    precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
-    dtype = torch.bfloat16 if precision == "bf16" else None
+    bf16 = torch.bfloat16
+    if device.type == "cpu":
+        ours: dict[str, torch.dtype | None] = {"hpotui": None}
+        if args.precision == "bf16" or (args.precision is None and cpu_has_amx()):
+            ours = (
+                {"hpotui": None, "hpotui-amx": bf16} if args.precision is None else {"hpotui": bf16}
+            )
+        precisions: dict[str, torch.dtype | None] = {"baseline": None, **ours}
+    else:
+        dtype = None if args.precision == "fp32" else bf16
+        precisions = {"baseline": dtype, "hpotui": dtype}
+    if args.no_baseline:
+        precisions.pop("baseline")
     cases = GPU_CASES if device.type == "cuda" else CPU_CASES
     if args.arch:
         cases = [(tuple(int(v) for v in a.split(",")), b) for a in args.arch for b in (256,)]
@@ -301,18 +332,22 @@ def main(argv: list[str] | None = None) -> int:
         cases = list(dict.fromkeys((a, b) for a, _ in cases for b in args.batch))
     started = time.perf_counter()
     data = load_windows(device)
-    peak = matmul_peak(device, dtype or torch.float32, 0.3 if args.quick else 1.0)
+    seconds = 0.3 if args.quick else 1.0
+    peaks = {
+        d or torch.float32: matmul_peak(device, d or torch.float32, seconds)
+        for d in precisions.values()
+    }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    shown = ", ".join(f"{'bf16' if d == bf16 else 'fp32'} {p / 1e9:,.0f}" for d, p in peaks.items())
     print(
-        f"device {name}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-        f"{precision}; data: {data[3]}, {len(data[1])} windows; "
-        f"matmul peak {peak / 1e9:,.0f} GFLOP/s"
+        f"device {name}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"data: {data[3]}, {len(data[1])} windows; matmul peak GFLOP/s: {shown}"
     )
     for shape, batch in cases:
         arch = Architecture(*shape)
         params = count_params(arch, N_FEATURES)
         print(f"-- {arch.label} ({params / 1e6:.2f}M params)", flush=True)
-        bench_case(arch, batch, data, args, peak, dtype)
+        bench_case(arch, batch, data, args, peaks, precisions)
     print(f"total {time.perf_counter() - started:.0f}s")
     return 0
 

@@ -270,7 +270,10 @@ async def main(rate: float, seconds: float, idle_s: float) -> int:
     still = (cpu_q1.user + cpu_q1.system - cpu_q0.user - cpu_q0.system) / (t_q1 - t_q0) * 100
     per_event_ms = (quiet - still) / 100 * 1000  # at 1 event/s
     lags_ms = sorted(1000 * x for x in lags)
-    p = lambda q: lags_ms[min(len(lags_ms) - 1, int(q * len(lags_ms)))] if lags_ms else float("nan")  # noqa: E731
+
+    def p(q: float) -> float:
+        return lags_ms[min(len(lags_ms) - 1, int(q * len(lags_ms)))] if lags_ms else float("nan")
+
     ok_lag = p(0.95) < 100
     print(f"first frame after launch: {first_frame * 1000:.0f} ms (target < 1500)")
     print(

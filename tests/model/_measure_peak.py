@@ -1,6 +1,7 @@
 """Peak RSS growth of PatchTST training steps, one forked child per architecture.
 
-argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch". Prints one line per
+argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch[,bf16]" (bf16: under
+bf16 autocast, as `precision = "auto"` trains on CPUs with AMX). Prints one line per
 group: the growth in bytes of the child's peak RSS over its RSS before the model existed.
 torch is imported once here and each child is a fresh fork, so every peak is its own.
 """
@@ -19,32 +20,41 @@ from engine.model.patchtst import PatchTST
 from engine.train.step import TrainStep, build_optimizer
 
 
-def _train(arch: Architecture, n_features: int, batch: int, steps: int) -> None:
+def _train(
+    arch: Architecture, n_features: int, batch: int, steps: int, dtype: torch.dtype | None
+) -> None:
     model = PatchTST(arch, n_features)
-    step = TrainStep(model, build_optimizer(model, 1e-3, 1e-4), grad_clip=1.0)
+    optimizer = build_optimizer(model, 1e-3, 1e-4)
+    step = TrainStep(model, optimizer, grad_clip=1.0, autocast_dtype=dtype)
     x = torch.randn(batch, 60, n_features)
     y = (torch.rand(batch) < 0.5).float()
     for _ in range(steps):
         step(x, y)
 
 
-def _measure(d: int, layers: int, heads: int, ff: int, n_features: int, batch: int) -> int:
+def _measure(
+    d: int, layers: int, heads: int, ff: int, n_features: int, batch: int, dtype: torch.dtype | None
+) -> int:
     torch.manual_seed(0)
     torch.set_num_threads(1)  # the peak does not depend on threads; the wall time does
-    _train(Architecture(16, 1, 2, 32), n_features, 8, 2)  # lazy init of kernels, pools
+    _train(Architecture(16, 1, 2, 32), n_features, 8, 2, dtype)  # lazy init of kernels, pools
     before = psutil.Process().memory_info().rss
-    _train(Architecture(d, layers, heads, ff), n_features, batch, 2)  # 2nd has AdamW state
+    _train(Architecture(d, layers, heads, ff), n_features, batch, 2, dtype)  # 2nd: AdamW state
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
 
 
 def main() -> None:
     for group in sys.argv[1:]:
-        values = [int(v) for v in group.split(",")]
+        *numbers, precision = (
+            group.split(",") if group.endswith("bf16") else [*group.split(","), ""]
+        )
+        values = [int(v) for v in numbers]
+        dtype = torch.bfloat16 if precision == "bf16" else None
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read)
-            os.write(write, str(_measure(*values)).encode())
+            os.write(write, str(_measure(*values, dtype=dtype)).encode())
             os._exit(0)
         os.close(write)
         with os.fdopen(read) as pipe:

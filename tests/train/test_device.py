@@ -54,9 +54,13 @@ def test_missing_cuda_index_and_unknown_names(monkeypatch: pytest.MonkeyPatch) -
             resolve_device(bad)
 
 
-def test_precision_on_cpu() -> None:
+def test_precision_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
+    # auto: bf16 only where AMX makes it faster
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert autocast_dtype(cpu, "auto") is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert autocast_dtype(cpu, "auto") is torch.bfloat16
     assert autocast_dtype(cpu, "fp32") is None
     assert autocast_dtype(cpu, "bf16") is torch.bfloat16
     with pytest.raises(UserError, match="precision"):

@@ -172,6 +172,20 @@ def test_bf16_autocast_step_on_cpu() -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_bf16_on_cpu_trains_like_fp32() -> None:
+    """`precision = "auto"` is bf16 on CPUs with AMX: it must learn what fp32 learns
+    (attention, whose bf16 CPU kernel is slow, runs in fp32 inside the autocast)."""
+    x, y = _batch(n=64)
+    losses = {}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        model = _model()
+        step = _step(model, autocast_dtype=dtype)
+        losses[name] = [float(step(x, y)) for _ in range(30)]
+    assert losses["bf16"][-1] < 0.5 * losses["bf16"][0]  # it learns
+    for a, b in zip(losses["fp32"], losses["bf16"], strict=True):
+        assert abs(a - b) < 0.05 * max(a, b) + 0.01
+
+
 def test_cuda_graph_option_is_ignored_off_cuda() -> None:
     model = _model()
     step = _step(model, cuda_graph=True)
