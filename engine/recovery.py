@@ -5,8 +5,10 @@
   (once: the retry carries `hpotui.retry_of`).
 - A trial of another host is left to its heartbeat (RDB storages: Optuna fails it once
   stale); such a FAIL, uncounted and not surplus, is re-enqueued the same way.
-- At engine start-up on a journal file no local worker can be alive (they die with the
-  engine), so a RUNNING trial without a pid (killed between ask and bookkeeping) is dead.
+- A RUNNING trial without a pid on a journal file was left by a worker killed between
+  `ask` and recording its pid: dead at engine start-up (no local worker can be alive:
+  they die with the engine) and whenever the caller holds the workers' ask lock (no live
+  worker is then inside that window; `asks_locked`).
 """
 
 from __future__ import annotations
@@ -90,7 +92,12 @@ def needs_retry(t: FrozenTrial) -> bool:
 
 
 def recover(
-    queue: CampaignQueue, *, journal: bool, startup: bool, live_pids: Collection[int] = ()
+    queue: CampaignQueue,
+    *,
+    journal: bool,
+    startup: bool,
+    live_pids: Collection[int] = (),
+    asks_locked: bool = False,
 ) -> int:
     """Apply the rules above to every active experiment; the number of trials recovered."""
     n = 0
@@ -105,7 +112,8 @@ def recover(
         if entry.stored_state in ("done", "skipped", "failed"):
             continue
         for t in entry.trials:
-            if t.state == TrialState.RUNNING and _is_dead(t, startup, journal, live_pids):
+            orphan_window_closed = journal and (startup or asks_locked)
+            if t.state == TrialState.RUNNING and _is_dead(t, orphan_window_closed, live_pids):
                 interrupt_trial(queue.storage, entry, t, "worker died")
                 n += 1
             elif needs_retry(t) and enqueue_retry(queue.storage, entry.study_name, t):
@@ -113,12 +121,12 @@ def recover(
     return n
 
 
-def _is_dead(t: FrozenTrial, startup: bool, journal: bool, live_pids: Collection[int]) -> bool:
+def _is_dead(t: FrozenTrial, pidless_dead: bool, live_pids: Collection[int]) -> bool:
     if t.user_attrs.get(T_HOST, HOST) != HOST:
         return False  # another machine's worker: its heartbeat decides
     pid: Any = t.user_attrs.get(T_PID)
     if pid is None:
-        return startup and journal
+        return pidless_dead
     if int(pid) in live_pids:
         return False
     return not pid_alive(int(pid), t.user_attrs.get(T_PID_START))

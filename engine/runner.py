@@ -23,6 +23,7 @@ from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
 from engine.datacheck import check_same_data
+from engine.filelock import held
 from engine.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.hosts import TrialWatcher
 from engine.node_monitor import record_monitor_spec
@@ -151,10 +152,24 @@ class Engine:
         return created
 
     def recover(self, *, startup: bool = False) -> int:
-        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery)."""
+        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery).
+
+        On a journal file the local workers' ask lock is held meanwhile: no live worker
+        is then between `ask` and recording its pid, so a RUNNING trial without a pid was
+        left by a worker killed inside `ask` (left RUNNING, it would hold the campaign's
+        end forever)."""
         live = self.local.pids() if self.local is not None else []
-        journal = is_journal(self.storage_url)
-        return recover(self.queue, journal=journal, startup=startup, live_pids=live)
+        if not is_journal(self.storage_url):
+            return recover(self.queue, journal=False, startup=startup, live_pids=live)
+        with held(self.ask_lock_path):
+            return recover(
+                self.queue, journal=True, startup=startup, live_pids=live, asks_locked=True
+            )
+
+    @property
+    def ask_lock_path(self) -> str:
+        """The lock local workers hold from `ask` until their trial records its pid."""
+        return str(journal_path(self.storage_url)) + ".ask.lock"
 
     def _is_local_trial(self, t: Any) -> bool:
         pids = self.local.pids() if self.local is not None else []
@@ -186,9 +201,7 @@ class Engine:
         why = self.channels.serve(self.dir / "engine.sock")
         if why:
             self.log("warning", f"no socket for re-attaching: {why}")
-        lock_path = None
-        if is_journal(self.storage_url):
-            lock_path = str(journal_path(self.storage_url)) + ".ask.lock"
+        lock_path = self.ask_lock_path if is_journal(self.storage_url) else None
         self.local = LocalWorkers(
             storage_url=self.storage_url,
             campaign=self.campaign.name,

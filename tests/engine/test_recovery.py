@@ -16,8 +16,9 @@ import pytest
 from enginehelp import EngineProcess, copy_fixture, worker_pids
 
 from engine import protocol as p
+from engine.filelock import held
 from engine.outputs import read_events
-from engine.queue import T_COUNTED, T_RETRY_OF, CampaignQueue
+from engine.queue import T_COUNTED, T_INTERRUPTED, T_RETRY_OF, CampaignQueue
 from engine.recovery import trial_params
 from engine.storage import open_storage
 
@@ -142,3 +143,31 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(workspace: Path)
         and str(workspace) in " ".join(proc.info.get("cmdline") or [])
     ]
     print("kill moments:", moments)
+
+
+def test_a_worker_killed_inside_ask_does_not_hold_the_campaign_end(workspace: Path) -> None:
+    """A worker killed between Optuna's `ask` and recording its pid leaves a RUNNING trial
+    without a pid. The engine must record it interrupted when it reaps the worker: left
+    RUNNING, the experiment never became done and the engine never exited."""
+    config = copy_fixture(workspace, "micro.toml")
+    config.write_text(config.read_text().replace("n_trials = 4", "n_trials = 30"))
+    engine = EngineProcess(config, workspace, "--workers", "2")
+    started = engine.wait_for(lambda e: isinstance(e, p.TrialStarted), 60)
+    assert isinstance(started, p.TrialStarted)
+    journal = workspace / "outputs" / "micro" / "optuna.journal"
+    storage = open_storage(str(journal))
+    study = optuna.load_study(study_name=f"micro.{started.experiment}", storage=storage)
+    with held(f"{journal}.ask.lock"):  # as a worker asks: the trial is RUNNING, no pid yet
+        orphan = study.ask()
+    victim = worker_pids(engine.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)  # ... and the worker dies there
+
+    assert engine.drain(timeout=90) == 0, "".join(engine.stderr[-20:])
+    bye = engine.events[-1]
+    assert isinstance(bye, p.Bye) and bye.reason == "campaign complete"
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    assert trials[orphan.number].user_attrs.get(T_INTERRUPTED)
+    assert [t for t in trials.values() if t.user_attrs.get(T_RETRY_OF) == orphan.number]
+    complete = [t for t in trials.values() if t.state == COMPLETE]
+    assert len(complete) == 30

@@ -71,8 +71,14 @@ def data() -> PreparedData:
     return prepared()
 
 
+FP32 = RunOptions(precision="fp32")
+
+
 def run(data: PreparedData, **changes: object) -> Trainer:
-    trainer = Trainer(TINY, dataclasses.replace(BASE, **changes), data)  # type: ignore[arg-type]
+    # fp32 everywhere: `auto` would be bf16 on CPUs with AMX and the exact comparisons
+    # below are fp32's (bf16 training is tested in tests/train/test_step.py)
+    params = dataclasses.replace(BASE, **changes)  # type: ignore[arg-type]
+    trainer = Trainer(TINY, params, data, FP32)
     trainer.result = trainer.run()  # type: ignore[attr-defined]
     return trainer
 
@@ -167,7 +173,7 @@ def test_head_dropout_is_active_in_training_only(data: PreparedData) -> None:
 
 
 def grad_norm_after_one_step(data: PreparedData, grad_clip: float) -> float:
-    trainer = Trainer(TINY, dataclasses.replace(BASE, grad_clip=grad_clip), data)
+    trainer = Trainer(TINY, dataclasses.replace(BASE, grad_clip=grad_clip), data, FP32)
     trainer.step(data.train.x[:32], data.train.y[:32])
     grads = [p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]
     return float(torch.cat(grads).norm())
@@ -228,7 +234,7 @@ def test_trainer_uses_the_horizon_of_the_data_it_is_given() -> None:
     rates = {}
     for horizon in (1, 5):
         data = prepared(horizon)
-        result = train_trial(TINY, dataclasses.replace(BASE, epochs=1), data)
+        result = train_trial(TINY, dataclasses.replace(BASE, epochs=1), data, FP32)
         expected = make_labels(frame, LabelSpec(horizon=horizon)).to_numpy()[data.val.days]
         assert result.val_metrics["label_rate"] == pytest.approx(expected.mean())
         assert result.extra["data"]["data"]["labels"]["horizon"] == horizon
@@ -238,7 +244,9 @@ def test_trainer_uses_the_horizon_of_the_data_it_is_given() -> None:
 
 def test_on_epoch_gets_every_epoch_and_may_prune(data: PreparedData) -> None:
     seen: list[EpochReport] = []
-    result = train_trial(TINY, dataclasses.replace(BASE, epochs=3), data, on_epoch=seen.append)
+    result = train_trial(
+        TINY, dataclasses.replace(BASE, epochs=3), data, FP32, on_epoch=seen.append
+    )
     assert [r.epoch for r in seen] == [1, 2, 3] and seen == result.curve
     assert all(r.elapsed_s > 0 and math.isfinite(r.val_loss) for r in seen)
 
@@ -247,7 +255,7 @@ def test_on_epoch_gets_every_epoch_and_may_prune(data: PreparedData) -> None:
             raise optuna.TrialPruned()
 
     with pytest.raises(optuna.TrialPruned):
-        train_trial(TINY, dataclasses.replace(BASE, epochs=5), data, on_epoch=prune)
+        train_trial(TINY, dataclasses.replace(BASE, epochs=5), data, FP32, on_epoch=prune)
 
 
 def test_should_stop_raises_trial_stopped_between_steps(data: PreparedData) -> None:
@@ -257,19 +265,19 @@ def test_should_stop_raises_trial_stopped_between_steps(data: PreparedData) -> N
         calls["n"] += 1
         return calls["n"] > 3
 
-    trainer = Trainer(TINY, BASE, data)
+    trainer = Trainer(TINY, BASE, data, FP32)
     with pytest.raises(TrialStopped):
         trainer.run(should_stop=stop_after_three)
     assert trainer.step.steps == 3
 
 
 def test_metrics_on_validation_and_test_only_when_asked(data: PreparedData) -> None:
-    result = train_trial(TINY, BASE, data)
+    result = train_trial(TINY, BASE, data, FP32)
     assert result.test_metrics is None
     for key in ("bce", "roc_auc", "pr_auc", "accuracy", "f1", "f1_at_best", "near_constant"):
         assert key in result.val_metrics
     assert result.val_metrics["n"] == len(data.val)
-    with_test = train_trial(TINY, BASE, data, RunOptions(evaluate_test=True))
+    with_test = train_trial(TINY, BASE, data, RunOptions(evaluate_test=True, precision="fp32"))
     assert with_test.test_metrics is not None and with_test.test_metrics["n"] == len(data.test)
     assert with_test.test_metrics["threshold_best_f1"] == with_test.val_metrics["threshold_best_f1"]
     assert with_test.value == result.value  # the test split does not change the search value
@@ -283,7 +291,7 @@ def test_memory_guard_splits_the_batch_keeping_the_effective_batch(data: Prepare
         for b in (8, 9)
     }
     limit = int((peak[8] + peak[9]) / 2 / SAFETY)  # fits 8, not 9
-    split = Trainer(TINY, BASE, data, RunOptions(memory_limit_bytes=limit))
+    split = Trainer(TINY, BASE, data, RunOptions(memory_limit_bytes=limit, precision="fp32"))
     split_result = split.run()
     assert split.micro_batch == split_result.micro_batch == 8
     assert split.steps_per_epoch == full.steps_per_epoch  # same effective batch
@@ -293,7 +301,7 @@ def test_memory_guard_splits_the_batch_keeping_the_effective_batch(data: Prepare
 def test_memory_guard_refuses_what_does_not_fit_at_batch_1(data: PreparedData) -> None:
     big = Architecture(d_model=64, n_layers=2, n_heads=2, d_ff=256)
     with pytest.raises(TrialDoesNotFit, match="micro-batch 1"):
-        Trainer(big, BASE, data, RunOptions(memory_limit_bytes=10_000))
+        Trainer(big, BASE, data, RunOptions(memory_limit_bytes=10_000, precision="fp32"))
 
 
 def test_bad_params_are_user_errors(data: PreparedData) -> None:
