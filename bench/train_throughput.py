@@ -227,18 +227,17 @@ def bench_case(
     device = windows.device
     torch.manual_seed(0)
     builders: dict[str, Callable[[], Callable[[], object]]] = {}
-    for name, dtype in list(precisions.items()):
+    dtypes = dict(precisions)  # and the CUDA-graph variants'
+    for name, dtype in precisions.items():
         if name == "baseline":
             builders[name] = partial(_baseline, arch, features, labels, batch, device, dtype)
-        else:
-            builders[name] = partial(
-                _ours, arch, windows, labels, batch, dtype, False, args.compile
+            continue
+        builders[name] = partial(_ours, arch, windows, labels, batch, dtype, False, args.compile)
+        if args.cuda_graph and device.type == "cuda":
+            builders[f"{name}+graph"] = partial(
+                _ours, arch, windows, labels, batch, dtype, True, args.compile
             )
-            if args.cuda_graph and device.type == "cuda":
-                builders[f"{name}+graph"] = partial(
-                    _ours, arch, windows, labels, batch, dtype, True, args.compile
-                )
-                precisions = {**precisions, f"{name}+graph": dtype}
+            dtypes[f"{name}+graph"] = dtype
     setup: dict[str, tuple[float, int]] = {}
     times: dict[str, list[float]] = {name: [] for name in builders}
 
@@ -268,7 +267,7 @@ def bench_case(
     n_train = int(0.7 * len(labels))
     base_sps = None
     for name, samples in times.items():
-        dtype = precisions[name] or torch.float32
+        dtype = dtypes[name] or torch.float32
         step_s = statistics.median(samples)
         sps = batch / step_s
         mfu, own_mfu = flops * sps / peaks[dtype], flops * sps / own_peaks[dtype]
@@ -313,13 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     device = resolve_device(args.device)
     bf16 = torch.bfloat16
-    if device.type == "cpu":
-        ours: dict[str, torch.dtype | None] = {"hpotui": None}
-        if args.precision == "bf16" or (args.precision is None and cpu_has_amx()):
-            ours = (
-                {"hpotui": None, "hpotui-amx": bf16} if args.precision is None else {"hpotui": bf16}
-            )
-        precisions: dict[str, torch.dtype | None] = {"baseline": None, **ours}
+    if device.type == "cpu":  # the baseline in fp32, as the reference ran
+        precisions: dict[str, torch.dtype | None] = {"baseline": None}
+        if args.precision is None:
+            precisions["hpotui"] = None
+            if cpu_has_amx():
+                precisions["hpotui-amx"] = bf16
+        else:
+            precisions["hpotui"] = bf16 if args.precision == "bf16" else None
     else:
         dtype = None if args.precision == "fp32" else bf16
         precisions = {"baseline": dtype, "hpotui": dtype}

@@ -18,15 +18,26 @@ from collections.abc import Iterator
 from optuna.storages.journal import JournalFileOpenLock
 
 
-@contextlib.contextmanager
-def held(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (created if missing) for the `with` block."""
+def _locked_fd(path: str | os.PathLike[str]) -> int:
+    """A descriptor of `path` (created if missing) holding its exclusive lock; closing
+    the descriptor releases the lock."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def held(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the `with` block."""
+    fd = _locked_fd(path)
+    try:
         yield
     finally:
-        os.close(fd)  # closing the last descriptor releases the lock
+        os.close(fd)
 
 
 class JournalFlock(JournalFileOpenLock):
@@ -45,16 +56,11 @@ class JournalFlock(JournalFileOpenLock):
 
     def acquire(self) -> bool:
         self._thread_lock.acquire()
-        fd = -1
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._fd = _locked_fd(self.path)
         except BaseException:
-            if fd >= 0:
-                os.close(fd)
             self._thread_lock.release()
             raise
-        self._fd = fd
         return True
 
     def release(self) -> None:

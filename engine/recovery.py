@@ -6,9 +6,9 @@
 - A trial of another host is left to its heartbeat (RDB storages: Optuna fails it once
   stale); such a FAIL, uncounted and not surplus, is re-enqueued the same way.
 - A RUNNING trial without a pid on a journal file was left by a worker killed between
-  `ask` and recording its pid: dead at engine start-up (no local worker can be alive:
-  they die with the engine) and whenever the caller holds the workers' ask lock (no live
-  worker is then inside that window; `asks_locked`).
+  `ask` and recording its pid: recovery holds the workers' ask lock, so no live worker is
+  inside that window while it looks (left RUNNING, such a trial kept its experiment from
+  ever being done).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from engine.filelock import held
 from engine.hosts import host_name
 from engine.queue import (
     T_COUNTED,
@@ -91,15 +92,23 @@ def needs_retry(t: FrozenTrial) -> bool:
     )
 
 
-def recover(
-    queue: CampaignQueue,
-    *,
-    journal: bool,
-    startup: bool,
-    live_pids: Collection[int] = (),
-    asks_locked: bool = False,
-) -> int:
-    """Apply the rules above to every active experiment; the number of trials recovered."""
+def recover(queue: CampaignQueue, *, ask_lock: str | None, live_pids: Collection[int] = ()) -> int:
+    """Apply the rules above to every active experiment; the number of trials recovered.
+
+    `ask_lock`: on a journal file, the lock local workers hold from `ask` until their
+    trial records its pid. It is held for the whole scan, so a RUNNING trial without a pid
+    is one whose worker died inside that window. None on a database, where other
+    machines' workers do not take it and Optuna's heartbeat judges their trials.
+    """
+    if ask_lock is None:
+        return _recover(queue, journal=False, live_pids=live_pids)
+    with held(ask_lock):
+        return _recover(queue, journal=True, live_pids=live_pids)
+
+
+def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int]) -> int:
+    """On a journal (ask lock held) a pid-less RUNNING trial is dead; on a database the
+    heartbeat first fails stale trials."""
     n = 0
     for entry in queue.entries(with_trials=False):
         if entry.stored_state in ("done", "skipped", "failed") or journal:
@@ -112,8 +121,7 @@ def recover(
         if entry.stored_state in ("done", "skipped", "failed"):
             continue
         for t in entry.trials:
-            orphan_window_closed = journal and (startup or asks_locked)
-            if t.state == TrialState.RUNNING and _is_dead(t, orphan_window_closed, live_pids):
+            if t.state == TrialState.RUNNING and _is_dead(t, journal, live_pids):
                 interrupt_trial(queue.storage, entry, t, "worker died")
                 n += 1
             elif needs_retry(t) and enqueue_retry(queue.storage, entry.study_name, t):

@@ -23,7 +23,6 @@ from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
 from engine.datacheck import check_same_data
-from engine.filelock import held
 from engine.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.hosts import TrialWatcher
 from engine.node_monitor import record_monitor_spec
@@ -138,7 +137,7 @@ class Engine:
         use_campaign_heartbeat(self.storage, self.queue)
         record_monitor_spec(self.storage, self.queue, self.campaign.monitor)
         check_same_data(self.queue)  # records the checksums of a new campaign
-        self.recover(startup=True)
+        self.recover()
         self.apply_refresh()
 
     def add_experiment(self, exp: ExperimentConfig) -> bool:
@@ -151,24 +150,17 @@ class Engine:
         )
         return created
 
-    def recover(self, *, startup: bool = False) -> int:
-        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery).
-
-        On a journal file the local workers' ask lock is held meanwhile: no live worker
-        is then between `ask` and recording its pid, so a RUNNING trial without a pid was
-        left by a worker killed inside `ask` (left RUNNING, it would hold the campaign's
-        end forever)."""
+    def recover(self) -> int:
+        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery)."""
         live = self.local.pids() if self.local is not None else []
-        if not is_journal(self.storage_url):
-            return recover(self.queue, journal=False, startup=startup, live_pids=live)
-        with held(self.ask_lock_path):
-            return recover(
-                self.queue, journal=True, startup=startup, live_pids=live, asks_locked=True
-            )
+        return recover(self.queue, ask_lock=self.ask_lock_path, live_pids=live)
 
     @property
-    def ask_lock_path(self) -> str:
-        """The lock local workers hold from `ask` until their trial records its pid."""
+    def ask_lock_path(self) -> str | None:
+        """On a journal file, the lock local workers hold from `ask` until their trial
+        records its pid; None on a database."""
+        if not is_journal(self.storage_url):
+            return None
         return str(journal_path(self.storage_url)) + ".ask.lock"
 
     def _is_local_trial(self, t: Any) -> bool:
@@ -201,7 +193,6 @@ class Engine:
         why = self.channels.serve(self.dir / "engine.sock")
         if why:
             self.log("warning", f"no socket for re-attaching: {why}")
-        lock_path = self.ask_lock_path if is_journal(self.storage_url) else None
         self.local = LocalWorkers(
             storage_url=self.storage_url,
             campaign=self.campaign.name,
@@ -209,7 +200,7 @@ class Engine:
             log_path=self.dir / "workers.log",
             threads=threads,
             device=self.device,
-            lock_path=lock_path,
+            lock_path=self.ask_lock_path,
         )
         self.log("info", f"{self.n_workers} worker(s), {threads} thread(s) each")
         monitor = self._start_monitor()

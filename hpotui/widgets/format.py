@@ -1,8 +1,10 @@
-"""Small text formatters shared by the panels (numbers, durations, state colours)."""
+"""Small text formatters shared by the panels (numbers, durations, state colours), and
+how a panel sets its border titles."""
 
 from __future__ import annotations
 
 from rich.text import Text
+from textual.widget import Widget
 
 STATE_STYLES = {
     "queued": "dim",
@@ -74,3 +76,12 @@ def bar(done: int, total: int, width: int = 10) -> Text:
     frac = 0.0 if total <= 0 else min(1.0, max(0.0, done / total))
     filled = round(frac * width)
     return Text.assemble(("━" * filled, "green"), ("━" * (width - filled), "grey30"))
+
+
+def set_border(widget: Widget, title: str | None = None, subtitle: str | None = None) -> None:
+    """Set `widget`'s border title and subtitle, each only if it changed: every set
+    repaints the whole widget, which at 1 Hz cost more than the panel's new content."""
+    if title is not None and title != widget.border_title:
+        widget.border_title = title
+    if subtitle is not None and subtitle != widget.border_subtitle:
+        widget.border_subtitle = subtitle

@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from hpotui.charts import Chart, Series, figure
 from hpotui.state import CampaignState, reading
-from hpotui.widgets.format import bar, nbytes, thermal_badge
+from hpotui.widgets.format import bar, nbytes, set_border, thermal_badge
 
 CELL_WIDTH = 19  # "c00 ━━━━━━━━━━ 100%" plus a gap
 
@@ -99,9 +99,7 @@ class HardwarePanel(Vertical):
         if key == self._key:
             return
         self._key = key
-        subtitle = f"thermal {state.thermal}"
-        if subtitle != self.border_subtitle:  # setting it repaints the whole panel
-            self.border_subtitle = subtitle
+        set_border(self, subtitle=f"thermal {state.thermal}")
         sample = hw.last or {}
         summary = self._summary(state, sample, width)
         self._summary_lines.show(Text("\n").join(summary), len(summary))
@@ -179,9 +177,9 @@ class HardwarePanel(Vertical):
             cell.append_text(bar(int(pct), 100, 8))
             cell.append(f" {pct:3.0f}%")
             cells.append(cell)
-        width = max((c.cell_len for c in cells), default=0)
+        cell_width = max((c.cell_len for c in cells), default=0)
         for cell in cells:
-            cell.pad_right(width - cell.cell_len)
+            cell.pad_right(cell_width - cell.cell_len)
         rows = [Text(" ").join(cells[i : i + per_row]) for i in range(0, len(cells), per_row)]
         return Text("\n").join(rows), len(rows)
 

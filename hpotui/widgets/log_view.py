@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widget import Widget
 
 from hpotui.state import LOG_LEVELS, CampaignState, LogEntry
+from hpotui.widgets.format import set_border
 
 LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 KEPT = 1000
@@ -105,11 +106,8 @@ class LogView(Widget, can_focus=True):
         return max(0, len(self.entries) - max(1, self.size.height))
 
     def _titles(self) -> None:
-        title = f"Log · level ≥ {self.min_level}"
         scrolled = f"{self.back} lines back · end: follow · " if self.back else ""
-        subtitle = f"{scrolled}f: level"
-        if (title, subtitle) != (self.border_title, self.border_subtitle):  # each set repaints
-            self.border_title, self.border_subtitle = title, subtitle
+        set_border(self, f"Log · level ≥ {self.min_level}", f"{scrolled}f: level")
 
 
 def _line(entry: LogEntry) -> Text:

@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 
 from engine.protocol import ExperimentStatus
 from hpotui.state import CampaignState
-from hpotui.widgets.format import bar, duration, state_text, value
+from hpotui.widgets.format import bar, duration, set_border, state_text, value
 
 COLUMNS = ("#", "experiment", "budget", "h", "state", "trials", "best", "ETA")
 
@@ -55,9 +55,7 @@ class QueueTable(DataTable[object]):
         rows = [_row(e) for e in state.queue]
         names = [e.name for e in state.queue]
         workers = "paused all" if state.paused_all else f"{state.workers} worker(s)"
-        title = f"Queue · {len(names)} experiments · {workers}"
-        if title != self.border_title:  # setting a title repaints the whole table
-            self.border_title = title
+        set_border(self, title=f"Queue · {len(names)} experiments · {workers}")
         if rows == self._rows and names == self._names:
             return
         if names == self._names:

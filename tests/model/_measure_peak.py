@@ -45,11 +45,9 @@ def _measure(
 
 def main() -> None:
     for group in sys.argv[1:]:
-        *numbers, precision = (
-            group.split(",") if group.endswith("bf16") else [*group.split(","), ""]
-        )
-        values = [int(v) for v in numbers]
-        dtype = torch.bfloat16 if precision == "bf16" else None
+        fields = group.split(",")
+        values = [int(v) for v in fields[:6]]
+        dtype = torch.bfloat16 if fields[6:] == ["bf16"] else None
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
