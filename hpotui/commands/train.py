@@ -80,7 +80,12 @@ def register(sub: Any) -> None:
 
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--device", default="auto", help="auto (MPS, CUDA, CPU), cpu, cuda, mps")
-    run_group.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    run_group.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 on CUDA GPUs and on CPUs with AMX, else fp32",
+    )
     run_group.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
     run_group.add_argument("--test", action="store_true", help="also evaluate the test split")
     run_group.add_argument("--json", action="store_true", help="print the result as JSON")
