@@ -130,14 +130,17 @@ def run_once(workspace: Path, workers: str, args: argparse.Namespace) -> dict[st
             budget=args.budget,
         )
     )
-    env = {**os.environ, "HPOTUI_HOME": str(workspace), "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "HPOTUI_HOME": str(workspace), "PYTHONPATH": path}
     if args.hide_cuda:
         env["CUDA_VISIBLE_DEVICES"] = ""
     cmd = [sys.executable, "-m", "engine", "--config", str(config), "--workers", workers]
     cmd += ["--no-monitor"]
-    proc = subprocess.Popen(
-        cmd, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    errors = workspace / f"{name}.stderr"  # shown if the engine fails
+    with errors.open("w") as stderr:  # the child keeps its own copy of the handle
+        proc = subprocess.Popen(
+            cmd, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
     meter = CpuMeter(proc.pid)
     first_start: float | None = None
     finished = 0
@@ -163,6 +166,9 @@ def run_once(workspace: Path, workers: str, args: argparse.Namespace) -> dict[st
     end = time.monotonic()
     cpu = meter.stop() if first_start is not None else float("nan")
     proc.wait()
+    if proc.returncode or not finished:
+        tail = "\n".join(errors.read_text().splitlines()[-15:])
+        print(f"engine (--workers {workers}) exit {proc.returncode}:\n{tail}", file=sys.stderr)
     elapsed = end - (first_start or end)
     return {
         "workers": workers,

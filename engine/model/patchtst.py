@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from engine.errors import UserError
 from engine.model.architecture import Architecture
@@ -79,19 +80,30 @@ def _paired_attention(qkv: torch.Tensor, h: int) -> torch.Tensor:
     return att.view(pairs, h, 2, n, d // h).permute(0, 2, 3, 1, 4).reshape(b, n, d)
 
 
+FUSED_HEAD_DIM_MAX = 256  # largest head dim of the flash and cuDNN attention kernels
+
+
 def _sdpa(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Fused scaled-dot-product attention; on CPU always in fp32.
+    """Scaled-dot-product attention: fused, except where a fused kernel is slower.
 
-    Under bf16 autocast on CPU, the matmuls run on AMX several times faster, but the
-    CPU flash-attention kernel's bf16 backward is ~10x slower than its fp32 one (9.3 vs
-    0.9 ms per call at d64-L48-h2, batch 256): it took half the step. In fp32 the
-    attention costs three small casts instead.
+    - CPU under bf16 autocast: in fp32. The matmuls run on AMX several times faster,
+      but the CPU flash-attention kernel's bf16 backward is ~10x slower than its fp32
+      one (9.3 vs 0.9 ms per call at d64-L48-h2, batch 256): it took half the step. In
+      fp32 the attention costs three small casts instead.
+    - CUDA with head dims above 256 (d_model 1024 with 2 heads, say): the flash and
+      cuDNN kernels do not take them, and the memory-efficient kernel PyTorch then picks
+      had a backward pass of 0.77 ms per layer, 45% of a d1024-L128-h2 step on an H200.
+      Over ~11 patches the plain math (two batched matmuls and a softmax) made that
+      step 1.41x faster (`bench/cuda_kernels.py --variants`).
     """
     if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
         with torch.autocast("cpu", enabled=False):
             return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+    if q.device.type == "cuda" and q.shape[-1] > FUSED_HEAD_DIM_MAX:
+        with sdpa_kernel([SDPBackend.MATH]):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
@@ -156,13 +168,20 @@ def keep_mask(like: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def _linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`layer(x)` as a matmul then an in-place bias add.
+    """`layer(x)`; on CPU as a matmul then an in-place bias add.
 
     nn.Linear on CPU runs addmm, which first broadcasts the bias into the output with a
     slow strided copy; for the small, many matmuls of deep narrow models that copy costs
     a quarter of the layer's time. A plain matmul plus a vectorised in-place add (no new
     buffer: mm's backward does not need its output) gives the same values and gradients.
+    On GPUs the reverse holds: cuBLAS adds the bias in the matmul's epilogue, and the
+    separate add (a bf16 output plus an fp32 bias under autocast) was a slow kernel of
+    its own; nn.Linear made captured steps 5-9% faster on an H200
+    (`bench/cuda_kernels.py --variants`).
     """
+    if x.device.type != "cpu":
+        out: torch.Tensor = layer(x)
+        return out
     return F.linear(x, layer.weight).add_(layer.bias)
 
 

@@ -90,7 +90,11 @@ class NvmlGpus:
         assert nv is not None
         name = _call(lambda: nv.nvmlDeviceGetName(handle))
         util = _call(lambda: float(nv.nvmlDeviceGetUtilizationRates(handle).gpu))
-        mem = _call(lambda: nv.nvmlDeviceGetMemoryInfo(handle))
+        # v2 leaves out the driver's reserved memory, as nvidia-smi does (v1 counted
+        # ~0.6 GiB more on an H200); bindings or drivers without v2 give v1
+        mem = _call(lambda: nv.nvmlDeviceGetMemoryInfo(handle, version=nv.nvmlMemory_v2))
+        if isinstance(mem, _Failed):
+            mem = _call(lambda: nv.nvmlDeviceGetMemoryInfo(handle))
         temp = _call(lambda: float(nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU)))
         power_mw = _call(lambda: float(nv.nvmlDeviceGetPowerUsage(handle)))
         mask = _call(lambda: int(nv.nvmlDeviceGetCurrentClocksEventReasons(handle)))

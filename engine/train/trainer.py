@@ -84,15 +84,17 @@ class Trainer:
         self.device = data.device
         self.dtype = autocast_dtype(self.device, options.precision)
         spec = data.spec
-        self.model = PatchTST(
-            arch,
-            data.n_features,
-            context_len=spec.context_len,
-            patch_len=spec.patch_len,
-            stride=spec.stride,
-            dropout=params.dropout,
-            head_dropout=params.head_dropout,
-        ).to(self.device)
+        # built on the device: initialising a 2B model on the CPU first takes minutes
+        with self.device:
+            self.model = PatchTST(
+                arch,
+                data.n_features,
+                context_len=spec.context_len,
+                patch_len=spec.patch_len,
+                stride=spec.stride,
+                dropout=params.dropout,
+                head_dropout=params.head_dropout,
+            )
         self.n_params = sum(p.numel() for p in self.model.parameters())
         n_train = len(data.train)
         self.batch_size = min(params.batch_size, n_train)

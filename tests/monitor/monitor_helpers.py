@@ -79,9 +79,19 @@ class FakeNvml:
     def nvmlDeviceGetUtilizationRates(self, h: dict[str, Any]) -> Any:
         return SimpleNamespace(gpu=self._value(h, "utilization_gpu"), memory=0)
 
-    def nvmlDeviceGetMemoryInfo(self, h: dict[str, Any]) -> Any:
+    nvmlMemory_v2 = 0x02000028
+
+    def nvmlDeviceGetMemoryInfo(self, h: dict[str, Any], version: int | None = None) -> Any:
+        """v2 (`version=nvmlMemory_v2`) leaves the driver's reserved memory out of `used`;
+        a handle with "memory_v2": "NotSupported" answers only v1."""
         used, total = self._value(h, "memory_used"), self._value(h, "memory_total")
-        return SimpleNamespace(used=used, total=total, free=total - used)
+        reserved = h.get("memory_reserved", 0)
+        if version is None:
+            return SimpleNamespace(used=used + reserved, total=total, free=total - used)
+        assert version == self.nvmlMemory_v2
+        if h.get("memory_v2") == "NotSupported":  # an older driver
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return SimpleNamespace(used=used, reserved=reserved, total=total, free=total - used)
 
     def nvmlDeviceGetTemperature(self, h: dict[str, Any], sensor: int) -> int:
         assert sensor == self.NVML_TEMPERATURE_GPU

@@ -34,6 +34,18 @@ def test_no_permission_and_implausible_temperature(nvml_values: list[dict]) -> N
     assert gpu.temperature_c.value is None and "implausible" in str(gpu.temperature_c.unavailable)
 
 
+def test_memory_used_leaves_out_the_driver_reservation_as_nvidia_smi_does(
+    nvml_values: list[dict],
+) -> None:
+    reserved = 600 * 2**20
+    nvml_values[0]["memory_reserved"] = reserved
+    gpu = NvmlGpus.open(FakeNvml(nvml_values)).read()[0]
+    assert gpu.memory_used_bytes.value == 64208355328  # NVML v2: without the reservation
+    nvml_values[0]["memory_v2"] = "NotSupported"  # an older driver: v1, reservation in
+    gpu = NvmlGpus.open(FakeNvml(nvml_values)).read()[0]
+    assert gpu.memory_used_bytes.value == 64208355328 + reserved
+
+
 def test_decodes_every_bit_and_keeps_unknown_ones() -> None:
     # nvmlClocksThrottleReason{HwThermalSlowdown, SwThermalSlowdown, HwPowerBrakeSlowdown}
     mask = 0x40 | 0x20 | 0x80 | 0x10000

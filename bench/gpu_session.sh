@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Every GPU check of the project in one run, for a session with a lent CUDA machine.
+#
+#   bash bench/gpu_session.sh [OUT_DIR]      (default: ./gpu-session)
+#   STEPS="tests throughput" bash bench/gpu_session.sh    only those steps
+#
+# In order of importance, each step under its own time limit so one hang costs only its
+# share: the CUDA tests (tests/gpu: CUDA-graph step against eager, the memory estimate
+# against the allocator's peak, a trainer run, NVML against nvidia-smi), where a deep
+# model's step spends its GPU time (bench/cuda_kernels.py), the GPU shapes
+# (bench/train_throughput.py --device cuda --cuda-graph), a real 50-epoch `hpotui train`
+# on the embedded data, the demo campaign in batch mode, and engine throughput with one
+# worker against automatic workers. Logs go to OUT_DIR, one file per step.
+#
+# Packages the GPU image lacks can travel as wheels in .whl/ (listed in
+# .git/info/exclude): they are installed into /tmp/site first when present.
+set -u
+OUT_DIR=${1:-gpu-session}
+mkdir -p "$OUT_DIR"
+export PYTHONUNBUFFERED=1 HPOTUI_HOME=/tmp/hpotui-home
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+
+STEPS=${STEPS:-tests kernels throughput train batch hpo}
+
+step() {  # step NAME SECONDS COMMAND...: run, log to OUT_DIR/NAME.log, say how it went
+    local name=$1 limit=$2
+    shift 2
+    [[ " $STEPS " == *" $name "* ]] || return 0
+    local start=$SECONDS
+    echo "=== $name (limit ${limit}s): $*"
+    timeout "$limit" "$@" >"$OUT_DIR/$name.log" 2>&1
+    local rc=$?
+    echo "=== $name rc=$rc in $((SECONDS - start))s"
+    tail -n "${TAIL:-25}" "$OUT_DIR/$name.log"
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,temperature.gpu,power.draw \
+    --format=csv,noheader
+python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)"
+step tests 120 python3 -m pytest -q -s -p no:cacheprovider tests/gpu tests/train tests/model
+TAIL=22 step kernels 45 python3 bench/cuda_kernels.py --arch 64,48,2,256 --batch 256
+TAIL=40 step throughput 180 python3 bench/train_throughput.py --device cuda --cuda-graph \
+    --rounds 3 --steps 10
+step train 60 python3 -m hpotui.cli train --arch 64,48,2,256 --epochs 50 --patience 50 \
+    --device cuda --json
+step batch 90 python3 -m hpotui.cli --batch configs/demo.toml
+step hpo 120 python3 bench/hpo_throughput.py --device cuda --trials 8 --runs 1,auto
