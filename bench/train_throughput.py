@@ -14,8 +14,8 @@ DataLoader batches) runs in the same process, interleaved with hpotui's step in 
 so both see the same machine load, and the ratio is printed.
 
 On CPU the baseline runs in fp32, as the reference pipeline did, and hpotui runs in fp32
-and, on CPUs with AMX (where `precision = "auto"` trains in bf16), in bf16 too; each MFU
-is against the matmul peak of its own precision. `--precision` runs hpotui in that one.
+and, on CPUs with AMX (where `precision = "auto"` trains a bf16 model with fp32 master
+weights), in bf16 too; each MFU is against the matmul peak of its own precision. `--precision` runs hpotui in that one.
 On GPUs everything runs in bf16, the precision of the issue's eager figures.
 """
 
@@ -44,7 +44,7 @@ from reference_baseline import RefPatchTST, RefTrainer, WindowDataset  # noqa: E
 from engine.model.architecture import Architecture  # noqa: E402
 from engine.model.params import count_params, n_patches  # noqa: E402
 from engine.model.patchtst import PatchTST  # noqa: E402
-from engine.train.device import cpu_has_amx, resolve_device, set_threads  # noqa: E402
+from engine.train.device import bf16_weights, cpu_has_amx, resolve_device, set_threads  # noqa: E402
 from engine.train.step import WARMUP_GRAPH_STEPS, TrainStep, build_optimizer  # noqa: E402
 
 CONTEXT, N_FEATURES = 60, 25
@@ -179,6 +179,8 @@ def _ours(
     device = windows.device
     with device:  # built in place: the 1.6B model's CPU initialisation takes 16 s here
         model = PatchTST(arch, N_FEATURES)
+    if dtype is not None and bf16_weights(device):  # as the trainer does: a bf16 model
+        model, dtype = model.to(dtype), None
     if compile_model:
         model = torch.compile(model)  # type: ignore[assignment]
     optimizer = build_optimizer(model, 3e-4, 1e-4, capturable=graph)

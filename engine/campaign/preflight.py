@@ -302,10 +302,10 @@ class _Checker:
         self, exp: ExperimentConfig, grid: list[Any], n_features: int, device: torch.device
     ) -> None:
         from engine.model.memory import SAFETY, available_memory_bytes, estimate_peak_bytes
-        from engine.train.device import autocast_dtype
+        from engine.train.device import training_dtype
 
         try:
-            dtype = autocast_dtype(device, exp.precision) or torch.float32
+            dtype = training_dtype(device, exp.precision) or torch.float32
         except UserError as error:
             self.fail(exp.name, "precision", error)
             return

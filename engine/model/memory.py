@@ -7,14 +7,17 @@ available memory the micro-batch shrinks (gradient accumulation keeps the effect
 batch), and when even micro-batch 1 does not fit the trial fails at once, saying why.
 
 The estimate of one training step of PatchTST with AdamW:
-- weights, gradients and AdamW's two moments: 4 fp32 copies of the parameters;
+- weights, gradients and AdamW's two moments: 4 fp32 copies of the parameters (16
+  bytes each). A bf16 model on CPU (engine.train.device.bf16_weights) has bf16 weights
+  and gradients (4), fp32 masters, their gradients and the moments (16), and the fp32
+  weights it was built in (4: freed after the cast, but in the measured RSS peak);
 - the step's temporaries, which live only after the backward pass has freed the
   activations: fused AdamW and foreach clipping work in place (on CPU over one flat
   buffer, engine.train.step.build_optimizer), so the peak there is one encoder layer's
   gradients, computed before autograd adds them into the gradient buffer;
 - activations saved for backward, per token (batch x patches): the residual stream and
   LayerNorm inputs (fp32), the qkv, attention, projection inputs and both feed-forward
-  tensors (in the autocast dtype), dropout masks (1 byte), attention scores if the
+  tensors (in the compute dtype), dropout masks (1 byte), attention scores if the
   fused kernel is not used, plus one layer of gradient workspace during backward.
 It is checked against measured peaks within +-30%: RSS growth on CPU in
 tests/model/test_memory.py, the CUDA allocator's peak over CUDA-graph training steps in
@@ -79,9 +82,10 @@ def estimate_peak_bytes(
     dtype: torch.dtype = torch.float32,
     device_type: str = "cpu",
 ) -> int:
-    """Peak bytes of one training step at `batch_size` (fp32 weights, autocast `dtype`)."""
+    """Peak bytes of one training step at `batch_size`, computing in `dtype`."""
     params = count_params(arch, n_features, context_len, patch_len, stride)
-    state = 4 * params * 4  # weights, grads, exp_avg, exp_avg_sq
+    bf16_model = device_type == "cpu" and dtype != torch.float32
+    state = params * (24 if bf16_model else 16)
     acts = activation_bytes(
         arch,
         n_features,
@@ -89,10 +93,7 @@ def estimate_peak_bytes(
         context_len=context_len,
         patch_len=patch_len,
         stride=stride,
-        # CPU autocast keeps the fp32 tensors beside their bf16 casts and attention in
-        # fp32 (engine.model.patchtst._sdpa): measured bf16 peaks there are those of fp32
-        # within 15%, while the bf16 estimate fell 25-29% short
-        dtype=torch.float32 if device_type == "cpu" else dtype,
+        dtype=dtype,
     )
     d, ff = arch.d_model, arch.d_ff
     layer = 4 * d * d + 2 * d * ff + 9 * d + ff  # qkv, proj, ff1, ff2, two LayerNorms

@@ -88,10 +88,10 @@ def _sdpa(
 ) -> torch.Tensor:
     """Scaled-dot-product attention: fused, except where a fused kernel is slower.
 
-    - CPU under bf16 autocast: in fp32. The matmuls run on AMX several times faster,
+    - CPU in bf16: in fp32, cast back. The matmuls run on AMX several times faster,
       but the CPU flash-attention kernel's bf16 backward is ~10x slower than its fp32
       one (9.3 vs 0.9 ms per call at d64-L48-h2, batch 256): it took half the step. In
-      fp32 the attention costs three small casts instead.
+      fp32 the attention costs four small casts instead.
     - CUDA with head dims above 256 (d_model 1024 with 2 heads, say): the flash and
       cuDNN kernels do not take them, and the memory-efficient kernel PyTorch then picks
       had a backward pass of 0.77 ms per layer, 45% of a d1024-L128-h2 step on an H200.
@@ -100,7 +100,8 @@ def _sdpa(
     """
     if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
         with torch.autocast("cpu", enabled=False):
-            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+        return out.to(q.dtype)
     if q.device.type == "cuda" and q.shape[-1] > FUSED_HEAD_DIM_MAX:
         with sdpa_kernel([SDPBackend.MATH]):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -226,6 +227,7 @@ class PatchTST(nn.Module):
             raise ValueError(
                 f"PatchTST expects (B, {self.context_len}, {self.n_features}), got {tuple(x.shape)}"
             )
+        x = x.to(self.embed.weight.dtype)  # a bf16 model (CPU bf16 training) takes bf16
         patches = x.unfold(1, self.patch_len, self.stride)  # (B, N, F, P)
         patches = patches.reshape(b, self.n_patches, f * self.patch_len)  # (B, N, F*P)
         z = self.embed(patches) + self.pos  # (B, N, D)

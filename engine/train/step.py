@@ -68,14 +68,24 @@ class FlatAdamW(torch.optim.AdamW):
     callers look up which parameters decay); `step` copies the groups' hyperparameters
     to an inner fused AdamW over the groups' flat tensors (`flatten_group`), which holds
     the moments (so `self.inner.state_dict()`, not this one's, has them; no caller saves
-    optimizer state). `flat_params` are those flat tensors: `zero_grad` zeroes them and
-    `TrainStep` clips them instead of the ~580 small gradients.
+    optimizer state). `flat_params` are the fp32 flat tensors AdamW steps: `zero_grad`
+    zeroes them and `TrainStep` clips them instead of the ~580 small gradients.
+
+    A model in bf16 (CPU bf16 training, `engine.train.device.Precision`) keeps fp32
+    master weights here: its parameters are views into a bf16 flat buffer, `flat_params`
+    are fp32 copies of those buffers, `collect_grads` adds the bf16 gradients of a
+    backward pass into the fp32 ones (so micro-batches accumulate in fp32), and `step`
+    updates the fp32 masters and rounds them back into the model.
     """
 
     def __init__(self, groups: list[dict[str, Any]], lr: float) -> None:
         groups = [g for g in groups if g["params"]]
         super().__init__(groups, lr=lr, fused=True)
-        self.flat_params = [flatten_group(g["params"]) for g in self.param_groups]
+        model_flats = [flatten_group(g["params"]) for g in self.param_groups]
+        if model_flats[0].dtype == torch.float32:
+            self.flat_params, self._low_flats = model_flats, []
+        else:
+            self.flat_params, self._low_flats = [_master(f) for f in model_flats], model_flats
         inner = [
             {**g, "params": [f]} for g, f in zip(self.param_groups, self.flat_params, strict=True)
         ]
@@ -87,15 +97,35 @@ class FlatAdamW(torch.optim.AdamW):
         for outer, inner in zip(self.param_groups, self.inner.param_groups, strict=True):
             inner.update({k: v for k, v in outer.items() if k != "params"})
         self.inner.step()
+        for low, master in zip(self._low_flats, self.flat_params, strict=False):
+            low.copy_(master)
+
+    @torch.no_grad()
+    def collect_grads(self) -> None:
+        """After a backward pass: move a bf16 model's gradients into the fp32 masters."""
+        for low, master in zip(self._low_flats, self.flat_params, strict=False):
+            assert low.grad is not None and master.grad is not None
+            master.grad.add_(low.grad)
+            low.grad.zero_()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the flat gradients; the parameters' gradients are views into them."""
         for flat in self.flat_params:
             assert flat.grad is not None
             flat.grad.zero_()
+        for flat in self._low_flats or self.flat_params:
+            assert flat.grad is not None
+            flat.grad.zero_()
             for p, view in flat._flat_views:  # type: ignore[attr-defined]
                 if p.grad is not view:  # someone set it to None or replaced it
                     p.grad = view
+
+
+def _master(flat: nn.Parameter) -> nn.Parameter:
+    """An fp32 copy of a low-precision flat parameter, with a zero fp32 gradient."""
+    master = nn.Parameter(flat.detach().float())
+    master.grad = torch.zeros_like(master)
+    return master
 
 
 _ALIGN = 16  # floats: each parameter starts on a 64-byte boundary, as MKL prefers
@@ -157,6 +187,8 @@ class TrainStep:
         self.device = self.params[0].device
         # what clipping walks: the flat gradients when the optimizer keeps them flat
         self._clipped = list(getattr(optimizer, "flat_params", self.params))
+        # a bf16 model's gradients move into fp32 masters after each backward pass
+        self._collect_grads = getattr(optimizer, "collect_grads", None)
         self.cuda_graph = cuda_graph and self.device.type == "cuda"
         self.steps = 0
         self._graph: torch.cuda.CUDAGraph | None = None
@@ -208,6 +240,8 @@ class TrainStep:
                 / batch
             )
             torch.autograd.backward(loss)
+            if self._collect_grads is not None:
+                self._collect_grads()
             part = loss.detach()
             total = part if total is None else total + part
         assert total is not None

@@ -38,7 +38,7 @@ from engine.model.architecture import Architecture
 from engine.model.memory import plan_micro_batch
 from engine.model.patchtst import PatchTST
 from engine.train.config import RunOptions, TrainParams
-from engine.train.device import autocast_dtype, seed_everything, set_threads
+from engine.train.device import bf16_weights, seed_everything, set_threads, training_dtype
 from engine.train.metrics import base_rate_bce, classification_metrics
 from engine.train.result import EpochReport, TrainResult, TrialStopped
 from engine.train.schedule import warmup_cosine
@@ -82,7 +82,10 @@ class Trainer:
         seed_everything(params.seed)
         self.arch, self.params, self.data, self.options = arch, params, data, options
         self.device = data.device
-        self.dtype = autocast_dtype(self.device, options.precision)
+        self.dtype = training_dtype(self.device, options.precision)
+        # bf16 as a bf16 model with fp32 masters in the optimizer (CPU), or as autocast
+        model_bf16 = self.dtype is not None and bf16_weights(self.device)
+        self.autocast = None if model_bf16 else self.dtype
         spec = data.spec
         # On CUDA the model is built in place: initialising the 1.6B d1024-L128 on the
         # CPU first took 16 s on a 2-core machine. Elsewhere: built on the CPU, moved.
@@ -95,7 +98,7 @@ class Trainer:
                 stride=spec.stride,
                 dropout=params.dropout,
                 head_dropout=params.head_dropout,
-            ).to(self.device)
+            ).to(self.device, self.dtype if model_bf16 else None)
         self.n_params = sum(p.numel() for p in self.model.parameters())
         n_train = len(data.train)
         self.batch_size = min(params.batch_size, n_train)
@@ -126,7 +129,7 @@ class Trainer:
             self.optimizer,
             self.scheduler,
             grad_clip=params.grad_clip,
-            autocast_dtype=self.dtype,
+            autocast_dtype=self.autocast,
             micro_batch=self.micro_batch if self.micro_batch < self.batch_size else None,
             cuda_graph=use_graph,
         )
@@ -191,10 +194,10 @@ class Trainer:
         size = self.eval_batch
         for start in range(0, len(windows), size):
             x = windows.x[start : start + size]
-            if self.dtype is None:
+            if self.autocast is None:
                 chunks.append(self.model(x).float())
             else:
-                with torch.autocast(self.device.type, dtype=self.dtype):
+                with torch.autocast(self.device.type, dtype=self.autocast):
                     chunks.append(self.model(x).float())
         return torch.cat(chunks) if chunks else torch.zeros(0, device=self.device)
 

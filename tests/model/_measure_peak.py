@@ -1,7 +1,7 @@
 """Peak RSS growth of PatchTST training steps, one forked child per architecture.
 
-argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch[,bf16]" (bf16: under
-bf16 autocast, as `precision = "auto"` trains on CPUs with AMX). Prints one line per
+argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch[,bf16]" (bf16: a bf16
+model with fp32 masters, as `precision = "auto"` trains on CPUs with AMX). Prints one line per
 group: the growth in bytes of the child's peak RSS over its RSS before the model existed.
 torch is imported once here and each child is a fresh fork, so every peak is its own.
 """
@@ -23,9 +23,9 @@ from engine.train.step import TrainStep, build_optimizer
 def _train(
     arch: Architecture, n_features: int, batch: int, steps: int, dtype: torch.dtype | None
 ) -> None:
-    model = PatchTST(arch, n_features)
+    model = PatchTST(arch, n_features).to(dtype)  # as the trainer builds it on CPU
     optimizer = build_optimizer(model, 1e-3, 1e-4)
-    step = TrainStep(model, optimizer, grad_clip=1.0, autocast_dtype=dtype)
+    step = TrainStep(model, optimizer, grad_clip=1.0)
     x = torch.randn(batch, 60, n_features)
     y = (torch.rand(batch) < 0.5).float()
     for _ in range(steps):

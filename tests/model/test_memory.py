@@ -26,7 +26,8 @@ CASES = [
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_estimate_within_30_percent_of_measured_rss_peak(precision: str) -> None:
-    """bf16: CPU autocast, what `precision = "auto"` trains with on CPUs with AMX."""
+    """bf16: a bf16 model with fp32 masters, as `precision = "auto"` trains on CPUs
+    with AMX."""
     suffix = ",bf16" if precision == "bf16" else ""
     groups = [",".join(str(v) for v in (*a.to_dict().values(), 25, b)) + suffix for a, b in CASES]
     out = subprocess.run(

@@ -10,7 +10,7 @@ import torch
 
 from engine.errors import UserError
 from engine.train import device as dev
-from engine.train.device import autocast_dtype, resolve_device, seed_everything, set_threads
+from engine.train.device import resolve_device, seed_everything, set_threads, training_dtype
 
 
 def _fake(monkeypatch: pytest.MonkeyPatch, *, mps: bool, cuda: bool) -> None:
@@ -58,24 +58,24 @@ def test_precision_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu = torch.device("cpu")
     # auto: bf16 only where AMX makes it faster
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert autocast_dtype(cpu, "auto") is None
+    assert training_dtype(cpu, "auto") is None
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert autocast_dtype(cpu, "auto") is torch.bfloat16
-    assert autocast_dtype(cpu, "fp32") is None
-    assert autocast_dtype(cpu, "bf16") is torch.bfloat16
+    assert training_dtype(cpu, "auto") is torch.bfloat16
+    assert training_dtype(cpu, "fp32") is None
+    assert training_dtype(cpu, "bf16") is torch.bfloat16
     with pytest.raises(UserError, match="precision"):
-        autocast_dtype(cpu, "fp8")
+        training_dtype(cpu, "fp8")
 
 
 def test_precision_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert autocast_dtype(cuda, "auto") is torch.bfloat16
-    assert autocast_dtype(cuda, "fp32") is None
+    assert training_dtype(cuda, "auto") is torch.bfloat16
+    assert training_dtype(cuda, "fp32") is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert autocast_dtype(cuda, "auto") is None
+    assert training_dtype(cuda, "auto") is None
     with pytest.raises(UserError, match="bf16"):
-        autocast_dtype(cuda, "bf16")
+        training_dtype(cuda, "bf16")
 
 
 def test_set_threads() -> None:

@@ -172,18 +172,53 @@ def test_bf16_autocast_step_on_cpu() -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
-def test_bf16_on_cpu_trains_like_fp32() -> None:
-    """`precision = "auto"` is bf16 on CPUs with AMX: it must learn what fp32 learns
-    (attention, whose bf16 CPU kernel is slow, runs in fp32 inside the autocast)."""
+def test_bf16_model_on_cpu_trains_like_fp32() -> None:
+    """`precision = "auto"` is bf16 on CPUs with AMX, as a bf16 model with fp32 master
+    weights: it must learn what fp32 learns (attention, whose bf16 CPU kernel is slow,
+    runs in fp32 inside)."""
     x, y = _batch(n=64)
     losses = {}
-    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        model = _model()
-        step = _step(model, autocast_dtype=dtype)
-        losses[name] = [float(step(x, y)) for _ in range(30)]
-    assert losses["bf16"][-1] < 0.5 * losses["bf16"][0]  # it learns
-    for a, b in zip(losses["fp32"], losses["bf16"], strict=True):
+    for dtype in (torch.float32, torch.bfloat16):
+        model = _model().to(dtype)
+        step = _step(model)
+        losses[dtype] = [float(step(x, y)) for _ in range(30)]
+    bf16, fp32 = losses[torch.bfloat16], losses[torch.float32]
+    assert bf16[-1] < 0.5 * bf16[0]  # it learns
+    for a, b in zip(fp32, bf16, strict=True):
         assert abs(a - b) < 0.05 * max(a, b) + 0.01
+
+
+def test_bf16_model_steps_fp32_masters() -> None:
+    """Updates smaller than bf16's resolution accumulate in the fp32 masters, and the
+    model's weights are the masters rounded to bf16 after every step."""
+    model = _model().to(torch.bfloat16)
+    optimizer = build_optimizer(model, 1e-5, 0.0)
+    assert all(f.dtype == torch.float32 for f in optimizer.flat_params)
+    start = [f.detach().clone() for f in optimizer.flat_params]
+    step = TrainStep(model, optimizer)
+    x, y = _batch()
+    for _ in range(5):
+        step(x, y)
+    moved = [(f - s).abs().max().item() for f, s in zip(optimizer.flat_params, start, strict=True)]
+    assert all(m > 0 for m in moved)
+    for p in model.parameters():
+        assert p.dtype == torch.bfloat16
+    views = optimizer._low_flats  # the model's bf16 buffers: rounded masters
+    for low, master in zip(views, optimizer.flat_params, strict=True):
+        assert torch.equal(low, master.to(torch.bfloat16))
+
+
+def test_bf16_model_accumulates_micro_batches_in_fp32() -> None:
+    full, split = _model().to(torch.bfloat16), _model().to(torch.bfloat16)
+    x, y = _batch(12)
+    opt_full, opt_split = build_optimizer(full, 1e-2, 0.0), build_optimizer(split, 1e-2, 0.0)
+    TrainStep(full, opt_full, grad_clip=None)(x, y)
+    TrainStep(split, opt_split, grad_clip=None, micro_batch=5)(x, y)  # 5 + 5 + 2
+    for a, b in zip(opt_full.flat_params, opt_split.flat_params, strict=True):
+        assert a.grad is not None and b.grad is not None
+        assert a.grad.dtype == torch.float32
+        gap = torch.linalg.vector_norm(a.grad - b.grad)
+        assert gap <= 0.02 * torch.linalg.vector_norm(a.grad)  # bf16 backward, fp32 sums
 
 
 def test_cuda_graph_option_is_ignored_off_cuda() -> None:

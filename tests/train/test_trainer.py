@@ -229,6 +229,18 @@ def test_every_field_has_a_test_here() -> None:
 # --- the experiment's horizon, callbacks, stop, memory, results ---------------------------
 
 
+def test_bf16_on_cpu_trains_a_bf16_model_with_fp32_masters(data: PreparedData) -> None:
+    params = dataclasses.replace(BASE, epochs=3, dropout=0.1)
+    trainer = Trainer(TINY, params, data, RunOptions(precision="bf16"))
+    result = trainer.run()
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.bfloat16}
+    assert all(f.dtype == torch.float32 for f in trainer.optimizer.flat_params)  # type: ignore[attr-defined]
+    assert result.extra["precision"] == "bfloat16"
+    fp32 = run(data, epochs=3, dropout=0.1).result  # type: ignore[attr-defined]
+    assert abs(result.value - fp32.value) < 0.02 * fp32.value  # it learns what fp32 learns
+    assert result.val_metrics["n"] == fp32.val_metrics["n"]
+
+
 def test_trainer_uses_the_horizon_of_the_data_it_is_given() -> None:
     frame = ohlcv()
     rates = {}
