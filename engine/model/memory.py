@@ -21,7 +21,7 @@ The estimate of one training step of PatchTST with AdamW:
   fused kernel is not used, plus one layer of gradient workspace during backward.
 It is checked against measured peaks within +-30%: RSS growth on CPU in
 tests/model/test_memory.py, the CUDA allocator's peak over CUDA-graph training steps in
-tests/gpu/test_cuda.py (on an H200: the estimate 2-19% above the peak, fp32 and bf16).
+tests/gpu/test_cuda.py (on an H200: the estimate 2-17% above the peak, fp32 and bf16).
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ class FlatAdamW(torch.optim.AdamW):
     optimizer state). `flat_params` are the fp32 flat tensors AdamW steps: `zero_grad`
     zeroes them and `TrainStep` clips them instead of the ~580 small gradients.
 
-    A model in bf16 (CPU bf16 training, `engine.train.device.Precision`) keeps fp32
+    A model in bf16 (CPU bf16 training, `engine.train.device.bf16_weights`) keeps fp32
     master weights here: its parameters are views into a bf16 flat buffer, `flat_params`
     are fp32 copies of those buffers, `collect_grads` adds the bf16 gradients of a
     backward pass into the fp32 ones (so micro-batches accumulate in fp32), and `step`
@@ -110,12 +110,10 @@ class FlatAdamW(torch.optim.AdamW):
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the flat gradients; the parameters' gradients are views into them."""
-        for flat in self.flat_params:
+        for flat in [*self.flat_params, *self._low_flats]:
             assert flat.grad is not None
             flat.grad.zero_()
-        for flat in self._low_flats or self.flat_params:
-            assert flat.grad is not None
-            flat.grad.zero_()
+        for flat in self._low_flats or self.flat_params:  # the buffers the model views
             for p, view in flat._flat_views:  # type: ignore[attr-defined]
                 if p.grad is not view:  # someone set it to None or replaced it
                     p.grad = view
