@@ -233,7 +233,8 @@ def format_result(result: Any) -> str:
     lines = [
         f"best epoch {result.best_epoch} of {result.epochs_run} ({stop}): "
         f"validation BCE {result.value:.4f}  [{result.duration_s:.1f}s, "
-        f"{result.n_params:,} params, {result.device}, micro-batch {result.micro_batch}]"
+        f"{result.n_params:,} params, {result.device} {result.extra.get('precision', '')}, "
+        f"micro-batch {result.micro_batch}]"
     ]
     splits = [("validation", result.val_metrics)]
     if result.test_metrics is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -105,6 +106,7 @@ def test_text_output_lists_the_metrics(home: Path, capsys: pytest.CaptureFixture
     assert main(["train", *TINY, "--epochs", "1", "--test"]) == 0
     out = capsys.readouterr().out
     assert "validation BCE" in out and "best epoch 1 of 1" in out
+    assert re.search(r"params, cpu (fp32|bfloat16), micro-batch", out)  # what it ran in
     for label in ("ROC-AUC", "PR-AUC", "precision", "recall", "f1", "best F1 on val", "test"):
         assert label in out
 
