@@ -9,9 +9,10 @@ then times the same step eager and replayed as a CUDA graph. A graph replay remo
 the launch gaps, so the summed kernel time is about the floor of the captured step:
 for small deep models, fewer or shorter kernels is the only way further.
 
-`--variants` times the captured step under each attention backend PyTorch offers and
-with the bias added by the matmul (cuBLAS epilogue) instead of a separate add, so a
-choice of implementation rests on a measurement of this GPU.
+`--variants` times the captured step under each attention backend PyTorch offers, with
+the math backend allowed to reduce in bf16, and with the bias added after the matmul
+(the CPU way) instead of in cuBLAS's epilogue, so a choice of implementation rests on a
+measurement of this GPU (patchtst._sdpa and _linear quote the ones made so far).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
@@ -55,34 +58,59 @@ def timed(step: TrainStep, x: torch.Tensor, y: torch.Tensor, n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
+@dataclass(frozen=True)
+class Variant:
+    backend: SDPBackend | None = None  # None: PyTorch's own choice
+    bf16_math: bool = False  # let the math attention reduce in bf16 (default: fp32 upcast)
+    separate_bias: bool = False  # the CPU way: matmul, then an in-place bias add
+
+    @property
+    def name(self) -> str:
+        words = [self.backend.name if self.backend else "default"]
+        words += ["+bf16-math"] * self.bf16_math + ["+separate-bias"] * self.separate_bias
+        return " ".join(words)
+
+
 @contextlib.contextmanager
-def variant(backend: SDPBackend | None, fused_bias: bool) -> Iterator[None]:
+def applied(v: Variant) -> Iterator[None]:
     linear: Callable[[nn.Linear, torch.Tensor], torch.Tensor] = patchtst._linear
-    if fused_bias:
-        patchtst._linear = lambda layer, x: layer(x)  # type: ignore[assignment]
+    reduction = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()  # type: ignore[no-untyped-call]
+    if v.separate_bias:
+        patchtst._linear = lambda layer, x: F.linear(x, layer.weight).add_(layer.bias)  # type: ignore[assignment]
+    torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(v.bf16_math)
     try:
-        with sdpa_kernel([backend]) if backend is not None else contextlib.nullcontext():
+        with sdpa_kernel([v.backend]) if v.backend is not None else contextlib.nullcontext():
             yield
     finally:
         patchtst._linear = linear  # type: ignore[assignment]
+        torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(reduction)
+
+
+VARIANTS = [
+    Variant(),
+    Variant(SDPBackend.MATH),
+    Variant(SDPBackend.MATH, bf16_math=True),
+    Variant(SDPBackend.EFFICIENT_ATTENTION),
+    Variant(SDPBackend.FLASH_ATTENTION),
+    Variant(SDPBackend.CUDNN_ATTENTION),
+    Variant(separate_bias=True),
+]
 
 
 def time_variants(arch: Architecture, batch: int, dtype: torch.dtype | None) -> None:
     x = torch.randn(batch, 60, N_FEATURES, device="cuda")
     y = (x[:, -1, 0] > 0).float()
-    backends = [None, SDPBackend.MATH, SDPBackend.EFFICIENT_ATTENTION]
-    backends += [SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION]
-    cases = [(b, False) for b in backends] + [(None, True), (SDPBackend.MATH, True)]
-    for backend, fused in cases:
-        name = f"{backend.name if backend else 'default'}{' +fused-bias' if fused else ''}"
+    for v in VARIANTS:
         try:
-            with variant(backend, fused):
+            with applied(v):
                 step = make_step(arch, dtype, graph=True)
                 timed(step, x, y, WARMUP_GRAPH_STEPS + 1)
                 seconds = min(timed(step, x, y, 8) for _ in range(2))
-            print(f"  {name:<28} {seconds * 1e3:8.2f} ms/step {batch / seconds:>10,.0f} samples/s")
+            print(
+                f"  {v.name:<30} {seconds * 1e3:8.2f} ms/step {batch / seconds:>10,.0f} samples/s"
+            )
         except Exception as error:  # a backend that cannot run this shape
-            print(f"  {name:<28} fails: {str(error).splitlines()[0][:80]}")
+            print(f"  {v.name:<30} fails: {str(error).splitlines()[0][:80]}")
         step = None  # type: ignore[assignment]
         torch.cuda.empty_cache()
 

@@ -3,6 +3,7 @@
 #
 #   bash bench/gpu_session.sh [OUT_DIR]      (default: ./gpu-session)
 #   STEPS="tests throughput" bash bench/gpu_session.sh    only those steps
+#   STEPS=variants bash bench/gpu_session.sh   implementation variants (~2 min, not default)
 #
 # In order of importance, each step under its own time limit so one hang costs only its
 # share: the CUDA tests (tests/gpu: CUDA-graph step against eager, the memory estimate
@@ -51,3 +52,6 @@ step train 60 python3 -m hpotui.cli train --arch 64,48,2,256 --epochs 50 --patie
     --device cuda --json
 step batch 90 python3 -m hpotui.cli --batch configs/demo.toml
 step hpo 120 python3 bench/hpo_throughput.py --device cuda --trials 8 --runs 1,auto
+TAIL=40 step variants 200 bash -c 'for shape in 64,48,2,256:256 256,32,2,512:256 \
+    1024,128,2,4096:256 2048,3,8,8192:1024; do
+    python3 bench/cuda_kernels.py --variants --arch "${shape%:*}" --batch "${shape#*:}"; done'
