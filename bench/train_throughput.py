@@ -15,8 +15,9 @@ so both see the same machine load, and the ratio is printed.
 
 On CPU the baseline runs in fp32, as the reference pipeline did, and hpotui runs in fp32
 and, on CPUs with AMX (where `precision = "auto"` trains a bf16 model with fp32 master
-weights), in bf16 too; each MFU is against the matmul peak of its own precision. `--precision` runs hpotui in that one.
-On GPUs everything runs in bf16, the precision of the issue's eager figures.
+weights), in bf16 too; each MFU is against the matmul peak of its own precision.
+`--precision` runs hpotui in that one. On GPUs everything runs in bf16, the precision of
+the issue's eager figures.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from reference_baseline import RefPatchTST, RefTrainer, WindowDataset  # noqa: E
 from engine.model.architecture import Architecture  # noqa: E402
 from engine.model.params import count_params, n_patches  # noqa: E402
 from engine.model.patchtst import PatchTST  # noqa: E402
-from engine.train.device import bf16_weights, cpu_has_amx, resolve_device, set_threads  # noqa: E402
+from engine.train.device import cpu_has_amx, resolve_device, set_threads, split_precision  # noqa: E402
 from engine.train.step import WARMUP_GRAPH_STEPS, TrainStep, build_optimizer  # noqa: E402
 
 CONTEXT, N_FEATURES = 60, 25
@@ -179,8 +180,8 @@ def _ours(
     device = windows.device
     with device:  # built in place: the 1.6B model's CPU initialisation takes 16 s here
         model = PatchTST(arch, N_FEATURES)
-    if dtype is not None and bf16_weights(device):  # as the trainer does: a bf16 model
-        model, dtype = model.to(dtype), None
+    model_dtype, dtype = split_precision(device, dtype)  # as the trainer: CPU bf16 model
+    model = model.to(model_dtype)
     if compile_model:
         model = torch.compile(model)  # type: ignore[assignment]
     optimizer = build_optimizer(model, 3e-4, 1e-4, capturable=graph)
@@ -226,7 +227,8 @@ def bench_case(
     peaks: dict[torch.dtype, float],
     precisions: dict[str, torch.dtype | None],
 ) -> None:
-    """`precisions`: variant name -> autocast dtype ("baseline" is the reference design)."""
+    """`precisions`: variant name -> training dtype, None for fp32 ("baseline" is the
+    reference design, autocast in that dtype)."""
     features, labels, windows, _ = data
     device = windows.device
     torch.manual_seed(0)

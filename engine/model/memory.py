@@ -8,7 +8,7 @@ batch), and when even micro-batch 1 does not fit the trial fails at once, saying
 
 The estimate of one training step of PatchTST with AdamW:
 - weights, gradients and AdamW's two moments: 4 fp32 copies of the parameters (16
-  bytes each). A bf16 model on CPU (engine.train.device.bf16_weights) has bf16 weights
+  bytes each). A bf16 model on CPU (engine.train.device.split_precision) has bf16 weights
   and gradients (4), fp32 masters, their gradients and the moments (16), and the fp32
   weights it was built in (4: freed after the cast, but in the measured RSS peak);
 - the step's temporaries, which live only after the backward pass has freed the
@@ -33,6 +33,7 @@ import torch
 
 from engine.model.architecture import Architecture
 from engine.model.params import count_params, n_patches
+from engine.train.device import split_precision
 from engine.train.result import TrialDoesNotFit
 
 # fraction of the available memory a trial may plan to use: the estimate is +-30%
@@ -84,8 +85,8 @@ def estimate_peak_bytes(
 ) -> int:
     """Peak bytes of one training step at `batch_size`, computing in `dtype`."""
     params = count_params(arch, n_features, context_len, patch_len, stride)
-    bf16_model = device_type == "cpu" and dtype != torch.float32
-    state = params * (24 if bf16_model else 16)
+    model_dtype, _ = split_precision(torch.device(device_type), dtype)
+    state = params * (16 if model_dtype is None else 24)
     acts = activation_bytes(
         arch,
         n_features,

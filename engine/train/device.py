@@ -58,7 +58,7 @@ def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     on other CPUs (no bf16 matrix unit: slower) and on MPS (bf16 autocast is slower than
     fp32 on most Apple GPUs).
     `bf16`: bf16 wherever the device can run it, else a UserError. `fp32`: None.
-    How bf16 is applied depends on the device: `bf16_weights`.
+    How bf16 is applied depends on the device: `split_precision`.
     """
     if precision == "fp32":
         return None
@@ -77,18 +77,25 @@ def training_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16  # explicit bf16 on CPU or MPS
 
 
-def bf16_weights(device: torch.device) -> bool:
-    """Does bf16 training on `device` keep the model itself in bf16?
+def split_precision(
+    device: torch.device, dtype: torch.dtype | None
+) -> tuple[torch.dtype | None, torch.dtype | None]:
+    """How training in `dtype` (`training_dtype`'s answer) runs on `device`:
+    (the dtype the model itself is cast to, the autocast dtype); None: neither.
 
-    On CPUs, yes: the model's parameters are bf16 (views into one flat buffer) and the
-    optimizer keeps fp32 master weights, gradients and moments
+    On CPUs the model itself is bf16: its parameters are views into one flat bf16
+    buffer, and the optimizer keeps fp32 master weights, gradients and moments
     (`engine.train.step.FlatAdamW`). Autocast there cast every weight and every
     activation around ~870 small ops per step and ate what AMX saved on the matmuls;
     a bf16 model steps 1.25x (deep d64) to 1.9x (wide d384) faster than fp32, autocast
     1.1-1.7x. On GPUs the model stays fp32 under bf16 autocast (measured and captured
     in CUDA graphs that way on an H200).
     """
-    return device.type == "cpu"
+    if dtype is None or dtype == torch.float32:
+        return None, None
+    if device.type == "cpu":
+        return dtype, None
+    return None, dtype
 
 
 def cpu_has_amx() -> bool:

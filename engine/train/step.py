@@ -71,7 +71,7 @@ class FlatAdamW(torch.optim.AdamW):
     optimizer state). `flat_params` are the fp32 flat tensors AdamW steps: `zero_grad`
     zeroes them and `TrainStep` clips them instead of the ~580 small gradients.
 
-    A model in bf16 (CPU bf16 training, `engine.train.device.bf16_weights`) keeps fp32
+    A model in bf16 (CPU bf16 training, `engine.train.device.split_precision`) keeps fp32
     master weights here: its parameters are views into a bf16 flat buffer, `flat_params`
     are fp32 copies of those buffers, `collect_grads` adds the bf16 gradients of a
     backward pass into the fp32 ones (so micro-batches accumulate in fp32), and `step`

@@ -38,7 +38,7 @@ from engine.model.architecture import Architecture
 from engine.model.memory import plan_micro_batch
 from engine.model.patchtst import PatchTST
 from engine.train.config import RunOptions, TrainParams
-from engine.train.device import bf16_weights, seed_everything, set_threads, training_dtype
+from engine.train.device import seed_everything, set_threads, split_precision, training_dtype
 from engine.train.metrics import base_rate_bce, classification_metrics
 from engine.train.result import EpochReport, TrainResult, TrialStopped
 from engine.train.schedule import warmup_cosine
@@ -84,8 +84,7 @@ class Trainer:
         self.device = data.device
         self.dtype = training_dtype(self.device, options.precision)
         # bf16 as a bf16 model with fp32 masters in the optimizer (CPU), or as autocast
-        model_bf16 = self.dtype is not None and bf16_weights(self.device)
-        self.autocast = None if model_bf16 else self.dtype
+        model_dtype, self.autocast = split_precision(self.device, self.dtype)
         spec = data.spec
         # On CUDA the model is built in place: initialising the 1.6B d1024-L128 on the
         # CPU first took 16 s on a 2-core machine. Elsewhere: built on the CPU, moved.
@@ -98,7 +97,7 @@ class Trainer:
                 stride=spec.stride,
                 dropout=params.dropout,
                 head_dropout=params.head_dropout,
-            ).to(self.device, self.dtype if model_bf16 else None)
+            ).to(self.device, model_dtype)
         self.n_params = sum(p.numel() for p in self.model.parameters())
         n_train = len(data.train)
         self.batch_size = min(params.batch_size, n_train)

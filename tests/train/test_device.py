@@ -10,7 +10,13 @@ import torch
 
 from engine.errors import UserError
 from engine.train import device as dev
-from engine.train.device import resolve_device, seed_everything, set_threads, training_dtype
+from engine.train.device import (
+    resolve_device,
+    seed_everything,
+    set_threads,
+    split_precision,
+    training_dtype,
+)
 
 
 def _fake(monkeypatch: pytest.MonkeyPatch, *, mps: bool, cuda: bool) -> None:
@@ -65,6 +71,16 @@ def test_precision_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert training_dtype(cpu, "bf16") is torch.bfloat16
     with pytest.raises(UserError, match="precision"):
         training_dtype(cpu, "fp8")
+
+
+def test_bf16_is_a_bf16_model_on_cpu_and_autocast_elsewhere() -> None:
+    bf16 = torch.bfloat16
+    assert split_precision(torch.device("cpu"), bf16) == (bf16, None)
+    assert split_precision(torch.device("cuda"), bf16) == (None, bf16)
+    assert split_precision(torch.device("mps"), bf16) == (None, bf16)
+    for device in ("cpu", "cuda"):
+        assert split_precision(torch.device(device), None) == (None, None)
+        assert split_precision(torch.device(device), torch.float32) == (None, None)
 
 
 def test_precision_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
