@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from engine import protocol as p
 from engine.errors import UserError, UserErrors
-from engine.workers import workers_arg
+from engine.worker_pool import workers_arg
 
 EXIT_USAGE = 2
 

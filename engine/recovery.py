@@ -22,7 +22,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from engine.filelock import held
-from engine.hosts import host_name
+from engine.fleet.hosts import host_name
 from engine.queue import (
     T_COUNTED,
     T_EXTREME,
@@ -36,7 +36,7 @@ from engine.queue import (
     Entry,
 )
 
-HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.hosts)
+HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.fleet.hosts)
 
 
 def process_start(pid: int) -> float | None:

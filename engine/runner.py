@@ -22,16 +22,16 @@ from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
-from engine.datacheck import check_same_data
-from engine.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
-from engine.hosts import TrialWatcher
-from engine.node_monitor import record_monitor_spec
+from engine.fleet.datacheck import check_same_data
+from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
+from engine.fleet.hosts import TrialWatcher
+from engine.fleet.monitor import record_monitor_spec
 from engine.outputs import Outputs
 from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.recovery import HOST, recover
 from engine.search import distributions, extreme_params, value_space_key
 from engine.storage import is_journal, journal_path, mask_url
-from engine.workers import LocalWorkers, auto_workers, resolve_worker_count
+from engine.worker_pool import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130

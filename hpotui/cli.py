@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from engine.errors import UserError, UserErrors
-from engine.workers import workers_arg
+from engine.worker_pool import workers_arg
 
 SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker")
 

@@ -110,7 +110,7 @@ def test_check_unreachable_database_is_one_masked_line() -> None:
 
 @pytest.mark.postgres
 def test_postgres_storage_round_trip() -> None:
-    from tests.distributed.pg_server import PASSWORD, find_bin_dir, running_server
+    from tests.fleet.pg_server import PASSWORD, find_bin_dir, running_server
 
     if find_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries not installed")

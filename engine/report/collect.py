@@ -3,7 +3,7 @@
 Everything is read from the storage through the engine's queue (`engine.queue`), never
 from a config file: each study carries the resolved config it ran with, so the report
 describes what actually ran. The trial attributes read here are the ones
-`engine.worker` writes: `architecture`, `n_params`, `train_params`, `metrics` (validation
+`engine.trial_loop` writes: `architecture`, `n_params`, `train_params`, `metrics` (validation
 metrics of the best epoch) and `best_epoch`.
 """
 

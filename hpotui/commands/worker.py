@@ -20,7 +20,7 @@ from typing import Any
 
 from engine import protocol as p
 from engine.errors import UserError
-from engine.workers import workers_arg
+from engine.worker_pool import workers_arg
 
 STORAGE_ENV = "HPOTUI_STORAGE"
 
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import optuna
     from optuna.exceptions import ExperimentalWarning
 
-    from engine.node_setup import Scrubber
+    from engine.fleet.setup import Scrubber
 
     # Optuna flags its heartbeat as experimental on every open; it is what we rely on.
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
@@ -109,10 +109,10 @@ def _storage_url(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     from engine import paths
-    from engine.heartbeat import HeartbeatSettings
-    from engine.hosts import host_name
-    from engine.node import NodeOptions, WorkerNode, install_signal_handlers
-    from engine.node_setup import campaigns_in, create_campaign
+    from engine.fleet.heartbeat import HeartbeatSettings
+    from engine.fleet.hosts import host_name
+    from engine.fleet.node import NodeOptions, WorkerNode, install_signal_handlers
+    from engine.fleet.setup import campaigns_in, create_campaign
     from engine.storage import check_storage, is_journal, mask_url, open_storage
 
     problem = check_storage(url)
@@ -201,7 +201,7 @@ def _only_campaign(names: list[str], masked: str) -> str:
 
 def _workers(spec: str, storage: Any, campaign: str, device: str | None) -> tuple[int, int]:
     from engine.queue import CampaignQueue
-    from engine.workers import auto_workers, resolve_worker_count
+    from engine.worker_pool import auto_workers, resolve_worker_count
 
     def auto(cores: int) -> tuple[int, int]:
         from engine.train.device import resolve_device

@@ -139,7 +139,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(workspace: Path)
     assert not [
         proc
         for proc in psutil.process_iter(["cmdline"])
-        if "engine.workers" in (proc.info.get("cmdline") or [])
+        if "engine.worker_pool" in (proc.info.get("cmdline") or [])
         and str(workspace) in " ".join(proc.info.get("cmdline") or [])
     ]
     print("kill moments:", moments)

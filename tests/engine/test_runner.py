@@ -181,7 +181,7 @@ def test_config_error_is_reported_and_nothing_is_started(workspace: Path) -> Non
 
 
 def test_auto_workers_keep_the_machine_busy() -> None:
-    from engine.workers import auto_workers
+    from engine.worker_pool import auto_workers
 
     assert auto_workers(2, "cpu", 20_000) == (2, 1)  # small models: a process per core
     assert auto_workers(16, "cpu", 20_000) == (16, 1)

@@ -65,7 +65,7 @@ def budget_label(n: int) -> str:
 
 class SyntheticCampaign:
     """A campaign written into a real journal storage: studies created through the
-    engine's queue, trials carrying the attributes `engine.worker` writes."""
+    engine's queue, trials carrying the attributes `engine.trial_loop` writes."""
 
     def __init__(self, name: str = "synth") -> None:
         self.name = name

@@ -38,8 +38,8 @@ from engine.queue import (
     is_counted,
 )
 from engine.storage import open_storage
-from tests.distributed.conftest import FIXTURES, build_tiny, copy_machine
-from tests.distributed.pg_server import PASSWORD
+from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
+from tests.fleet.pg_server import PASSWORD
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(240)]
 N_TRIALS = 20

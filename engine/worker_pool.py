@@ -1,7 +1,7 @@
 """Local worker processes: how many, how many threads each, and their lifecycle.
 
-Each worker is `python -m engine.workers ...` (the `main` below) running
-`engine.worker.Worker`. It writes protocol events as JSON lines on stdout, reads control
+Each worker is `python -m engine.worker_pool ...` (the `main` below) running
+`engine.trial_loop.Worker`. It writes protocol events as JSON lines on stdout, reads control
 lines (`{"control": "interrupt" | "stop_after" | "stop_now" | "hold" | "release"}`) on
 stdin, and logs to stderr (a file under outputs/). It dies with the engine: Linux kills
 it when the engine dies (PR_SET_PDEATHSIG), and on any platform it treats stdin EOF or a
@@ -172,7 +172,7 @@ class LocalWorkers:
         cmd = [
             sys.executable,
             "-m",
-            "engine.workers",
+            "engine.worker_pool",
             "--storage",
             self.storage_url,
             "--campaign",
@@ -290,7 +290,7 @@ def child_process_io(flags: Any) -> Callable[[p.Event], None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.workers")
+    parser = argparse.ArgumentParser(prog="python -m engine.worker_pool")
     parser.add_argument("--storage", required=True)
     parser.add_argument("--campaign", required=True)
     parser.add_argument("--worker-id", required=True)
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from engine.storage import open_storage
-    from engine.worker import Flags, Worker
+    from engine.trial_loop import Flags, Worker
 
     orphaned = _die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = Flags(orphaned=orphaned, hold=args.hold)
 
     emit = child_process_io(flags)
-    from engine.heartbeat import prepare_worker_process, use_campaign_heartbeat
+    from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
     from engine.queue import CampaignQueue
 
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve

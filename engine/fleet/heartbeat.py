@@ -1,7 +1,7 @@
 """Dead workers on any machine: Optuna's heartbeat, with one setting per campaign.
 
 A worker records a heartbeat for its running trial every `interval_s` seconds (Optuna's
-RDB storage heartbeat, see `engine.worker`). A RUNNING trial whose heartbeat is older
+RDB storage heartbeat, see `engine.trial_loop`). A RUNNING trial whose heartbeat is older
 than `grace_s` belongs to a dead worker (killed, machine lost, network gone):
 `Reaper.reap` records it as interrupted (FAIL, not counted) and enqueues its parameters
 again, so it is re-run by whichever worker asks next.

@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from engine.errors import UserError
-from engine.heartbeat import (
+from engine.fleet.heartbeat import (
     HeartbeatSettings,
     Reaper,
     record_settings,
@@ -19,7 +19,7 @@ from engine.heartbeat import (
 )
 from engine.queue import T_COUNTED, T_HOST, T_INTERRUPTED, T_RETRY_OF, T_WORKER, CampaignQueue
 from engine.storage import open_storage
-from tests.distributed.campaignhelp import make_campaign
+from tests.fleet.campaignhelp import make_campaign
 
 # study.ask on a storage with a heartbeat: what hpotui's workers do, on purpose
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")

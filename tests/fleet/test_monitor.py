@@ -7,8 +7,8 @@ from pathlib import Path
 
 from engine import protocol as p
 from engine.campaign.model import MonitorSpec
+from engine.fleet.monitor import NodeMonitor, monitor_spec, record_monitor_spec
 from engine.monitor.policy import PolicyDecision
-from engine.node_monitor import NodeMonitor, monitor_spec, record_monitor_spec
 from engine.queue import CampaignQueue
 from engine.storage import open_storage
 

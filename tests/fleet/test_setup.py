@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.node_setup import Scrubber
+from engine.fleet.setup import Scrubber
 
 
 def test_scrubber_masks_the_url_and_the_bare_password() -> None:

@@ -9,10 +9,10 @@ import pytest
 from optuna.trial import TrialState
 
 from engine import protocol as p
-from engine.hosts import TrialWatcher, host_name
+from engine.fleet.hosts import TrialWatcher, host_name
 from engine.queue import T_HOST, T_SURPLUS, T_WORKER, CampaignQueue
 from engine.storage import open_storage
-from tests.distributed.campaignhelp import make_campaign
+from tests.fleet.campaignhelp import make_campaign
 
 
 def _queue(tmp_path: Path) -> CampaignQueue:

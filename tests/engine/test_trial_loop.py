@@ -18,7 +18,7 @@ from engine.queue import T_COUNTED, T_INTERRUPTED, T_REASON, T_RETRY_OF, T_SURPL
 from engine.recovery import enqueue_retry
 from engine.runner import Plan, plan_experiment
 from engine.storage import open_storage
-from engine.worker import Flags, Worker
+from engine.trial_loop import Flags, Worker
 
 pytestmark = pytest.mark.slow
 

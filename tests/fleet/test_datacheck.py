@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.datacheck import S_DATA_SHA256, check_same_data, record_checksums
 from engine.errors import UserError
+from engine.fleet.datacheck import S_DATA_SHA256, check_same_data, record_checksums
 from engine.storage import open_storage
-from tests.distributed.campaignhelp import make_campaign
-from tests.distributed.conftest import build_tiny
+from tests.fleet.campaignhelp import make_campaign
+from tests.fleet.conftest import build_tiny
 
 
 def test_same_data_passes_other_data_is_one_line(workspace: Path, tmp_path: Path) -> None:

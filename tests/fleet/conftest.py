@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.distributed.pg_server import find_bin_dir, running_server
+from tests.fleet.pg_server import find_bin_dir, running_server
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY_ROWS = 600  # raw rows of the TINY dataset: 400 after the a25 tier's warm-up

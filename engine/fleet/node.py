@@ -6,17 +6,17 @@ each worker reads it before every trial, so a command given on any machine (the 
 engine writes it to the storage) reaches every node at its workers' next trial.
 
 The node
-- (`engine.node_setup`) creates the campaign's studies when it is given the config
+- (`engine.fleet.setup`) creates the campaign's studies when it is given the config
   and they do not exist yet (under a lock in the database, so two machines cannot
   both create them);
-- checks that this machine's datasets are the campaign's (`engine.datacheck`);
-- runs N worker processes (`engine.node_worker`), restarting one that crashes while
+- checks that this machine's datasets are the campaign's (`engine.fleet.datacheck`);
+- runs N worker processes (`engine.fleet.node_worker`), restarting one that crashes while
   work remains, and interrupts (re-enqueues) the trial of one that died;
 - every second: fails and re-enqueues the trials of dead workers on any machine
-  (`engine.heartbeat.Reaper`) and applies the queue's derived transitions (done after
+  (`engine.fleet.heartbeat.Reaper`) and applies the queue's derived transitions (done after
   n_trials), which on a machine with an engine the engine does;
 - applies the campaign's thermal and memory policy to this machine
-  (`engine.node_monitor`): hold new trials, interrupt running ones when critical;
+  (`engine.fleet.monitor`): hold new trials, interrupt running ones when critical;
 - exits when every experiment is done/failed/skipped and its workers have left, or on
   SIGINT (finish running trials) / a second SIGINT or SIGTERM (interrupt them).
 
@@ -45,20 +45,20 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine import protocol as p
-from engine.datacheck import check_same_data
 from engine.errors import UserError
-from engine.heartbeat import (
+from engine.fleet.datacheck import check_same_data
+from engine.fleet.heartbeat import (
     Reaper,
     campaign_lock,
     use_campaign_heartbeat,
 )
-from engine.hosts import host_name
-from engine.node_monitor import NodeMonitor, monitor_spec
-from engine.node_setup import Scrubber, campaigns_in
-from engine.node_worker import STORAGE_ENV, node_salt
+from engine.fleet.hosts import host_name
+from engine.fleet.monitor import NodeMonitor, monitor_spec
+from engine.fleet.node_worker import STORAGE_ENV, node_salt
+from engine.fleet.setup import Scrubber, campaigns_in
 from engine.queue import T_HOST, T_PID, CampaignQueue
 from engine.storage import mask_url
-from engine.workers import pump_events
+from engine.worker_pool import pump_events
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps crashing is a bug, not bad luck
@@ -251,7 +251,7 @@ class WorkerNode:
         cmd = [
             *self.options.python,
             "-m",
-            "engine.node_worker",
+            "engine.fleet.node_worker",
             "--campaign",
             self.campaign,
             "--worker-id",

@@ -1,7 +1,7 @@
 """Which machine runs what: this host's name, and trials other machines run.
 
 Every trial records the host and process that ran it (`hpotui.host`, `hpotui.pid` user
-attributes, set by `engine.worker`). An engine learns about its own workers' trials
+attributes, set by `engine.trial_loop`). An engine learns about its own workers' trials
 from their events; trials that workers on other machines run against the same storage
 reach it only through the storage. `TrialWatcher` polls the storage at a modest
 interval and turns those trials into the same `TrialStarted` / `TrialFinished` events,

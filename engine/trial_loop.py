@@ -2,7 +2,7 @@
 
 A worker needs only a storage URL and a campaign name: every experiment's resolved
 config and architecture grid are read from its study, so the same loop runs as a local
-process of the engine (`python -m engine.worker`, events as JSON lines on stdout,
+process of the engine (`python -m engine.trial_loop`, events as JSON lines on stdout,
 control lines on stdin) or on another machine against a shared database.
 
 Rules:

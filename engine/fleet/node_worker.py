@@ -1,13 +1,13 @@
 """One worker process of `hpotui worker` (a worker node joining a shared campaign).
 
-    HPOTUI_STORAGE=URL python -m engine.node_worker --campaign NAME --worker-id w1 --parent PID
+    HPOTUI_STORAGE=URL python -m engine.fleet.node_worker --campaign NAME --worker-id w1 --parent PID
 
-The same loop as the engine's local workers (`engine.worker.Worker`: pick -> ask ->
+The same loop as the engine's local workers (`engine.trial_loop.Worker`: pick -> ask ->
 train -> tell, with a heartbeat), with what a machine of its own needs: the campaign's
-heartbeat settings (`engine.heartbeat`), this machine's name (`$HPOTUI_HOST`) and a
+heartbeat settings (`engine.fleet.heartbeat`), this machine's name (`$HPOTUI_HOST`) and a
 sampler salt unique to the machine. The storage URL comes from the environment, never
 the command line, so its password does not show in `ps`. Protocol events go to stdout,
-control lines (`engine.workers` format) come on stdin, logs go to stderr.
+control lines (`engine.worker_pool` format) come on stdin, logs go to stderr.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ IDLE_POLL_S = 1.0  # each look at the queue reads every trial of the campaign
 def node_salt(host: str, pid: int, index: int) -> int:
     """A sampler salt that differs between machines and between a node's workers, so
     two workers asking at the same moment do not draw the same parameters."""
-    # Optuna seeds must stay under 2**32 after engine.worker scales the salt (x 7919).
+    # Optuna seeds must stay under 2**32 after engine.trial_loop scales the salt (x 7919).
     return (zlib.crc32(f"{host}:{pid}".encode()) % 20_011) * 16 + index % 16
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.node_worker")
+    parser = argparse.ArgumentParser(prog="python -m engine.fleet.node_worker")
     parser.add_argument("--campaign", required=True)
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--parent", type=int, default=0)
@@ -41,14 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     url = os.environ.get(STORAGE_ENV, "")
     if not url:
-        print(f"engine.node_worker: ${STORAGE_ENV} is not set", file=sys.stderr)
+        print(f"engine.fleet.node_worker: ${STORAGE_ENV} is not set", file=sys.stderr)
         return 2
 
-    from engine import worker as worker_module
-    from engine.heartbeat import prepare_worker_process, use_campaign_heartbeat
+    from engine import trial_loop as worker_module
+    from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
     from engine.queue import CampaignQueue
     from engine.storage import open_storage
-    from engine.workers import _die_with_parent, child_process_io
+    from engine.worker_pool import _die_with_parent, child_process_io
 
     orphaned = _die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides what Ctrl-C means

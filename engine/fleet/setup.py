@@ -10,9 +10,9 @@ from urllib.parse import unquote
 from optuna.storages import BaseStorage
 
 from engine.campaign.model import Campaign
-from engine.datacheck import record_checksums
-from engine.heartbeat import HeartbeatSettings, campaign_lock, record_settings
-from engine.node_monitor import record_monitor_spec
+from engine.fleet.datacheck import record_checksums
+from engine.fleet.heartbeat import HeartbeatSettings, campaign_lock, record_settings
+from engine.fleet.monitor import record_monitor_spec
 from engine.queue import S_CAMPAIGN, CampaignQueue
 from engine.storage import mask_url
 

@@ -38,7 +38,7 @@ def test_unknown_campaign_lists_those_in_the_storage(
     workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from engine.storage import open_storage
-    from tests.distributed.campaignhelp import make_campaign
+    from tests.fleet.campaignhelp import make_campaign
 
     url = f"sqlite:///{tmp_path / 'c.db'}"
     make_campaign(open_storage(url))
@@ -83,8 +83,8 @@ def test_lines_for_people() -> None:
 def test_check_honours_storage_and_masks_it(
     workspace: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.distributed.conftest import FIXTURES, build_tiny
-    from tests.distributed.pg_server import PASSWORD
+    from tests.fleet.conftest import FIXTURES, build_tiny
+    from tests.fleet.pg_server import PASSWORD
 
     build_tiny(workspace)
     config = str(FIXTURES / "three_by_twenty.toml")
