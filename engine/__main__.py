@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine import protocol as p
+from engine.campaign.schema import duration_arg
 from engine.errors import UserError, UserErrors
 from engine.worker_pool import workers_arg
 
@@ -108,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
     parser.add_argument("--device", help="override every experiment's device (cpu, cuda, ...)")
     parser.add_argument("--no-monitor", action="store_true", help="no hardware sampling")
+    parser.add_argument(
+        "--storage-patience",
+        type=duration_arg,
+        help='how long a database outage is waited out (seconds or "5m"; default: the '
+        "config's storage_patience, else 5 minutes)",
+    )
     args = parser.parse_args(argv)
 
     # Protocol lines go to the real stdout; stray prints (libraries) go to stderr.
@@ -138,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from engine.runner import Engine
-    from engine.storage import open_storage
+    from engine.storage_outage import open_guarded
 
     if report.excluded:
         kept = tuple(e for e in campaign.experiments if e.name not in report.excluded)
         campaign = dataclasses.replace(campaign, experiments=kept)
     url = report.storage_url or args.storage or ""
+    stops = {"n": 0, "now": 0}
     folder = paths.outputs_dir() / campaign.name
     try:
         lock = _lock_campaign(folder)
@@ -151,9 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(out, [str(error)], campaign_name, str(config))
     with contextlib.suppress(OSError):
         safe.file = open(folder / "engine.log", "a", encoding="utf-8")  # noqa: SIM115
+    patience = args.storage_patience or campaign.storage_patience_s
     engine = Engine(
         campaign,
-        open_storage(url),
+        open_guarded(url, patience, None, give_up=lambda: bool(stops["now"])),
         url,
         out=out,
         workers=args.workers if args.workers is not None else campaign.workers,
@@ -162,15 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         config_path=str(config),
     )
     try:
-        return _serve(engine, report, out, campaign_name, str(config))
+        return _serve(engine, report, out, campaign_name, str(config), stops)
     finally:
         with contextlib.suppress(OSError):
             (folder / "engine.pid").unlink()
         lock.close()
 
 
-def _serve(engine: Any, report: Any, out: IO[str], name: str, config: str) -> int:
-    """Prepare the studies, then run the campaign until Bye."""
+def _serve(
+    engine: Any, report: Any, out: IO[str], name: str, config: str, stops: dict[str, int]
+) -> int:
+    """Prepare the studies, then run the campaign until Bye. `stops["now"]` is set by a
+    signal that means "stop now", so a database outage is not waited out past it."""
     try:
         engine.prepare()
     except UserErrors as errors:
@@ -182,14 +194,13 @@ def _serve(engine: Any, report: Any, out: IO[str], name: str, config: str) -> in
         ("warning", f"{x} excluded: no architecture fits this device") for x in report.excluded
     ]
 
-    stops = {"n": 0}
-
     def on_signal(signum: int, frame: Any) -> None:
         if signum == signal.SIGINT:
             stops["n"] += 1
             mode = "after_current" if stops["n"] == 1 else "now"
         else:
             mode = "now"
+        stops["now"] = int(mode == "now")
         engine.inbox.put(("signal", mode, None))
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -180,6 +180,20 @@ class LogLine(Event):
 
 
 @dataclass
+class StorageOutage(Event):
+    """The database stopped answering (`reachable` false: sent when it starts and every
+    few seconds while calls are retried) or answers again (`reachable` true).
+    `waited_s` of `patience_s` so far; past the patience, `source` exits, resumable."""
+
+    type: ClassVar[str] = "storage_outage"
+    reachable: bool
+    waited_s: float
+    patience_s: float
+    error: str = ""  # first line of the connection error, password masked
+    source: str = "engine"  # engine, a worker id, or a node's host
+
+
+@dataclass
 class ErrorRaised(Event):
     type: ClassVar[str] = "error"
     message: str
@@ -298,6 +312,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     HardwareSampled,
     ThermalChanged,
     LogLine,
+    StorageOutage,
     ErrorRaised,
     Reply,
     Bye,

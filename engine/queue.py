@@ -18,6 +18,7 @@ counted; interrupted ones are re-enqueued with the same params.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -416,13 +417,27 @@ class CampaignQueue:
                     )
                 elif c.finished >= e.config.n_trials:
                     self._put_state(e, "done")
+                    self._close_waiting(e)
                 elif e.timed_out:
                     self._put_state(e, "done", f"timeout after {e.config.timeout_s:g} s")
+                    self._close_waiting(e)
             elif before == "done" and c.finished < e.config.n_trials and not e.reason:
                 self._put_state(e, "queued")
             if e.stored_state != before:
                 changes.append((e, before))
         return changes
+
+    def _close_waiting(self, e: Entry) -> None:
+        """A done experiment keeps no WAITING trial (a retry enqueued after its last slot
+        was taken): each is closed as surplus (FAIL, not counted, never run)."""
+        for t in e.trials:
+            if t.state != TrialState.WAITING:
+                continue
+            self.storage.set_trial_user_attr(t._trial_id, T_SURPLUS, True)
+            self.storage.set_trial_user_attr(t._trial_id, T_REASON, "not needed: experiment done")
+            # a worker may have just popped it: then its own surplus check drops it
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
     def mark_started(self, e: Entry) -> None:
         if e.started is None:

@@ -18,6 +18,7 @@ from collections.abc import Collection
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -35,6 +36,7 @@ from engine.queue import (
     CampaignQueue,
     Entry,
 )
+from engine.storage_outage import heartbeats_trusted
 
 HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.fleet.hosts)
 
@@ -78,7 +80,7 @@ def enqueue_retry(storage: BaseStorage, study_name: str, t: FrozenTrial) -> bool
 def interrupt_trial(storage: BaseStorage, entry: Entry, t: FrozenTrial, reason: str) -> None:
     """Record a RUNNING trial as interrupted (FAIL, not counted) and re-enqueue it."""
     storage.set_trial_user_attr(t._trial_id, T_INTERRUPTED, reason)
-    with contextlib.suppress(Exception):  # already finished by someone else
+    with contextlib.suppress(UpdateFinishedTrialError):  # already finished by someone else
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     enqueue_retry(storage, entry.study_name, t)
 
@@ -110,13 +112,15 @@ def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int])
     """On a journal (ask lock held) a pid-less RUNNING trial is dead; on a database the
     heartbeat first fails stale trials."""
     n = 0
+    # right after a database outage every heartbeat is stale: judge no one yet
+    judge = not journal and heartbeats_trusted(queue.storage)
     for entry in queue.entries(with_trials=False):
-        if entry.stored_state in ("done", "skipped", "failed") or journal:
+        if entry.stored_state in ("done", "skipped", "failed") or not judge:
             continue
-        with contextlib.suppress(Exception):  # heartbeat not enabled on this storage
-            optuna.storages.fail_stale_trials(
-                optuna.load_study(study_name=entry.study_name, storage=queue.storage)
-            )
+        # a no-op on a storage without heartbeat
+        optuna.storages.fail_stale_trials(
+            optuna.load_study(study_name=entry.study_name, storage=queue.storage)
+        )
     for entry in queue.entries():
         if entry.stored_state in ("done", "skipped", "failed"):
             continue

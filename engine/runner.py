@@ -5,6 +5,11 @@ Start-up: lock the campaign (one engine per campaign; the lock dies with the pro
 create or check each experiment's study, recover trials a dead engine left RUNNING
 (recorded interrupted, re-enqueued), Hello, snapshot, workers. It ends when every
 experiment is done/failed/skipped, or on Stop / SIGTERM, with Bye.
+
+A database outage is waited out inside the storage (`engine.storage_outage`, reported as
+`StorageOutage` events); past its patience the engine ends with Bye 75, resumable.
+Before Bye it drains its workers' last events and reads the storage once more
+(`final_sweep`), so every trial finished anywhere is in the event stream and events.jsonl.
 """
 
 from __future__ import annotations
@@ -31,6 +36,12 @@ from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.recovery import HOST, recover
 from engine.search import distributions, extreme_params, value_space_key
 from engine.storage import is_journal, journal_path, mask_url
+from engine.storage_outage import (
+    EXIT_STORAGE_UNREACHABLE,
+    StorageUnreachable,
+    guard_of,
+    report_outages,
+)
 from engine.worker_pool import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
@@ -106,6 +117,7 @@ class Engine:
         self.channels = Channels(out, self.inbox)
         self.outputs = Outputs(self.dir)
         self.channels.sinks.append(self._record)
+        report_outages(storage, self.channels.emit, "engine")
         self.plan = Plan()
         self.workers_spec = workers
         self.device = device
@@ -193,7 +205,9 @@ class Engine:
         why = self.channels.serve(self.dir / "engine.sock")
         if why:
             self.log("warning", f"no socket for re-attaching: {why}")
+        guard = guard_of(self.storage)
         self.local = LocalWorkers(
+            storage_patience_s=guard.patience_s if guard is not None else None,
             storage_url=self.storage_url,
             campaign=self.campaign.name,
             on_event=lambda e: self.inbox.put(("worker", e, None)),
@@ -206,8 +220,11 @@ class Engine:
         monitor = self._start_monitor()
         exit_code = EXIT_OK
         reason = "campaign complete"
+        reachable = True
         try:
             exit_code, reason = self._loop()
+        except StorageUnreachable as error:
+            exit_code, reason, reachable = EXIT_STORAGE_UNREACHABLE, str(error), False
         finally:
             if monitor is not None:
                 monitor.stop(timeout=2)
@@ -217,6 +234,11 @@ class Engine:
                 while self.local.alive() and time.monotonic() < deadline:
                     time.sleep(0.05)
                 self.local.kill_all()
+        if reachable:
+            try:
+                self.final_sweep()
+            except StorageUnreachable as error:
+                exit_code, reason = EXIT_STORAGE_UNREACHABLE, str(error)
         self.channels.emit(p.Bye(reason=reason, exit_code=exit_code))
         self.channels.close()
         self.outputs.close()
@@ -237,7 +259,10 @@ class Engine:
                 continue
             next_check = now + 0.5
             for worker_id, rc in self.local.reap():
-                if rc != 0:
+                if rc == EXIT_STORAGE_UNREACHABLE:  # not a crash: recovered when reachable
+                    self.log("warning", f"worker {worker_id} gave up on the storage")
+                    self.recover()
+                elif rc != 0:
                     self.worker_crashes += 1
                     self.log("warning", f"worker {worker_id} exited with code {rc}")
                     self.recover()
@@ -267,6 +292,24 @@ class Engine:
             if not self.thermal_hold and self._has_work():
                 self.local.scale(self.n_workers)
 
+    def final_sweep(self) -> None:
+        """Before Bye: every worker event still in a pipe or the inbox is emitted, then the
+        storage is read once more, so a trial finished anywhere (another machine, or a
+        local worker that died before its event) is reported before the engine leaves."""
+        assert self.local is not None
+        self.local.join_readers(timeout=5.0)
+        while True:
+            try:
+                kind, payload, source = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "worker":
+                self._dispatch(kind, payload, source)
+        for event in self.watcher.poll(force=True, final=True):
+            self._on_worker_event(event)
+        self.apply_refresh()
+        self.send_snapshot()
+
     def _has_work(self) -> bool:
         if self.queue.paused_all():
             return False
@@ -286,6 +329,8 @@ class Engine:
         elif kind == "worker":
             if isinstance(payload, p.TrialStarted | p.TrialFinished):
                 self.watcher.note_local(payload.experiment, payload.trial)
+            if isinstance(payload, p.TrialFinished):
+                self.watcher.note_reported(payload.experiment, payload.trial)
             self._on_worker_event(payload)
         elif kind == "sample":
             self._on_sample(*payload)

@@ -85,7 +85,8 @@ def open_storage(
         return optuna.storages.JournalStorage(backend)
     return optuna.storages.RDBStorage(
         _sqlalchemy_url(url),
-        engine_kwargs=engine_kwargs,
+        # a pooled connection that died with a database restart is replaced on checkout
+        engine_kwargs={"pool_pre_ping": True, **(engine_kwargs or {})},
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
     )

@@ -13,6 +13,10 @@ Rules:
   and counted; the queue marks the experiment failed after too many in a row.
 - n_trials holds across workers: a trial asked past n_trials (two workers racing) is
   recorded as surplus (FAIL, not counted) and dropped.
+- A database outage is waited out inside the storage (`engine.storage_outage`): a trial
+  whose report or tell meets one just waits. Past the patience `StorageUnreachable`
+  leaves the trial RUNNING, never failed (nothing can be written), and ends the worker;
+  whoever sees its process gone records the trial interrupted and re-enqueues it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from engine.queue import (
 )
 from engine.recovery import HOST, interrupt_trial, process_start
 from engine.search import distributions, make_pruner, make_sampler, trial_inputs
+from engine.storage_outage import StorageUnreachable
 
 Emit = Callable[[p.Event], None]
 
@@ -185,7 +190,9 @@ class Worker:
             self.queue.mark_started(entry)
             if self._surplus(entry, trial.number):
                 self.storage.set_trial_user_attr(tid, T_SURPLUS, True)
-                self.storage.set_trial_state_values(tid, TrialState.FAIL)
+                # a leftover retry may have been closed by the queue meanwhile
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                    self.storage.set_trial_state_values(tid, TrialState.FAIL)
                 return None
         return entry, study, trial
 
@@ -285,6 +292,8 @@ class Worker:
             if self.flags.orphaned():
                 reason = "engine gone"
             interrupt_trial(self.storage, entry, self.storage.get_trial(tid), reason)
+        except StorageUnreachable:
+            raise  # not the trial's fault: it is recovered as interrupted, never failed
         except (TrialDoesNotFit, Exception) as exc:
             reason = f"{type(exc).__name__}: {exc}".strip()
             if not isinstance(exc, TrialDoesNotFit):

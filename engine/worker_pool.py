@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,8 +113,10 @@ class LocalWorkers:
         threads: int | None,
         device: str | None,
         lock_path: str | None,
+        storage_patience_s: float | None = None,
     ) -> None:
         self.storage_url = storage_url
+        self.storage_patience_s = storage_patience_s
         self.campaign = campaign
         self.on_event = on_event
         self.log_path = log_path
@@ -124,6 +127,7 @@ class LocalWorkers:
         self.target = 0
         self._serial = 0
         self.hold = False
+        self._readers: list[threading.Thread] = []
 
     def alive(self) -> list[Child]:
         return [c for c in self.children if c.process.poll() is None]
@@ -194,6 +198,8 @@ class LocalWorkers:
             cmd += ["--lock", self.lock_path]
         if self.hold:
             cmd += ["--hold"]
+        if self.storage_patience_s is not None:
+            cmd += ["--storage-patience", str(self.storage_patience_s)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
@@ -201,7 +207,16 @@ class LocalWorkers:
             )
         child = Child(worker_id, process)
         self.children.append(child)
-        threading.Thread(target=self._read, args=(child,), daemon=True).start()
+        reader = threading.Thread(target=self._read, args=(child,), daemon=True)
+        reader.start()
+        self._readers = [r for r in self._readers if r.is_alive()] + [reader]
+
+    def join_readers(self, timeout: float) -> None:
+        """Wait until every exited worker's last event line has been read (its pipe hit
+        EOF), so no event is left behind when the engine says goodbye."""
+        deadline = time.monotonic() + timeout
+        for reader in self._readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
 
     def _read(self, child: Child) -> None:
         assert child.process.stdout is not None
@@ -289,6 +304,18 @@ def child_process_io(flags: Any) -> Callable[[p.Event], None]:
     return emit
 
 
+def run_worker(worker: Any) -> int:
+    """Run a worker process's loop; past the storage patience, one line on stderr and
+    exit 75 (its trial stays RUNNING and is recovered as interrupted)."""
+    from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
+
+    try:
+        return int(worker.run())
+    except StorageUnreachable as error:
+        print(f"{worker.worker_id}: {error}", file=sys.stderr)
+        return EXIT_STORAGE_UNREACHABLE
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.worker_pool")
     parser.add_argument("--storage", required=True)
@@ -301,9 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parallel", action="store_true")
     parser.add_argument("--lock")
     parser.add_argument("--hold", action="store_true")
+    parser.add_argument("--storage-patience", type=float, default=300.0)
     args = parser.parse_args(argv)
 
-    from engine.storage import open_storage
+    from engine.storage_outage import open_guarded
     from engine.trial_loop import Flags, Worker
 
     orphaned = _die_with_parent(args.parent)
@@ -316,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.queue import CampaignQueue
 
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
-    storage = open_storage(args.storage)
+    storage = open_guarded(args.storage, args.storage_patience, emit, source=args.worker_id)
     use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
     worker = Worker(
         storage,
@@ -330,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         salt=args.salt,
         lock_path=args.lock,
     )
-    code = worker.run()
+    code = run_worker(worker)
     sys.stderr.flush()
     os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown
 

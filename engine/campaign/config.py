@@ -97,6 +97,7 @@ def load_located(path: Path) -> tuple[Campaign, Locations]:
         experiments=tuple(experiments),
         workers=head.get("workers", "auto"),
         storage=head.get("storage"),
+        storage_patience_s=schema.duration(head.get("storage_patience", 300.0)),
         monitor=monitor,
     )
     return campaign, locations

@@ -117,6 +117,7 @@ class Campaign:
     experiments: tuple[ExperimentConfig, ...]  # in priority order
     workers: int | Literal["auto"] = "auto"
     storage: str | None = None  # None: journal file under outputs/<name>/
+    storage_patience_s: float = 300.0  # how long a database outage is waited out
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
 
     def experiment(self, name: str) -> ExperimentConfig:

@@ -161,6 +161,17 @@ def duration(value: Any) -> float:
     return total
 
 
+def duration_arg(text: str) -> float:
+    """argparse type for a duration flag (`--storage-patience 5m`): a bad value is a usage
+    error (exit 2) at the command line."""
+    import argparse
+
+    try:
+        return duration(float(text) if re.fullmatch(r"\d+(\.\d+)?", text.strip()) else text)
+    except Invalid as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 SPLIT: dict[str, Check] = {
     "mode": choice("contiguous", "chunks"),
     "val_fraction": number(above=0.0, below=1.0),
@@ -209,6 +220,7 @@ CAMPAIGN: dict[str, Check] = {
     "description": string,
     "workers": workers,
     "storage": string,
+    "storage_patience": duration,
     "order": list_of(string),
 }
 

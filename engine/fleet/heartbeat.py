@@ -41,6 +41,7 @@ from engine.queue import (
     Entry,
 )
 from engine.recovery import enqueue_retry, needs_retry
+from engine.storage_outage import guarded_call, heartbeats_trusted
 
 S_HEARTBEAT = PREFIX + "heartbeat"
 DEFAULT_INTERVAL_S = 60
@@ -140,14 +141,26 @@ def campaign_lock(storage: BaseStorage, campaign: str) -> Iterator[None]:
     key = int.from_bytes(
         hashlib.sha256(f"hpotui:{campaign}".encode()).digest()[:8], "big", signed=True
     )
-    with engine.connect() as connection:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-        connection.commit()
+
+    def lock() -> Any:
+        connection = engine.connect()
         try:
-            yield
-        finally:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            connection.commit()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    connection = guarded_call(storage, lock)  # waits out an outage like any storage call
+    try:
+        yield
+    finally:
+        # a connection that died (database restart) took its lock with it
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
             connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
             connection.commit()
+        connection.close()
 
 
 class Reaper:
@@ -166,8 +179,8 @@ class Reaper:
     def reap(self) -> list[str]:
         """Fail and re-enqueue the trials of dead workers; one line per trial. Cheap:
         one query per active experiment, so it can run every second."""
-        if not has_heartbeat(self.storage):
-            return []
+        if not has_heartbeat(self.storage) or not heartbeats_trusted(self.storage):
+            return []  # no heartbeat, or every one is stale after a database outage
         entries = self.queue.entries(with_trials=False)
         return [line for entry in entries for line in self._stale(entry)]
 

@@ -12,6 +12,9 @@ Rules:
   log already holds what this machine saw); only what changes afterwards is reported.
 - Each trial is reported at most once as started and once as finished. Surplus trials
   (asked past n_trials by two workers at once, never run) are not reported.
+- The final poll (`poll(final=True)`, the engine's last read before Bye) also reports
+  this process's own finished trials whose event never came (`note_reported` was not
+  called for them: a worker killed before it could say so).
 """
 
 from __future__ import annotations
@@ -127,31 +130,41 @@ class TrialWatcher:
         self._next = 0.0
         self._baseline = True
         self._local: set[tuple[str, int]] = set()
+        self._reported: set[tuple[str, int]] = set()  # local trials whose finish was emitted
+        self._ours: set[tuple[str, int]] = set()  # (study, number) run by this process
         self._started: set[tuple[str, int]] = set()
         self._finished: set[tuple[str, int]] = set()
 
     def note_local(self, experiment: str, trial: int) -> None:
         self._local.add((experiment, trial))
 
-    def poll(self, *, force: bool = False) -> list[p.Event]:
+    def note_reported(self, experiment: str, trial: int) -> None:
+        self._reported.add((experiment, trial))
+
+    def poll(self, *, force: bool = False, final: bool = False) -> list[p.Event]:
         now = self.clock()
-        if not force and now < self._next:
+        if not force and not final and now < self._next:
             return []
         self._next = now + self.interval_s
         events: list[p.Event] = []
         for entry in self.queue.entries():
             for t in entry.trials:
-                events += self._changes(entry.study_name, entry.name, t)
+                events += self._changes(entry.study_name, entry.name, t, final)
         self._baseline = False
         return events
 
-    def _changes(self, study: str, experiment: str, t: FrozenTrial) -> list[p.Event]:
+    def _changes(self, study: str, experiment: str, t: FrozenTrial, final: bool) -> list[p.Event]:
         key = (study, t.number)
         if key in self._finished or t.state == TrialState.WAITING:
             return []
-        if (experiment, t.number) in self._local or self.is_local(t):
-            self._finished.add(key)  # ours: never reported from here
-            return []
+        if key in self._ours or (experiment, t.number) in self._local or self.is_local(t):
+            self._ours.add(key)  # ours: its worker reports it
+            unreported = final and (experiment, t.number) not in self._reported
+            state = trial_state(t)
+            if not (unreported and t.state.is_finished() and state is not None):
+                return []
+            self._finished.add(key)  # its worker died before saying it had finished
+            return [finished_event(experiment, t, state)]
         state = trial_state(t)
         finished = t.state.is_finished()
         if self._baseline and finished:

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--salt", type=int, default=0)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--device")
+    parser.add_argument("--storage-patience", type=float, default=300.0)
     args = parser.parse_args(argv)
     url = os.environ.get(STORAGE_ENV, "")
     if not url:
@@ -47,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from engine import trial_loop as worker_module
     from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
     from engine.queue import CampaignQueue
-    from engine.storage import open_storage
-    from engine.worker_pool import _die_with_parent, child_process_io
+    from engine.storage_outage import open_guarded
+    from engine.worker_pool import _die_with_parent, child_process_io, run_worker
 
     orphaned = _die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides what Ctrl-C means
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     emit = child_process_io(flags)
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
-    storage = open_storage(url)
+    storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
     use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
     worker = worker_module.Worker(
         storage,
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         poll_s=IDLE_POLL_S,
     )
     try:
-        code = worker.run()
+        code = run_worker(worker)
     except Exception:
         traceback.print_exc()
         code = 1

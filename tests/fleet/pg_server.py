@@ -92,3 +92,91 @@ def running_server() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+class RestartableServer:
+    """A server of `restartable_server`: `url`, and `stop` / `start` / `restart` as an
+    administrator would (`pg_ctl stop -m fast`, ...), for the outage tests."""
+
+    def __init__(self, bin_dir: Path, root: Path, port: int, prefix: list[str]) -> None:
+        self.bin_dir, self.root, self.port, self.prefix = bin_dir, root, port, prefix
+        self.url = f"postgresql+psycopg://{USER}:{PASSWORD}@127.0.0.1:{port}/hpotui"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*self.prefix, str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
+    def _options(self) -> list[str]:
+        return [
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=100",
+        ]
+
+    def start(self) -> None:
+        self._ctl(*self._options(), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "-w", "stop")
+
+    def restart(self, mode: str = "fast") -> None:
+        self._ctl(*self._options(), "-m", mode, "-w", "restart")
+
+
+@contextlib.contextmanager
+def restartable_server() -> Iterator[RestartableServer]:
+    """A server of its own (not the session's shared one) that a test may stop, start
+    and restart; stopped and deleted at the end."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        raise RuntimeError("PostgreSQL binaries not found")
+    root = Path(tempfile.mkdtemp(prefix="hpotui-pg-"))
+    prefix = _as_server_user()
+    pwfile = root / "pw"
+    pwfile.write_text(PASSWORD)
+    if prefix:
+        shutil.chown(root, user="postgres")
+        shutil.chown(pwfile, user="postgres")
+    server = RestartableServer(bin_dir, root, _free_port(), prefix)
+    try:
+        subprocess.run(
+            [
+                *prefix,
+                str(bin_dir / "initdb"),
+                "-D",
+                str(root / "data"),
+                "-U",
+                USER,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        server.start()
+        subprocess.run(
+            [
+                *prefix,
+                str(bin_dir / "createdb"),
+                "-h",
+                str(root),
+                "-p",
+                str(server.port),
+                "-U",
+                USER,
+                "hpotui",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
