@@ -82,8 +82,13 @@ def is_outage(error: BaseException) -> bool:
 def first_line(error: BaseException) -> str:
     """The first line of the innermost cause (Optuna's wrapper text says nothing)."""
     inner = error
-    while inner.__cause__ is not None:
-        inner = inner.__cause__
+    seen = {id(inner)}
+    while True:  # sqlalchemy keeps the driver's error in .orig
+        deeper = inner.__cause__ or getattr(inner, "orig", None)
+        if not isinstance(deeper, BaseException) or id(deeper) in seen:
+            break
+        seen.add(id(deeper))
+        inner = deeper
     lines = str(inner).strip().splitlines()
     return lines[0].strip() if lines else type(inner).__name__
 

@@ -351,6 +351,7 @@ def create_app(
     storage: str | None = None,
     workers: str | None = None,
     link_factory: LinkFactory | None = None,
+    engine_args: list[str] | None = None,
 ) -> HpotuiApp:
     """The dashboard on `config`; `link_factory` replaces the real engine (tests, bench)."""
     history = None
@@ -358,7 +359,9 @@ def create_app(
         from hpotui.link import EngineLink
 
         async def open_engine() -> Link:
-            return await EngineLink.open(config, storage=storage, workers=workers)
+            return await EngineLink.open(
+                config, storage=storage, workers=workers, extra=engine_args
+            )
 
         link_factory = open_engine
 
@@ -387,6 +390,7 @@ def _engine_history(config: Path) -> list[Event]:
 def run_app(args: argparse.Namespace) -> int:
     """`hpotui [CONFIG]`: the dashboard. Returns the exit code."""
     from engine.paths import default_config
+    from hpotui.link import engine_flags as link_flags
 
     config = Path(args.config) if args.config else default_config()
     if not config.is_file():
@@ -395,7 +399,12 @@ def run_app(args: argparse.Namespace) -> int:
             where="command line",
             hint="pass the path of a campaign TOML, e.g. configs/demo.toml",
         )
-    app = create_app(config.resolve(), storage=args.storage, workers=args.workers)
+    app = create_app(
+        config.resolve(),
+        storage=args.storage,
+        workers=args.workers,
+        engine_args=link_flags(args),
+    )
     result = app.run()
     if app.exit_message:
         print(app.exit_message)

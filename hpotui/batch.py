@@ -25,7 +25,8 @@ from rich.table import Table
 from rich.text import Text
 
 from engine import protocol as p
-from hpotui.link import EngineLink
+from hpotui.link import EngineLink, engine_flags
+from hpotui.state import outage_line
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -91,6 +92,8 @@ class BatchView:
             c.print(f"[{style}]{event.experiment} {event.state}{best}{why}[/]")
         elif isinstance(event, p.ThermalChanged):
             c.print(f"[yellow]thermal {event.previous} -> {event.state}: {event.reason}[/]")
+        elif isinstance(event, p.StorageOutage):
+            c.print(Text(outage_line(event), style="green" if event.reachable else "yellow"))
         elif isinstance(event, p.LogLine):
             if event.level in ("warning", "error"):
                 c.print(f"[yellow]{event.level}: {event.message}[/]")
@@ -161,7 +164,9 @@ async def _run(args: argparse.Namespace) -> int:
     from engine import paths
 
     config = Path(args.config) if args.config else paths.default_config()
-    link = await EngineLink.open(config, storage=args.storage, workers=args.workers)
+    link = await EngineLink.open(
+        config, storage=args.storage, workers=args.workers, extra=engine_flags(args)
+    )
     console = Console(highlight=False, soft_wrap=True)
     view = BatchView(console)
     interrupts = {"n": 0}

@@ -15,6 +15,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from engine.campaign.schema import duration_arg
 from engine.errors import UserError, UserErrors
 from engine.worker_pool import workers_arg
 
@@ -37,6 +38,12 @@ def _campaign_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="with --batch: print raw events")
     parser.add_argument("--storage", help="Optuna storage URL (default: journal file in outputs/)")
     parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
+    parser.add_argument(
+        "--storage-patience",
+        type=duration_arg,
+        help='how long a database outage is waited out (seconds or "5m"; default: the '
+        "config's storage_patience, else 5 minutes)",
+    )
     parser.add_argument("--version", action="version", version=_version())
     return parser
 

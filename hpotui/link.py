@@ -17,12 +17,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from engine import protocol as p
 
 SOCKET_NAME = "engine.sock"
 STREAM_LIMIT = 16 * 2**20  # a queue snapshot of a big campaign is one long line
+
+
+def engine_flags(args: Any) -> list[str]:
+    """The `python -m engine` flags that pass through from `hpotui [--batch]`."""
+    patience = getattr(args, "storage_patience", None)
+    return [] if patience is None else ["--storage-patience", str(patience)]
 
 
 def campaign_dir_of(config: Path) -> Path | None:
@@ -64,15 +70,21 @@ class EngineLink:
 
     @classmethod
     async def open(
-        cls, config: Path, *, storage: str | None = None, workers: str | None = None
+        cls,
+        config: Path,
+        *,
+        storage: str | None = None,
+        workers: str | None = None,
+        extra: list[str] | None = None,
     ) -> EngineLink:
-        """Attach to the campaign's running engine if there is one, else start one."""
+        """Attach to the campaign's running engine if there is one, else start one
+        (`extra`: more `python -m engine` flags, e.g. `--storage-patience 10m`)."""
         folder = campaign_dir_of(Path(config))
         if folder is not None:
             link = await cls.attach(folder / SOCKET_NAME)
             if link is not None:
                 return link
-        return await cls.spawn(config, storage=storage, workers=workers)
+        return await cls.spawn(config, storage=storage, workers=workers, extra=extra)
 
     @classmethod
     async def attach(cls, socket_path: Path) -> EngineLink | None:

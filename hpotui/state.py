@@ -26,6 +26,7 @@ from engine.protocol import (
     LogLine,
     QueueSnapshot,
     Reply,
+    StorageOutage,
     ThermalChanged,
     TrialFinished,
     TrialStarted,
@@ -101,6 +102,7 @@ class CampaignState:
         self.hardware = HardwareView()
         self.thermal: str = "unknown"
         self.thermal_reason: str = ""
+        self.outages: dict[str, StorageOutage] = {}  # source -> its ongoing storage outage
         self.log: deque[LogEntry] = deque(maxlen=LOG_LINES)
         self.replies: dict[str, Reply] = {}
         self.bye: Bye | None = None
@@ -172,6 +174,16 @@ class CampaignState:
             self.errors.append(event.message)
             self.add_log(event.ts, "error", event.message, "engine")
             return {"log"}
+        if isinstance(event, StorageOutage):
+            if event.reachable:
+                self.outages.pop(event.source, None)
+            else:
+                self.outages[event.source] = event
+            first = event.reachable or event.waited_s == 0
+            if first:  # the log says when it started and ended, the status bar meanwhile
+                level = "info" if event.reachable else "warning"
+                self.add_log(event.ts, level, outage_line(event), event.source)
+            return {"log"} if first else set()
         if isinstance(event, ThermalChanged):
             self.thermal, self.thermal_reason = event.state, event.reason
             level = "info" if event.state == "ok" else "warning"
@@ -192,6 +204,13 @@ class CampaignState:
             )
             return {"log"}
         return set()
+
+    def outage_status(self) -> str:
+        """ "storage unreachable, retrying (1m12s)" while an outage lasts, else ""."""
+        if not self.outages:
+            return ""
+        longest = max(self.outages.values(), key=lambda e: e.waited_s)
+        return f"storage unreachable, retrying ({clock(longest.waited_s)})"
 
     def _trial(self, experiment: str, number: int, ts: float) -> Trial:
         trials = self.trials.setdefault(experiment, {})
@@ -296,3 +315,19 @@ def _finite(value: float | None) -> float | None:
 
 def _level(level: str) -> str:
     return level if level in LOG_LEVELS else "info"
+
+
+def clock(seconds: float) -> str:
+    """72.4 -> "1m12s"; 5 -> "5s"."""
+    s = int(seconds)
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def outage_line(e: StorageOutage) -> str:
+    """One line for a `StorageOutage` event (batch output, the log panel, `hpotui worker`)."""
+    if e.reachable:
+        return f"storage reachable again after {clock(e.waited_s)} ({e.source})"
+    return (
+        f"storage unreachable, retrying ({clock(e.waited_s)} of {clock(e.patience_s)}, "
+        f"{e.source}): {e.error}"
+    )

@@ -22,7 +22,9 @@ The node
 
 Rules: the storage URL reaches the workers through the environment, and everything they
 write to stderr passes through `Scrubber` before the log file, so the password of the
-URL appears in no file and no output.
+URL appears in no file and no output. A database outage is waited out inside the storage
+the node is given (`engine.storage_outage.open_guarded`) and in its workers', with the
+same patience; past it `StorageUnreachable` ends the node (exit 75, resumable).
 """
 
 from __future__ import annotations
@@ -62,19 +64,7 @@ from engine.worker_pool import pump_events
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps crashing is a bug, not bad luck
-STORAGE_PATIENCE_S = 300.0  # a database restart is survived; a lost one ends the node
 SLOW_CHECK_S = 10.0  # orphaned retries, datasets of experiments added later
-
-
-def _is_storage_error(error: BaseException) -> bool:
-    from optuna.exceptions import StorageInternalError
-
-    module = type(error).__module__.split(".")[0]
-    return isinstance(error, StorageInternalError | OSError) or module in ("sqlalchemy", "psycopg")
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 @dataclass
@@ -96,6 +86,7 @@ class NodeOptions:
     refresh_s: float = 2.0  # queue transitions (reads every trial)
     log_path: Path | None = None
     python: list[str] = field(default_factory=lambda: [sys.executable])
+    storage_patience_s: float | None = None  # None: the workers' default (5 min)
 
 
 class WorkerNode:
@@ -129,7 +120,7 @@ class WorkerNode:
         self._reaper = Reaper(storage, self.queue)
         self._next_slow = time.monotonic() + SLOW_CHECK_S
         self._next_refresh = 0.0
-        self._unreachable_since: float | None = None
+        self._readers: list[threading.Thread] = []
 
     # ---------------------------------------------------------------- running
 
@@ -177,8 +168,11 @@ class WorkerNode:
                 next_check = now + self.options.poll_s
                 self._reap_children()
                 alive = any(c.process.poll() is None for c in self.children)
-                if not self._maintain(now, final=not alive) or alive:
+                self._maintain(now, final=not alive)
+                if alive:
                     continue
+                for reader in self._readers:  # every last event line of the workers
+                    reader.join(5.0)
                 self._drain(timeout=0)
                 if self.stopping:
                     return EXIT_INTERRUPTED
@@ -197,41 +191,26 @@ class WorkerNode:
             if self._log is not None:
                 self._log.close()
 
-    def _maintain(self, now: float, *, final: bool) -> bool:
-        """The periodic work of the node; False while the storage cannot be reached
-        (tolerated for STORAGE_PATIENCE_S, then the error is raised)."""
-        try:
-            for line in self._reaper.reap():
+    def _maintain(self, now: float, *, final: bool) -> None:
+        """The periodic work of the node (its storage waits out outages)."""
+        for line in self._reaper.reap():
+            self.log("warning", line)
+        if now >= self._next_slow:
+            self._next_slow = now + SLOW_CHECK_S
+            for line in self._reaper.requeue_orphans():
                 self.log("warning", line)
-            if now >= self._next_slow:
-                self._next_slow = now + SLOW_CHECK_S
-                for line in self._reaper.requeue_orphans():
-                    self.log("warning", line)
-                check_same_data(self.queue, self._checked)
-            if final or now >= self._next_refresh:
-                self._next_refresh = now + self.options.refresh_s
-                for entry, _ in self.queue.refresh():
-                    self.on_event(
-                        p.ExperimentFinished(
-                            experiment=entry.name,
-                            state=entry.state,
-                            best_value=entry.counts.best_value,
-                            reason=entry.reason,
-                        )
+            check_same_data(self.queue, self._checked)
+        if final or now >= self._next_refresh:
+            self._next_refresh = now + self.options.refresh_s
+            for entry, _ in self.queue.refresh():
+                self.on_event(
+                    p.ExperimentFinished(
+                        experiment=entry.name,
+                        state=entry.state,
+                        best_value=entry.counts.best_value,
+                        reason=entry.reason,
                     )
-        except Exception as error:
-            if not _is_storage_error(error):
-                raise
-            if self._unreachable_since is None:
-                self._unreachable_since = now
-                self.log("warning", f"storage unreachable, retrying: {_first_line(error)}")
-            if now - self._unreachable_since > STORAGE_PATIENCE_S:
-                raise
-            return False
-        if self._unreachable_since is not None:
-            self._unreachable_since = None
-            self.log("info", "storage reachable again")
-        return True
+                )
 
     def stop(self, mode: str) -> None:
         """ "after_current": finish running trials; "now": interrupt them (re-enqueued)."""
@@ -265,6 +244,8 @@ class WorkerNode:
             cmd += ["--threads", str(self.options.threads)]
         if self.options.device:
             cmd += ["--device", self.options.device]
+        if self.options.storage_patience_s is not None:
+            cmd += ["--storage-patience", str(self.options.storage_patience_s)]
         env = {**os.environ, STORAGE_ENV: self.url}
         process = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
@@ -273,7 +254,9 @@ class WorkerNode:
         self.children.append(child)
         if self.monitor is not None and self.monitor.hold:
             self._control(child, "hold")
-        threading.Thread(target=self._read_events, args=(child,), daemon=True).start()
+        reader = threading.Thread(target=self._read_events, args=(child,), daemon=True)
+        reader.start()
+        self._readers = [r for r in self._readers if r.is_alive()] + [reader]
         threading.Thread(target=self._read_log, args=(child,), daemon=True).start()
 
     def _read_events(self, child: _Child) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import protocol as p
+from engine.campaign.schema import duration_arg
 from engine.errors import UserError
 from engine.worker_pool import workers_arg
 
@@ -63,6 +64,12 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--no-monitor", action="store_true", help="no thermal or memory policy on this machine"
     )
+    parser.add_argument(
+        "--storage-patience",
+        type=duration_arg,
+        help='how long a database outage is waited out (seconds or "5m"; default: the '
+        "config's storage_patience, else 5 minutes)",
+    )
     parser.add_argument("--json", action="store_true", help="print protocol events, not lines")
     parser.set_defaults(func=run)
 
@@ -79,12 +86,16 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say it better
 
+    from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
+
     url = _storage_url(args)
     scrub = Scrubber(url)
     try:
         return _run(args, url, scrub)
     except UserError:
         raise
+    except StorageUnreachable as error:  # past --storage-patience: resumable
+        raise UserError(scrub(str(error)), exit_code=EXIT_STORAGE_UNREACHABLE) from None
     except Exception as error:  # the database went away: one line, never the password
         if type(error).__module__.split(".")[0] not in ("sqlalchemy", "optuna", "psycopg"):
             raise
@@ -113,7 +124,8 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     from engine.fleet.hosts import host_name
     from engine.fleet.node import NodeOptions, WorkerNode, install_signal_handlers
     from engine.fleet.setup import campaigns_in, create_campaign
-    from engine.storage import check_storage, is_journal, mask_url, open_storage
+    from engine.storage import check_storage, is_journal, mask_url
+    from engine.storage_outage import DEFAULT_PATIENCE_S, open_guarded
 
     problem = check_storage(url)
     if problem:
@@ -128,7 +140,10 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
                 where="--campaign",
             )
     say(p.LogLine(level="info", message=f"storage {mask_url(url)}, host {host_name()}"))
-    storage = open_storage(url)
+    patience = args.storage_patience or (
+        campaign.storage_patience_s if campaign is not None else DEFAULT_PATIENCE_S
+    )
+    storage = open_guarded(url, patience, say, source=host_name())
     if campaign is not None:
         settings = HeartbeatSettings.of(args.heartbeat, args.grace)
         for line in create_campaign(storage, campaign, settings):
@@ -157,6 +172,7 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
             threads=threads,
             device=args.device,
             monitor=not args.no_monitor,
+            storage_patience_s=patience,
             log_path=paths.outputs_dir() / name / f"worker-{_safe(host_name())}.log",
         ),
     )
@@ -259,4 +275,8 @@ def describe(event: p.Event) -> str | None:
         return event.message if event.level == "info" else f"{event.level}: {event.message}"
     if isinstance(event, p.ErrorRaised):
         return f"error: {event.message}"
+    if isinstance(event, p.StorageOutage):
+        from hpotui.state import outage_line
+
+        return outage_line(event)
     return None

@@ -1,4 +1,5 @@
-"""The top line: campaign, engine, workers, running trials, thermal badge.
+"""The top line: campaign, engine, workers, running trials, thermal badge, and
+"storage unreachable, retrying (1m12s)" during a database outage.
 
 Redrawn only when its text changes: a repaint of the top line would widen the region
 the compositor re-renders on every frame to the whole screen."""
@@ -34,6 +35,9 @@ class StatusBar(Static):
         text.append(f"  running {running}")
         text.append("  thermal ")
         text.append_text(thermal_badge(state.thermal))
+        outage = state.outage_status()
+        if outage:
+            text.append(f"  {outage}", style="bold red")
         if text != self._shown:
             self._shown = text
             self.update(text, layout=False)  # one fixed line: no relayout

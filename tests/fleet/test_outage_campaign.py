@@ -1,0 +1,163 @@
+"""A campaign survives its PostgreSQL server going away, and loses no event.
+
+On a server of its own, the test creates campaign "dist" (3 experiments x 20 trials,
+heartbeat 1 s, grace 6 s), starts an engine (`hpotui --batch --json`, machine c, one local
+worker) and a second node (`hpotui worker`, machine b, one worker), then mid-campaign
+stops the server for 15 s (`pg_ctl stop -m fast`, start) and later restarts it fast
+(`pg_ctl restart -m fast`). It proves: both processes wait the outages out and exit 0;
+every experiment is done with exactly n_trials counted trials; no trial is RUNNING or
+WAITING; no trial was counted failed (an outage never fails a trial); each interrupted
+trial (if any) was re-run once; the outage was announced and its end too; and the
+engine's events.jsonl and its batch output report every finished trial in the storage,
+local and remote, once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optuna.trial import TrialState
+
+from engine import protocol as p
+from engine.campaign.config import load_campaign
+from engine.fleet.heartbeat import HeartbeatSettings
+from engine.fleet.hosts import trial_state
+from engine.fleet.setup import create_campaign
+from engine.queue import T_COUNTED, T_HOST, T_RETRY_OF, CampaignQueue, is_counted
+from engine.recovery import needs_retry
+from engine.storage import open_storage
+from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
+from tests.fleet.pg_server import find_bin_dir, restartable_server
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(600)]
+N_TRIALS = 20
+OUTAGE_S = 15
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float = 240.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _start(home: Path, host: str, args: list[str], logs: Path, env: dict[str, str]) -> Any:
+    environment = {**os.environ, "HPOTUI_HOME": str(home), "HPOTUI_HOST": host, **env}
+    with (logs / f"{host}.out").open("wb") as out, (logs / f"{host}.err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hpotui.cli", *args],
+            cwd=home,
+            env=environment,
+            stdout=out,
+            stderr=err,
+        )
+
+
+def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    home_b = tmp_path / "machine-b"
+    (home_b / "outputs").mkdir(parents=True)
+    build_tiny(home_b)
+    home_c = copy_machine(home_b, tmp_path / "machine-c")
+    config = home_c / "dist.toml"
+    config.write_text((FIXTURES / "three_by_twenty.toml").read_text())
+    monkeypatch.setenv("HPOTUI_HOME", str(home_c))  # the data whose checksums are recorded
+
+    with restartable_server() as server:
+        storage = open_storage(server.url, heartbeat_interval=None)
+        create_campaign(storage, load_campaign(config), HeartbeatSettings.of(1, 6))
+        queue = CampaignQueue(storage, "dist")
+
+        def finished() -> int:
+            return sum(is_counted(t) for e in queue.entries() for t in e.trials)
+
+        engine = _start(
+            home_c,
+            "machine-c",
+            ["--batch", "--json", "dist.toml", "--storage", server.url, "--workers", "1"],
+            logs,
+            {"HPOTUI_STORAGE": ""},
+        )
+        events_file = home_c / "outputs" / "dist" / "events.jsonl"
+        _wait("the engine's first snapshot", lambda: '"queue"' in _text(events_file))
+        node = _start(
+            home_b,
+            "machine-b",
+            ["worker", "--campaign", "dist", "--workers", "1", "--threads", "1"],
+            logs,
+            {"HPOTUI_STORAGE": server.url},
+        )
+        try:
+            _wait("6 finished trials", lambda: finished() >= 6)
+            server.stop("fast")
+            time.sleep(OUTAGE_S)
+            server.start()
+            before = finished()
+            _wait("6 more finished trials", lambda: finished() >= before + 6)
+            server.restart("fast")
+            assert engine.wait(400) == 0, (logs / "machine-c.err").read_text()[-3000:]
+            assert node.wait(120) == 0, (logs / "machine-b.err").read_text()[-3000:]
+        finally:
+            for process in (engine, node):
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+
+        entries = queue.entries()
+        assert sorted(e.name for e in entries) == ["1K_h1", "1K_h2", "1K_h3"]
+        stored: dict[tuple[str, int], str] = {}
+        for e in entries:
+            assert e.stored_state == "done", (e.name, e.stored_state, e.reason)
+            assert sum(is_counted(t) for t in e.trials) == N_TRIALS, e.name
+            left = [
+                t.number for t in e.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)
+            ]
+            assert not left, (e.name, left)
+            counted_failures = [t.number for t in e.trials if t.user_attrs.get(T_COUNTED)]
+            assert not counted_failures, (e.name, counted_failures)
+            for t in e.trials:
+                if needs_retry(t):  # interrupted: re-run exactly once
+                    retries = [r for r in e.trials if r.user_attrs.get(T_RETRY_OF) == t.number]
+                    assert len(retries) == 1, (e.name, t.number)
+                state = trial_state(t)
+                if state is not None:
+                    stored[(e.name, t.number)] = state
+        hosts = {t.user_attrs.get(T_HOST) for e in entries for t in e.trials if is_counted(t)}
+        assert hosts == {"machine-b", "machine-c"}
+
+    # --- the engine's event log and its batch output hold every finished trial, once
+    logged = [p.decode_event(line) for line in events_file.read_text().splitlines() if line]
+    printed = [
+        p.decode_event(line)
+        for line in (logs / "machine-c.out").read_text().splitlines()
+        if line.strip()
+    ]
+    for events in (logged, printed):
+        done = [(e.experiment, e.trial, e.state) for e in events if isinstance(e, p.TrialFinished)]
+        assert len(done) == len({(x, n) for x, n, _ in done}), "a trial reported twice"
+        assert {(x, n): s for x, n, s in done} == stored
+        outages = [e for e in events if isinstance(e, p.StorageOutage) and e.source == "engine"]
+        assert any(not e.reachable for e in outages) and any(e.reachable for e in outages)
+        assert isinstance(events[-1], p.Bye) and events[-1].exit_code == 0
+    node_lines = (logs / "machine-b.out").read_text()
+    assert "storage unreachable, retrying" in node_lines
+    assert "storage reachable again" in node_lines
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
