@@ -56,7 +56,14 @@ class _SafeStream:
         return 2
 
 
-def _fail(out: IO[str], lines: list[str], campaign: str, config: str) -> int:
+def _fail(
+    out: IO[str],
+    lines: list[str],
+    campaign: str,
+    config: str,
+    exit_code: int = EXIT_USAGE,
+    reason: str = "config or pre-flight error; nothing started",
+) -> int:
     events: list[p.Event] = [
         p.Hello(
             protocol_version=p.PROTOCOL_VERSION,
@@ -70,14 +77,14 @@ def _fail(out: IO[str], lines: list[str], campaign: str, config: str) -> int:
         )
     ]
     events += [p.ErrorRaised(message=line) for line in lines]
-    events.append(p.Bye(reason="config or pre-flight error; nothing started", exit_code=2))
+    events.append(p.Bye(reason=reason, exit_code=exit_code))
     for line in lines:
         print(f"hpotui: {line}", file=sys.stderr)
     with contextlib.suppress(OSError, ValueError):
         for event in events:
             out.write(p.encode(event) + "\n")
         out.flush()
-    return EXIT_USAGE
+    return exit_code
 
 
 def _lock_campaign(folder: Path) -> Any:
@@ -183,8 +190,12 @@ def _serve(
 ) -> int:
     """Prepare the studies, then run the campaign until Bye. `stops["now"]` is set by a
     signal that means "stop now", so a database outage is not waited out past it."""
+    from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
+
     try:
         engine.prepare()
+    except StorageUnreachable as error:  # the database went away during start-up
+        return _fail(out, [str(error)], name, config, EXIT_STORAGE_UNREACHABLE, str(error))
     except UserErrors as errors:
         return _fail(out, errors.lines(), name, config)
     except UserError as error:

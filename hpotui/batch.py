@@ -31,6 +31,7 @@ from hpotui.state import outage_line
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_STORAGE_UNREACHABLE = 75  # engine.storage_outage: the database stayed away; resumable
 
 
 def _duration(seconds: float | None) -> str:
@@ -228,6 +229,8 @@ async def _run(args: argparse.Namespace) -> int:
             console.print(f"campaign {view.hello.campaign if view.hello else ''} is complete")
         console.print(view.summary(folder))
         console.print(f"{bye.reason}")
+    if bye.exit_code == EXIT_STORAGE_UNREACHABLE:
+        print(f"hpotui: {bye.reason}", file=sys.stderr)
     return bye.exit_code
 
 

@@ -25,6 +25,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_STORAGE_UNREACHABLE = 75  # the database stayed away past storage_patience; resumable
 
 
 def _campaign_parser() -> argparse.ArgumentParser:

@@ -149,3 +149,23 @@ def test_rerun_archives_the_old_study_and_keeps_the_position(
     assert old in names  # archived, not deleted
     assert len(optuna.load_study(study_name=old, storage=queue.storage).trials) > 0
     assert queue.rerun("1.8K_h1", []).study_name == f"{old}.r3"
+
+
+def test_a_done_experiment_keeps_no_waiting_retry(workspace: Path, campaign: Campaign) -> None:
+    """A retry enqueued after the last slot was taken is closed, never left WAITING."""
+    queue, _ = _queue(workspace, campaign)
+    entry = queue.entry("1.8K_h1")
+    study = optuna.load_study(study_name=entry.study_name, storage=queue.storage)
+    for t in study.get_trials(states=(TrialState.WAITING,)):  # forced extremes: not here
+        queue.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    for i in range(entry.config.n_trials):
+        trial = study.ask()
+        study.tell(trial, 0.5 + i)
+    study.enqueue_trial({}, user_attrs={"hpotui.retry_of": 0})
+    queue.refresh()
+    done = queue.entry("1.8K_h1")
+    assert done.stored_state == "done"
+    assert done.counts.finished == done.config.n_trials  # never short, never over
+    assert not [t for t in done.trials if t.state == TrialState.WAITING]
+    closed = [t for t in done.trials if t.user_attrs.get("hpotui.retry_of") == 0]
+    assert len(closed) == 1 and closed[0].user_attrs["hpotui.surplus"]

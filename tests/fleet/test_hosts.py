@@ -98,3 +98,21 @@ def test_note_local_silences_a_trial_whose_event_came_first(tmp_path: Path) -> N
     watcher.note_local("1K_h1", mine.number)
     study.tell(mine, 0.3)
     assert watcher.poll(force=True) == []
+
+
+def test_the_final_poll_reports_our_trials_whose_event_never_came(tmp_path: Path) -> None:
+    queue = _queue(tmp_path)
+    watcher = TrialWatcher(queue, is_local=lambda t: t.user_attrs.get(T_HOST) == "here")
+    assert watcher.poll() == []
+    study, said = _ask(queue, "1K_h1", "here")
+    _, lost = _ask(queue, "1K_h1", "here")
+    watcher.note_local("1K_h1", said.number)
+    watcher.note_local("1K_h1", lost.number)
+    study.tell(said, 0.5)
+    watcher.note_reported("1K_h1", said.number)  # its worker's event came
+    study.tell(lost, 0.7)  # its worker died before saying so
+    assert watcher.poll(force=True) == []  # ours: left to our workers while they run
+    (finished,) = watcher.poll(final=True)
+    assert isinstance(finished, p.TrialFinished)
+    assert (finished.trial, finished.state, finished.value) == (lost.number, "complete", 0.7)
+    assert watcher.poll(final=True) == []  # once

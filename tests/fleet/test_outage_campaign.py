@@ -161,3 +161,78 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
 
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def test_past_the_patience_one_line_and_exit_75_then_the_campaign_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine and a node given 3 s of patience both stop with one line and exit 75 when
+    the server stays down; once it is back, `hpotui --batch` alone completes the campaign
+    with every trial stored before the outage intact and exact counts."""
+    if find_bin_dir() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    home_b = tmp_path / "machine-b"
+    (home_b / "outputs").mkdir(parents=True)
+    build_tiny(home_b)
+    home_c = copy_machine(home_b, tmp_path / "machine-c")
+    config = home_c / "dist.toml"
+    config.write_text(
+        (FIXTURES / "three_by_twenty.toml").read_text().replace("n_trials = 20", "n_trials = 4")
+    )
+    monkeypatch.setenv("HPOTUI_HOME", str(home_c))
+    with restartable_server() as server:
+        storage = open_storage(server.url, heartbeat_interval=None)
+        create_campaign(storage, load_campaign(config), HeartbeatSettings.of(1, 4))
+        queue = CampaignQueue(storage, "dist")
+
+        def complete() -> set[int]:
+            return {
+                t._trial_id
+                for e in queue.entries()
+                for t in e.trials
+                if t.state == TrialState.COMPLETE
+            }
+
+        env = {"HPOTUI_STORAGE": server.url}
+        batch = ["--batch", "dist.toml", "--storage", server.url, "--workers", "1"]
+        engine = _start(home_c, "machine-c", [*batch, "--storage-patience", "3"], logs, env)
+        node = _start(
+            home_b,
+            "machine-b",
+            ["worker", "--campaign", "dist", "--workers", "1", "--storage-patience", "3s"],
+            logs,
+            env,
+        )
+        processes = [engine, node]
+        try:
+            _wait("2 complete trials", lambda: len(complete()) >= 2)
+            server.stop("fast")
+            codes = (engine.wait(120), node.wait(120))
+            server.start()
+            before = complete()
+            assert codes == (75, 75), codes
+            for host in ("machine-b", "machine-c"):
+                last = (logs / f"{host}.err").read_text().strip().splitlines()[-1]
+                assert "unreachable for 3s" in last, last
+                assert "run the same command again to resume" in last
+                assert "***@" in last and "s3cret" not in last
+            assert "Traceback" not in (logs / "machine-b.err").read_text()
+
+            again = _start(home_c, "machine-c", batch, logs, env)
+            processes.append(again)
+            assert again.wait(300) == 0, (logs / "machine-c.err").read_text()[-3000:]
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+
+        entries = queue.entries()
+        assert before <= complete()  # every trial stored before the outage is intact
+        for e in entries:
+            assert e.stored_state == "done", (e.name, e.stored_state)
+            assert sum(is_counted(t) for t in e.trials) == 4, e.name
+            assert not [t for t in e.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+            assert not [t.number for t in e.trials if t.user_attrs.get(T_COUNTED)]

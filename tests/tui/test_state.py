@@ -144,3 +144,21 @@ def test_recorded_stream_folds_into_a_consistent_campaign() -> None:
     assert done is not None and best is not None and done.best_value == best.value
     assert [t.number for t in state.running_trials()] == [3]
     assert state.hello is not None and state.hello.campaign == "demo"
+
+
+def test_a_storage_outage_shows_while_it_lasts() -> None:
+    from engine.protocol import StorageOutage
+
+    state = CampaignState()
+    assert state.outage_status() == ""
+    state.apply(StorageOutage(reachable=False, waited_s=0, patience_s=300, error="refused"))
+    state.apply(StorageOutage(reachable=False, waited_s=8, patience_s=300, source="w1"))
+    state.apply(StorageOutage(reachable=False, waited_s=72.4, patience_s=300, error="refused"))
+    assert state.outage_status() == "storage unreachable, retrying (1m12s)"
+    state.apply(StorageOutage(reachable=True, waited_s=80, patience_s=300))
+    assert state.outage_status() == "storage unreachable, retrying (8s)"  # w1 still waits
+    state.apply(StorageOutage(reachable=True, waited_s=9, patience_s=300, source="w1"))
+    assert state.outage_status() == ""
+    lines = [e.message for e in state.log]
+    assert lines[0].startswith("storage unreachable, retrying (0s of 5m00s, engine): refused")
+    assert "storage reachable again after 1m20s (engine)" in lines
