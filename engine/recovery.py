@@ -9,11 +9,17 @@
   `ask` and recording its pid: recovery holds the workers' ask lock, so no live worker is
   inside that window while it looks (left RUNNING, such a trial kept its experiment from
   ever being done).
+- On a database no lock covers that window, and a trial created just before an outage
+  may have no heartbeat either (a worker that gave up on the storage there, or a create
+  whose answer the outage swallowed). A live worker spends at most its storage patience
+  in that window, so a pid-less RUNNING trial older than the patience plus
+  `PIDLESS_MARGIN_S` is dead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Collection
 from typing import Any
 
@@ -36,9 +42,10 @@ from engine.queue import (
     CampaignQueue,
     Entry,
 )
-from engine.storage_outage import heartbeats_trusted
+from engine.storage_outage import DEFAULT_PATIENCE_S, guard_of, heartbeats_trusted
 
 HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.fleet.hosts)
+PIDLESS_MARGIN_S = 60.0
 
 
 def process_start(pid: int) -> float | None:
@@ -125,12 +132,23 @@ def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int])
         if entry.stored_state in ("done", "skipped", "failed"):
             continue
         for t in entry.trials:
-            if t.state == TrialState.RUNNING and _is_dead(t, journal, live_pids):
+            pidless_dead = journal or _pidless_too_long(t, queue.storage)
+            if t.state == TrialState.RUNNING and _is_dead(t, pidless_dead, live_pids):
                 interrupt_trial(queue.storage, entry, t, "worker died")
                 n += 1
             elif needs_retry(t) and enqueue_retry(queue.storage, entry.study_name, t):
                 n += 1
     return n
+
+
+def _pidless_too_long(t: FrozenTrial, storage: BaseStorage) -> bool:
+    """On a database: has this trial been without a pid for longer than any live worker
+    can be (its storage patience plus a margin)?"""
+    if t.datetime_start is None:
+        return False
+    guard = guard_of(storage)
+    limit = (guard.patience_s if guard is not None else DEFAULT_PATIENCE_S) + PIDLESS_MARGIN_S
+    return (datetime.datetime.now() - t.datetime_start).total_seconds() > limit
 
 
 def _is_dead(t: FrozenTrial, pidless_dead: bool, live_pids: Collection[int]) -> bool:

@@ -174,3 +174,34 @@ def test_outage_reports_become_protocol_events() -> None:
     assert (lost.reachable, lost.source, lost.patience_s) == (False, "w2", 60)
     assert (back.reachable, back.waited_s) == (True, 0.5)
     assert p.decode_event(p.encode(lost)) == lost
+
+
+def test_a_pidless_running_trial_on_a_database_is_dead_after_the_patience(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial created just before an outage, whose worker then gave up on the storage,
+    has no pid and no heartbeat: recovery re-runs it once no live worker can still be
+    in that window (patience + margin), never before."""
+    import optuna
+
+    from engine import recovery
+    from engine.queue import T_INTERRUPTED, T_RETRY_OF
+    from engine.storage import open_storage
+    from engine.storage_outage import guard_storage
+    from tests.fleet.campaignhelp import make_campaign
+
+    raw = open_storage(f"sqlite:///{tmp_path / 'c.db'}", heartbeat_interval=None)
+    storage = guard_storage(raw, OutageGuard(0.5))
+    queue = make_campaign(storage)
+    entry = queue.entry("1K_h1")
+    study = optuna.load_study(study_name=entry.study_name, storage=storage)
+    orphan = study.ask()  # no pid, no host, no heartbeat: its worker gave up right here
+    assert recovery.recover(queue, ask_lock=None) == 0  # younger than patience + margin
+    monkeypatch.setattr(recovery, "PIDLESS_MARGIN_S", -0.5)
+    assert recovery.recover(queue, ask_lock=None) == 1
+    trials = queue.entry("1K_h1").trials
+    dead = next(t for t in trials if t.number == orphan.number)
+    assert dead.state == TrialState.FAIL and dead.user_attrs[T_INTERRUPTED] == "worker died"
+    assert [t.state for t in trials if t.user_attrs.get(T_RETRY_OF) == orphan.number] == [
+        TrialState.WAITING
+    ]

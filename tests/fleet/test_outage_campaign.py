@@ -53,7 +53,7 @@ def _wait(what: str, check: Callable[[], Any], timeout: float = 240.0) -> Any:
 
 def _start(home: Path, host: str, args: list[str], logs: Path, env: dict[str, str]) -> Any:
     environment = {**os.environ, "HPOTUI_HOME": str(home), "HPOTUI_HOST": host, **env}
-    with (logs / f"{host}.out").open("wb") as out, (logs / f"{host}.err").open("wb") as err:
+    with (logs / f"{host}.out").open("ab") as out, (logs / f"{host}.err").open("ab") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "hpotui.cli", *args],
             cwd=home,
