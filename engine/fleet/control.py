@@ -28,6 +28,7 @@ from engine.fleet.host_records import (
     PUBLISH_S,
     HostCommand,
     HostRecord,
+    grace_of,
     publish,
     read_command,
 )
@@ -59,7 +60,8 @@ class HostControl:
         self.queue = queue
         self.host = host
         self.role = role
-        self.publish_s = publish_s
+        # a record is rewritten well within the grace after which it counts as lost
+        self.publish_s = min(publish_s, grace_of(storage, queue) / 3)
         self.poll_s = poll_s
         self.clock = clock
         self.drained = False
