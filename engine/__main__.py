@@ -152,12 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from engine.runner import Engine
+    from engine.storage import is_journal
     from engine.storage_outage import open_guarded
 
+    url = report.storage_url or args.storage or ""
+    if url and not is_journal(url):  # a bigger machine may join: they wait for it
+        report.excluded = []  # (engine.fleet.fit: every experiment keeps its whole grid)
     if report.excluded:
         kept = tuple(e for e in campaign.experiments if e.name not in report.excluded)
         campaign = dataclasses.replace(campaign, experiments=kept)
-    url = report.storage_url or args.storage or ""
     stops = {"n": 0, "now": 0}
     folder = paths.outputs_dir() / campaign.name
     try:

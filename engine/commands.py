@@ -32,6 +32,7 @@ class CommandHandler:
             p.Stop: self.stop,
             p.SetWorkers: self.set_workers,
             p.RequestSnapshot: self.snapshot,
+            p.ControlHost: self.control_host,
         }
 
     def handle_line(self, raw: bytes | str, source: Client | None) -> None:
@@ -126,6 +127,13 @@ class CommandHandler:
     def snapshot(self, c: p.RequestSnapshot) -> str:
         self.engine.send_snapshot(force=True)
         return "snapshot sent"
+
+    def control_host(self, c: p.ControlHost) -> str:
+        """Drain / stop / resume / workers of one machine (engine.fleet.engine_hosts)."""
+        hosts = self.engine.hosts
+        if hosts is None:
+            raise UserError("the engine is still starting; try again in a moment")
+        return hosts.command(c.host, c.action, c.workers)
 
 
 def _id_of(raw: bytes | str) -> str | None:

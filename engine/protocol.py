@@ -87,6 +87,7 @@ class ExperimentStatus:
     eta_s: float | None = None
     timeout_s: float | None = None
     study_name: str = ""
+    needs_bigger: int = 0  # waiting trials no live machine can fit (engine.fleet.fit)
 
 
 @dataclass
@@ -219,6 +220,16 @@ class Bye(Event):
     exit_code: int
 
 
+@dataclass
+class HostsChanged(Event):
+    """Every machine of the campaign as its host record says (engine.fleet.host_records:
+    host, role, device, memory_bytes, workers, running, thermal, state, status (state, or
+    `lost`), last_seen, seen_s_ago, version, command); sent when one changes."""
+
+    type: ClassVar[str] = "hosts"
+    hosts: list[dict[str, Any]]
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -301,6 +312,17 @@ class RequestSnapshot(Command):
     type: ClassVar[str] = "snapshot"
 
 
+@dataclass
+class ControlHost(Command):
+    """A command for one machine, through the storage: `drain` (running trials finish,
+    no new ones), `stop` (interrupt them now), `resume`, or `workers` (keep `workers`)."""
+
+    type: ClassVar[str] = "control_host"
+    host: str
+    action: Literal["drain", "stop", "resume", "workers"]
+    workers: int | None = None
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     Hello,
     QueueSnapshot,
@@ -316,6 +338,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ErrorRaised,
     Reply,
     Bye,
+    HostsChanged,
 )
 COMMAND_TYPES: tuple[type[Command], ...] = (
     Move,
@@ -329,6 +352,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     Stop,
     SetWorkers,
     RequestSnapshot,
+    ControlHost,
 )
 
 EVENTS: dict[str, type[Event]] = {cls.type: cls for cls in EVENT_TYPES}

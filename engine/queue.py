@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,21 +248,33 @@ class CampaignQueue:
             return False
         return bool(self.storage.get_study_user_attrs(sid).get(S_PAUSED_ALL, False))
 
-    def pick(self) -> Entry | None:
-        """The first experiment, in queue order, that may start a trial now."""
+    def pick(self, accept: Callable[[Entry], bool] | None = None) -> Entry | None:
+        """The first experiment, in queue order, that may start a trial now (and that
+        `accept`s, e.g. one with work that fits this worker: engine.fleet.fit)."""
         if self.paused_all():
             return None
         for e in self.entries():
-            if e.stored_state == "queued" and e.slots_left > 0 and not e.timed_out:
+            startable = e.stored_state == "queued" and e.slots_left > 0 and not e.timed_out
+            if startable and (accept is None or accept(e)):
                 return e
         return None
 
     def all_terminal(self) -> bool:
         return all(e.stored_state in TERMINAL for e in self.entries(with_trials=False))
 
-    def snapshot(self, workers: int) -> QueueSnapshot:
+    def snapshot(
+        self, workers: int, needs_bigger: Callable[[Entry], int] | None = None
+    ) -> QueueSnapshot:
+        """The queue as front-ends show it; `needs_bigger(entry)` counts its waiting
+        trials no live machine can fit (engine.fleet.fit)."""
+        rows = []
+        for e in self.entries():
+            row = e.status()
+            if needs_bigger is not None:
+                row.needs_bigger = needs_bigger(e)
+            rows.append(row)
         return QueueSnapshot(
-            experiments=[e.status() for e in self.entries()],
+            experiments=rows,
             workers=workers,
             paused_all=self.paused_all(),
         )

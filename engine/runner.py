@@ -28,6 +28,7 @@ from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
 from engine.fleet.datacheck import check_same_data
+from engine.fleet.engine_hosts import EngineHosts
 from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.fleet.hosts import TrialWatcher
 from engine.fleet.monitor import record_monitor_spec
@@ -136,6 +137,7 @@ class Engine:
         self.local: LocalWorkers | None = None
         self.watcher = TrialWatcher(self.queue, is_local=self._is_local_trial)
         self.handler = CommandHandler(self)
+        self.hosts: EngineHosts | None = None  # set in run(): host record, remote control
 
     # ---------------------------------------------------------------- start-up
 
@@ -217,6 +219,7 @@ class Engine:
             lock_path=self.ask_lock_path,
         )
         self.log("info", f"{self.n_workers} worker(s), {threads} thread(s) each")
+        self.hosts = EngineHosts(self, HOST)
         monitor = self._start_monitor()
         exit_code = EXIT_OK
         reason = "campaign complete"
@@ -234,6 +237,9 @@ class Engine:
                 while self.local.alive() and time.monotonic() < deadline:
                     time.sleep(0.05)
                 self.local.kill_all()
+            if self.hosts is not None and reachable:
+                with contextlib.suppress(StorageUnreachable):
+                    self.hosts.leave()
         if reachable:
             try:
                 self.final_sweep()
@@ -276,6 +282,8 @@ class Engine:
                 self.recover()
             for event in self.watcher.poll():  # trials of other machines
                 self._on_worker_event(event)
+            if self.hosts is not None:  # our host record and commands; other machines'
+                self.hosts.tick()
             self.apply_refresh()
             self.send_snapshot()
             if self.stopping:
@@ -329,6 +337,8 @@ class Engine:
         elif kind == "worker":
             if isinstance(payload, p.TrialStarted | p.TrialFinished):
                 self.watcher.note_local(payload.experiment, payload.trial)
+                if self.hosts is not None:
+                    self.hosts.note(payload)
             if isinstance(payload, p.TrialFinished):
                 self.watcher.note_reported(payload.experiment, payload.trial)
             self._on_worker_event(payload)
@@ -395,7 +405,8 @@ class Engine:
             self.log("warning", f"could not write outputs of {experiment}: {exc}")
 
     def send_snapshot(self, *, force: bool = False) -> None:
-        snap = self.queue.snapshot(self.n_workers)
+        needs = self.hosts.needs_bigger if self.hosts is not None else None
+        snap = self.queue.snapshot(self.n_workers, needs)
         key = p.encode(
             p.QueueSnapshot(
                 experiments=snap.experiments, workers=snap.workers, paused_all=snap.paused_all, ts=0
@@ -461,9 +472,13 @@ class Engine:
         event = decision.event()
         if event is not None:
             self.channels.emit(event)
+            if self.hosts is not None and isinstance(event, p.ThermalChanged):
+                self.hosts.note_thermal(event.state)
         hold = not decision.allow_new_trials
         if hold != self.thermal_hold:
             self.thermal_hold = hold
-            self.local.broadcast("hold" if hold else "release")
+            drained = self.hosts is not None and self.hosts.control.holding
+            if hold or not drained:  # a drained or stopped host stays held
+                self.local.broadcast("hold" if hold else "release")
         if decision.stop_running_trials and event is not None:
             self.local.broadcast("interrupt")

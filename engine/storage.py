@@ -83,6 +83,10 @@ def open_storage(
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(str(path), lock_obj=JournalFlock(path))
         return optuna.storages.JournalStorage(backend)
+    if engine_kwargs is None:  # a connection limit per process (engine.fleet.pool)
+        from engine.fleet.pool import engine_kwargs as pool_kwargs
+
+        engine_kwargs = pool_kwargs(url)
     return optuna.storages.RDBStorage(
         _sqlalchemy_url(url),
         # a pooled connection that died with a database restart is replaced on checkout

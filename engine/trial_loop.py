@@ -9,8 +9,10 @@ Rules:
 - The queue is read before every trial, so pause / skip / reorder take effect at the
   next trial; `interrupt` (stop now) takes effect at the next epoch boundary and the
   trial is recorded as interrupted (FAIL, not counted) and re-enqueued.
-- A failing trial (exception, NaN loss, does not fit) is recorded FAIL with its reason
-  and counted; the queue marks the experiment failed after too many in a row.
+- A failing trial (exception, NaN loss) is recorded FAIL with its reason and counted;
+  the queue marks the experiment failed after too many in a row. An architecture that
+  does not fit this worker's memory is no failure: it is deferred to a worker it fits
+  (engine.fleet.fit), never counted.
 - n_trials holds across workers: a trial asked past n_trials (two workers racing) is
   recorded as surplus (FAIL, not counted) and dropped.
 - A database outage is waited out inside the storage (`engine.storage_outage`): a trial
@@ -37,6 +39,7 @@ from optuna.trial import TrialState
 
 from engine import protocol as p
 from engine.filelock import held
+from engine.fleet.fit import FitJudge, defer_trial
 from engine.queue import (
     T_COUNTED,
     T_EXTREME,
@@ -50,10 +53,11 @@ from engine.queue import (
     Entry,
 )
 from engine.recovery import HOST, interrupt_trial, process_start
-from engine.search import distributions, make_pruner, make_sampler, trial_inputs
+from engine.search import ARCH_PARAM, distributions, make_pruner, make_sampler, trial_inputs
 from engine.storage_outage import StorageUnreachable
 
 Emit = Callable[[p.Event], None]
+MAX_DEFERRALS = 3  # fresh asks per pick whose architecture may not fit this worker
 
 
 @dataclass
@@ -101,6 +105,7 @@ class Worker:
         lock_path: str | None = None,
         exit_when_idle: bool = True,
         poll_s: float = 0.5,
+        memory_limit: int | None = None,
     ) -> None:
         self.storage = storage
         self.queue = CampaignQueue(storage, campaign)
@@ -116,6 +121,8 @@ class Worker:
         self.poll_s = poll_s
         self._data: dict[str, Any] = {}
         self.trials_run = 0
+        self.memory_limit = memory_limit  # bytes a trial may use here (None: free memory)
+        self.fit = FitJudge(device, memory_limit)
 
     def run(self) -> int:
         if self.threads:
@@ -123,7 +130,9 @@ class Worker:
 
             set_threads(self.threads)
         while not self.flags.should_exit():
-            if self.flags.hold:
+            if self.flags.hold:  # thermal policy, or the host drained or stopped
+                if self.exit_when_idle and self.queue.all_terminal():
+                    return 0
                 time.sleep(self.poll_s)
                 continue
             self.flags.interrupt = False
@@ -139,7 +148,11 @@ class Worker:
     def run_one(self) -> bool:
         """Ask and run one trial of the first runnable experiment; False if none."""
         asked = self._ask()
-        if asked is None:
+        for _ in range(MAX_DEFERRALS):  # sampled an architecture too big for us: again
+            if asked != "deferred":
+                break
+            asked = self._ask()
+        if asked is None or isinstance(asked, str):
             return False
         entry, study, trial = asked
         try:
@@ -161,9 +174,10 @@ class Worker:
         self.queue.refresh()  # done / failed transitions, also without an engine
         return True
 
-    def _ask(self) -> tuple[Entry, optuna.Study, optuna.trial.Trial] | None:
+    def _ask(self) -> tuple[Entry, optuna.Study, optuna.trial.Trial] | str | None:
         with ask_lock(self.lock_path):
-            entry = self.queue.pick()
+            self.fit.refresh()
+            entry = self.queue.pick(accept=self.fit.runnable)
             if entry is None or entry.counts.consecutive_failures >= (
                 entry.config.max_consecutive_failures
             ):
@@ -176,7 +190,7 @@ class Worker:
                 sampler=make_sampler(cfg, len(entry.grid), parallel=self.parallel, salt=salt),
                 pruner=make_pruner(cfg),
             )
-            trial = study.ask(distributions(cfg, len(entry.grid)))
+            trial = self.fit.ask(study, entry, distributions(cfg, len(entry.grid)))
             tid = trial._trial_id
             _first_beat(self.storage, tid)
             pid = os.getpid()
@@ -194,6 +208,10 @@ class Worker:
                 with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                     self.storage.set_trial_state_values(tid, TrialState.FAIL)
                 return None
+            if not self.fit.fits(entry, int(trial.params[ARCH_PARAM])):
+                capacity = self.fit.capacity(entry)
+                defer_trial(self.storage, entry, self.storage.get_trial(tid), capacity)
+                return "deferred"
         return entry, study, trial
 
     def _surplus(self, entry: Entry, number: int) -> bool:
@@ -274,7 +292,12 @@ class Worker:
 
             device = self.device or cfg.device
             data = self._prepared(entry, resolve_device(device))
-            options = RunOptions(device=device, precision=cfg.precision, threads=self.threads)
+            options = RunOptions(
+                device=device,
+                precision=cfg.precision,
+                threads=self.threads,
+                memory_limit_bytes=self.memory_limit,
+            )
             result = train_trial(
                 arch,
                 params,
@@ -294,10 +317,13 @@ class Worker:
             interrupt_trial(self.storage, entry, self.storage.get_trial(tid), reason)
         except StorageUnreachable:
             raise  # not the trial's fault: it is recovered as interrupted, never failed
-        except (TrialDoesNotFit, Exception) as exc:
+        except TrialDoesNotFit as exc:  # free memory shrank since the pick: not a failure
+            state, reason = "interrupted", f"deferred: {exc}"
+            capacity = self.fit.capacity(entry)
+            defer_trial(self.storage, entry, self.storage.get_trial(tid), capacity, reason)
+        except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}".strip()
-            if not isinstance(exc, TrialDoesNotFit):
-                traceback.print_exc()
+            traceback.print_exc()
             self._fail(tid, reason)
         else:
             value = float(result.value)

@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, default=0)
     parser.add_argument("--threads", type=int)
     parser.add_argument("--device")
+    parser.add_argument("--memory-limit", type=int, help="bytes a trial may use (test hook)")
     parser.add_argument("--salt", type=int, default=0)
     parser.add_argument("--parallel", action="store_true")
     parser.add_argument("--lock")
@@ -340,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = Flags(orphaned=orphaned, hold=args.hold)
 
     emit = child_process_io(flags)
+    from engine.fleet.fit import memory_limit_from_env
     from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
     from engine.queue import CampaignQueue
 
@@ -356,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         parallel=args.parallel,
         salt=args.salt,
+        memory_limit=args.memory_limit or memory_limit_from_env(),
         lock_path=args.lock,
     )
     code = run_worker(worker)

@@ -35,6 +35,7 @@ from engine.protocol import (
     Stop,
 )
 from hpotui.screens.crashed import CrashChoice, EngineCrashedScreen
+from hpotui.screens.hosts import HostsScreen
 from hpotui.screens.main import KEYS, TOPICS, MainScreen
 from hpotui.screens.quit import QuitChoice, QuitScreen
 from hpotui.screens.trial_table import TrialTableScreen
@@ -236,6 +237,8 @@ class HpotuiApp(App[int]):
         self.main.draw(dirty)
         screen = self.screen
         if isinstance(screen, TrialTableScreen) and dirty & {"trials", "curves"}:
+            screen.refresh_rows()
+        if isinstance(screen, HostsScreen) and "hosts" in dirty:
             screen.refresh_rows()
 
     # ------------------------------------------------------------------ commands out

@@ -45,6 +45,17 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
+def _host_changes(known: dict[str, str], hosts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(host, status) of each machine that is new or changed status; updates `known`."""
+    changes = []
+    for view in hosts:
+        host, status = str(view.get("host", "?")), str(view.get("status", "?"))
+        if known.get(host) != status:
+            known[host] = status
+            changes.append((host, status))
+    return changes
+
+
 def _arch_label(arch: dict[str, Any]) -> str:
     if not arch:
         return "-"
@@ -62,6 +73,7 @@ class BatchView:
         self.trials_done = 0
         self.started = time.monotonic()
         self.running: dict[tuple[str, int], p.TrialStarted] = {}
+        self.hosts: dict[str, str] = {}  # host -> status last printed
 
     def status(self, name: str) -> p.ExperimentStatus | None:
         if self.snapshot is None:
@@ -79,7 +91,12 @@ class BatchView:
                     f"storage {event.storage}"
                 )
         elif isinstance(event, p.QueueSnapshot):
+            self._needs_bigger(event)
             self.snapshot = event
+        elif isinstance(event, p.HostsChanged):
+            for host, status in _host_changes(self.hosts, event.hosts):
+                style = "red" if status == "lost" else "cyan"
+                c.print(f"[{style}]host {host}: {status}[/]")
         elif isinstance(event, p.TrialStarted):
             self.running[(event.experiment, event.trial)] = event
         elif isinstance(event, p.TrialFinished):
@@ -102,6 +119,19 @@ class BatchView:
             self.errors.append(event.message)
         elif isinstance(event, p.Reply) and not event.ok:
             c.print(f"[red]command refused: {event.message}[/]")
+
+    def _needs_bigger(self, snap: p.QueueSnapshot) -> None:
+        """Say when an experiment's trials start or stop waiting for a bigger device."""
+        for x in snap.experiments:
+            before = self.status(x.name)
+            if x.needs_bigger != (before.needs_bigger if before else 0):
+                if x.needs_bigger:
+                    self.console.print(
+                        f"[yellow]{x.name}: {x.needs_bigger} trial(s) need a bigger device "
+                        "than any live machine's; they wait for one[/]"
+                    )
+                elif before is not None:
+                    self.console.print(f"{x.name}: no trial waits for a bigger device")
 
     def trial_line(self, e: p.TrialFinished) -> Text:
         status = self.status(e.experiment)

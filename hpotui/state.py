@@ -1,7 +1,7 @@
 """The dashboard's model of a campaign, built by folding engine events; no UI imports.
 
 `CampaignState.apply(event)` updates the model and returns the *topics* that changed
-("queue", "trials", "curves", "hardware", "log", "status"). The app folds every event as
+("queue", "trials", "curves", "hardware", "log", "status", "hosts"). The app folds every event as
 soon as it arrives but redraws only the panels whose topics changed, on a short timer, so
 a fast event stream costs one redraw per tick rather than one per event.
 """
@@ -23,6 +23,7 @@ from engine.protocol import (
     ExperimentStatus,
     HardwareSampled,
     Hello,
+    HostsChanged,
     LogLine,
     QueueSnapshot,
     Reply,
@@ -35,7 +36,7 @@ from engine.protocol import (
 LOG_LEVELS = ("debug", "info", "warning", "error")
 HISTORY_SAMPLES = 60  # hardware samples kept (1 Hz: one minute)
 LOG_LINES = 2000
-TOPICS = ("queue", "trials", "curves", "hardware", "log", "status")
+TOPICS = ("queue", "trials", "curves", "hardware", "log", "status", "hosts")
 
 
 @dataclass
@@ -107,6 +108,7 @@ class CampaignState:
         self.replies: dict[str, Reply] = {}
         self.bye: Bye | None = None
         self.errors: list[str] = []  # error events since the engine's last Hello
+        self.hosts: list[dict[str, Any]] = []  # every machine (engine.fleet.host_records)
         self.n_events = 0
         self.last_ts = 0.0
         self._log_seq = 0
@@ -197,6 +199,9 @@ class CampaignState:
             why = f" ({event.reason})" if event.reason else ""
             self.add_log(event.ts, "info", f"{event.experiment} {event.state}{best}{why}", "engine")
             return {"log"}
+        if isinstance(event, HostsChanged):
+            self.hosts = sorted(event.hosts, key=lambda h: str(h.get("host", "")))
+            return {"hosts"}
         if isinstance(event, Bye):
             self.bye = event
             self.add_log(

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from optuna.trial import FrozenTrial, TrialState
 
 from engine import protocol as p
+from engine.fleet.fit import T_DEFERRED
 from engine.queue import (
     T_COUNTED,
     T_EXTREME,
@@ -57,8 +58,8 @@ def trial_state(t: FrozenTrial) -> p.TrialState | None:
     if t.state == TrialState.PRUNED:
         return "pruned"
     if t.state == TrialState.FAIL:
-        if t.user_attrs.get(T_SURPLUS):
-            return None
+        if t.user_attrs.get(T_SURPLUS) or t.user_attrs.get(T_DEFERRED):
+            return None  # never ran: surplus, or handed to a worker it fits
         return "failed" if t.user_attrs.get(T_COUNTED) else "interrupted"
     return None
 

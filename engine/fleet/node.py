@@ -48,12 +48,14 @@ from optuna.trial import TrialState
 
 from engine import protocol as p
 from engine.errors import UserError
+from engine.fleet.control import HostControl, host_record
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.heartbeat import (
     Reaper,
     campaign_lock,
     use_campaign_heartbeat,
 )
+from engine.fleet.host_records import PUBLISH_S, HostRecord
 from engine.fleet.hosts import host_name
 from engine.fleet.monitor import NodeMonitor, monitor_spec
 from engine.fleet.node_worker import STORAGE_ENV, node_salt
@@ -87,6 +89,8 @@ class NodeOptions:
     log_path: Path | None = None
     python: list[str] = field(default_factory=lambda: [sys.executable])
     storage_patience_s: float | None = None  # None: the workers' default (5 min)
+    memory_limit: int | None = None  # bytes one trial may use (engine.fleet.fit)
+    publish_s: float = PUBLISH_S  # host record (engine.fleet.host_records)
 
 
 class WorkerNode:
@@ -121,6 +125,12 @@ class WorkerNode:
         self._next_slow = time.monotonic() + SLOW_CHECK_S
         self._next_refresh = 0.0
         self._readers: list[threading.Thread] = []
+        self.control = HostControl(
+            storage, self.queue, self.host, "node", publish_s=self.options.publish_s
+        )
+        self.target = self.options.workers
+        self.running: set[str] = set()  # "experiment#trial" run by our workers
+        self.thermal = "unknown"
 
     # ---------------------------------------------------------------- running
 
@@ -161,7 +171,10 @@ class WorkerNode:
             while True:
                 self._drain(timeout=0.2)
                 while not self.actions.empty():
-                    self.signal_children(self.actions.get_nowait())
+                    action = self.actions.get_nowait()
+                    if action == "release" and self.control.holding:
+                        continue  # drained or stopped from elsewhere: stays held
+                    self.signal_children(action)
                 now = time.monotonic()
                 if now < next_check:
                     continue
@@ -188,11 +201,15 @@ class WorkerNode:
             if self.monitor is not None:
                 self.monitor.stop()
             self._wait_children(10.0)
+            with contextlib.suppress(Exception):  # a lost database: the record ages to lost
+                self.control.publish(self._record("exited"), force=True)
             if self._log is not None:
                 self._log.close()
 
     def _maintain(self, now: float, *, final: bool) -> None:
         """The periodic work of the node (its storage waits out outages)."""
+        self._obey()
+        self.control.publish(self._record())
         for line in self._reaper.reap():
             self.log("warning", line)
         if now >= self._next_slow:
@@ -223,6 +240,59 @@ class WorkerNode:
     def log(self, level: p.LogLevel, message: str) -> None:
         self.on_event(p.LogLine(level=level, message=self.scrub(message), source=self.host))
 
+    # ---------------------------------------------------------------- remote control
+
+    def _obey(self) -> None:
+        """Apply a new command for this machine (engine.fleet.control)."""
+        thermal = self.monitor is not None and self.monitor.hold
+        orders = self.control.poll(thermal_hold=thermal)
+        if orders is None:
+            return
+        self.log("info", orders.message)
+        for action in orders.controls:
+            self.signal_children(action)
+        if orders.workers is not None:
+            self.scale(orders.workers)
+
+    def scale(self, n: int) -> None:
+        """Keep `n` workers: start more, or ask extras to finish their trial and leave."""
+        self.target = n
+        active = [c for c in self.children if c.process.poll() is None and not c.stopping]
+        for child in active[n:]:
+            child.stopping = True
+            self._control(child, "stop_after")
+        used = {c.slot for c in active[:n]}
+        free = (slot for slot in range(10_000) if slot not in used)
+        for _ in range(n - len(active)):
+            self._spawn(next(free))
+
+    def _record(self, state: str | None = None) -> HostRecord:
+        device = self.options.device or self._device()
+        workers = len([c for c in self.children if c.process.poll() is None and not c.stopping])
+        return host_record(
+            self.host,
+            "node",
+            device,
+            self.options.memory_limit,
+            workers=workers,
+            running=self.running,
+            thermal=self.thermal,
+            state=state or self.control.state(len(self.running), stopping=bool(self.stopping)),
+        )
+
+    def _device(self) -> str:
+        entries = self.queue.entries(with_trials=False)
+        return entries[0].config.device if entries else "cpu"
+
+    def _note(self, event: p.Event) -> None:
+        """Follow our workers' trials and this machine's thermal state for the record."""
+        if isinstance(event, p.TrialStarted):
+            self.running.add(f"{event.experiment}#{event.trial}")
+        elif isinstance(event, p.TrialFinished):
+            self.running.discard(f"{event.experiment}#{event.trial}")
+        elif isinstance(event, p.ThermalChanged):
+            self.thermal = event.state
+
     # ---------------------------------------------------------------- workers
 
     def _spawn(self, slot: int, restarts: int = 0) -> None:
@@ -246,13 +316,15 @@ class WorkerNode:
             cmd += ["--device", self.options.device]
         if self.options.storage_patience_s is not None:
             cmd += ["--storage-patience", str(self.options.storage_patience_s)]
+        if self.options.memory_limit is not None:
+            cmd += ["--memory-limit", str(self.options.memory_limit)]
         env = {**os.environ, STORAGE_ENV: self.url}
         process = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
         )
         child = _Child(slot, worker_id, process, restarts)
         self.children.append(child)
-        if self.monitor is not None and self.monitor.hold:
+        if (self.monitor is not None and self.monitor.hold) or self.control.holding:
             self._control(child, "hold")
         reader = threading.Thread(target=self._read_events, args=(child,), daemon=True)
         reader.start()
@@ -278,12 +350,15 @@ class WorkerNode:
             event = self.events.get(timeout=timeout) if timeout else self.events.get_nowait()
         except queue_module.Empty:
             return
+        self._note(event)
         self.on_event(event)
         while True:
             try:
-                self.on_event(self.events.get_nowait())
+                event = self.events.get_nowait()
             except queue_module.Empty:
                 return
+            self._note(event)
+            self.on_event(event)
 
     def _reap_children(self) -> None:
         for child in list(self.children):

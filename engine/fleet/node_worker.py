@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--device")
     parser.add_argument("--storage-patience", type=float, default=300.0)
+    parser.add_argument("--memory-limit", type=int, help="bytes a trial may use (test hook)")
     args = parser.parse_args(argv)
     url = os.environ.get(STORAGE_ENV, "")
     if not url:
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from engine import trial_loop as worker_module
+    from engine.fleet.fit import memory_limit_from_env
     from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
     from engine.queue import CampaignQueue
     from engine.storage_outage import open_guarded
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         parallel=True,
         salt=args.salt,
+        memory_limit=args.memory_limit or memory_limit_from_env(),
         poll_s=IDLE_POLL_S,
     )
     try:

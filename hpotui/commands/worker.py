@@ -21,6 +21,7 @@ from typing import Any
 from engine import protocol as p
 from engine.campaign.schema import duration_arg
 from engine.errors import UserError
+from engine.fleet.pool import DEFAULT_POOL
 from engine.worker_pool import workers_arg
 
 STORAGE_ENV = "HPOTUI_STORAGE"
@@ -69,6 +70,16 @@ def register(sub: Any) -> None:
         type=duration_arg,
         help='how long a database outage is waited out (seconds or "5m"; default: the '
         "config's storage_patience, else 5 minutes)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        help="memory one trial may use on this machine, e.g. 8GiB (default: what the "
+        "device has free); architectures that need more are left to bigger machines",
+    )
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        help=f"database connections per process at most (default {DEFAULT_POOL})",
     )
     parser.add_argument("--json", action="store_true", help="print protocol events, not lines")
     parser.set_defaults(func=run)
@@ -120,9 +131,11 @@ def _storage_url(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     from engine import paths
+    from engine.fleet.fit import parse_bytes
     from engine.fleet.heartbeat import HeartbeatSettings
     from engine.fleet.hosts import host_name
     from engine.fleet.node import NodeOptions, WorkerNode, install_signal_handlers
+    from engine.fleet.pool import set_pool_size
     from engine.fleet.setup import campaigns_in, create_campaign
     from engine.storage import check_storage, is_journal, mask_url
     from engine.storage_outage import DEFAULT_PATIENCE_S, open_guarded
@@ -130,6 +143,8 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     problem = check_storage(url)
     if problem:
         raise UserError(problem, where="--storage")
+    memory_limit = parse_bytes(args.memory_limit) if args.memory_limit else None
+    set_pool_size(args.pool_size)
     say = _printer(args.json)
     campaign = None
     if args.config:
@@ -174,6 +189,7 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
             monitor=not args.no_monitor,
             storage_patience_s=patience,
             log_path=paths.outputs_dir() / name / f"worker-{_safe(host_name())}.log",
+            memory_limit=memory_limit,
         ),
     )
     for line in node.prepare():
@@ -184,19 +200,15 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
 
 
 def _checked_campaign(config: Path, url: str) -> Any:
-    """The config, loaded and pre-flighted (exit 2 with every problem), minus the
-    experiments no architecture of which fits this machine."""
-    import dataclasses
-
+    """The config, loaded and pre-flighted (exit 2 with every problem). Experiments
+    that do not fit this machine are kept: a bigger machine may join and run them
+    (engine.fleet.fit)."""
     from engine.campaign.config import load_campaign
     from engine.campaign.preflight import run_preflight
 
     campaign = load_campaign(config)
     report = run_preflight(campaign, url)
     report.raise_if_problems()
-    if report.excluded:
-        kept = tuple(e for e in campaign.experiments if e.name not in report.excluded)
-        campaign = dataclasses.replace(campaign, experiments=kept)
     return campaign
 
 

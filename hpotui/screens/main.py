@@ -32,6 +32,8 @@ from engine.protocol import (
 from hpotui.screens.add_experiments import AddExperimentsScreen
 from hpotui.screens.confirm import ConfirmScreen
 from hpotui.screens.help import HelpScreen
+from hpotui.screens.hosts import KEYS as HOSTS_KEYS
+from hpotui.screens.hosts import HostsScreen
 from hpotui.screens.trial_table import TrialTableScreen
 from hpotui.state import CampaignState
 from hpotui.widgets.best_table import BestArchitectures
@@ -59,6 +61,7 @@ KEYS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("plus,equals_sign", "+", "workers(1)", "One more worker", True),
     ("minus", "-", "workers(-1)", "One worker fewer", True),
     ("enter", "enter", "trials", "Trial table of the selected experiment", False),
+    ("h", "h", "hosts", "Hosts: every machine; drain, stop, resume, workers there", True),
     ("l", "l", "focus_log", "Focus the log (f there: filter by level)", True),
     ("question_mark", "?", "help", "Show the keys", True),
     ("q", "q", "quit", "Quit (stop after current trials, or leave running)", True),
@@ -75,6 +78,7 @@ SHORT = {
     "workers(1)": "+Worker",
     "workers(-1)": "-Worker",
     "focus_log": "Log",
+    "hosts": "Hosts",
     "help": "Help",
     "quit": "Quit",
 }
@@ -241,12 +245,15 @@ class MainScreen(Screen[None]):
         if name is not None:
             self.app.push_screen(TrialTableScreen(name, self.state))
 
+    def action_hosts(self) -> None:
+        self.app.push_screen(HostsScreen(self.state))
+
     def action_focus_log(self) -> None:
         self.query_one(LogView).focus()
 
     def action_help(self) -> None:
         keys = [(shown, description) for _, shown, _, description, _ in KEYS]
-        self.app.push_screen(HelpScreen(keys))
+        self.app.push_screen(HelpScreen(keys + list(HOSTS_KEYS)))
 
     async def action_quit(self) -> None:
         await self.hpotui.action_quit()

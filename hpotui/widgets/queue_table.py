@@ -111,16 +111,19 @@ def _row(e: ExperimentStatus) -> tuple[object, ...]:
         e.n_running,
         e.best_value,
         e.eta_s,
+        e.needs_bigger,
     )
 
 
 def _cells(row: tuple[object, ...]) -> list[object]:
-    pos, name, budget, horizon, state, done, total, running, best, eta = row
+    pos, name, budget, horizon, state, done, total, running, best, eta, bigger = row
     assert isinstance(done, int) and isinstance(total, int) and isinstance(running, int)
     trials = bar(done, total, 8)
     trials.append(f" {done}/{total}")
     if running:
         trials.append(f" +{running}", style="green")
+    if bigger:  # waiting trials no live machine can fit (engine.fleet.fit)
+        trials.append(f" {bigger} need a bigger device", style="yellow")
     eta_text = duration(eta) if isinstance(eta, int | float) else "-"
     return [
         str(pos),
