@@ -151,9 +151,18 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(out, [str(error)], campaign_name, str(config))
     with contextlib.suppress(OSError):
         safe.file = open(folder / "engine.log", "a", encoding="utf-8")  # noqa: SIM115
+    repairs: list[str] = []  # a torn journal tail cut back (engine/journal_check.py)
+    try:
+        storage = open_storage(url, warn=repairs.append)
+    except UserError as error:
+        with contextlib.suppress(OSError):
+            (folder / "engine.pid").unlink()
+        lock.close()
+        return _fail(out, [str(error)], campaign_name, str(config))
+    report.warnings[:0] = repairs
     engine = Engine(
         campaign,
-        open_storage(url),
+        storage,
         url,
         out=out,
         workers=args.workers if args.workers is not None else campaign.workers,

@@ -20,14 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend
 
 from engine import paths
-from engine.filelock import JournalFlock
 
 JOURNAL_NAME = "optuna.journal"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
@@ -70,6 +70,7 @@ def open_storage(
     heartbeat_interval: int | None = 60,
     grace_period: int | None = None,
     engine_kwargs: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> optuna.storages.BaseStorage:
     """Open (and create when missing) the storage at `url`.
 
@@ -77,18 +78,29 @@ def open_storage(
     worker stopped beating for `grace_period` seconds (default 2x the interval) is
     marked failed by Optuna. The journal backend has no heartbeat; the engine recovers
     interrupted trials itself on restart.
+
+    A journal is checked first (engine/journal_check.py): a torn last record is cut back
+    (after a backup) and reported through `warn` (default: a line on stderr); a damaged
+    middle raises `JournalDamaged`, a UserError.
     """
     if is_journal(url):
+        from engine.journal_check import CheckedJournalBackend, check_and_repair
+
+        say = warn or _warn_on_stderr
         path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=JournalFlock(path))
-        return optuna.storages.JournalStorage(backend)
+        check_and_repair(path, say)
+        return optuna.storages.JournalStorage(CheckedJournalBackend(path, say))
     return optuna.storages.RDBStorage(
         _sqlalchemy_url(url),
         engine_kwargs=engine_kwargs,
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
     )
+
+
+def _warn_on_stderr(line: str) -> None:
+    print(f"hpotui: warning: {line}", file=sys.stderr)
 
 
 def check_storage(url: str) -> str | None:
@@ -153,6 +165,8 @@ def _check_journal_content(path: Path) -> str | None:
         return None
     with path.open("rb") as file:
         first = file.readline(1 << 16)
+    if not first.endswith(b"\n"):
+        return None  # a torn first record: journal_check cuts it back (with a backup)
     try:
         record = json.loads(first)
     except ValueError:

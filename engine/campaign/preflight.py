@@ -23,13 +23,13 @@ from typing import Any
 import pandas as pd
 import torch
 
-from engine import paths
+from engine import journal_check, paths
 from engine.campaign.config import Locations, load_located
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.dataset.spec import DataSpec
 from engine.errors import UserError, UserErrors
 from engine.model.architecture import Architecture
-from engine.storage import check_storage, default_storage_url, mask_url
+from engine.storage import check_storage, default_storage_url, is_journal, journal_path, mask_url
 
 MIN_FREE_BYTES = 256 * 2**20  # journal, logs and trial tables of a campaign fit easily
 
@@ -49,6 +49,7 @@ class PreflightReport:
     excluded_architectures: dict[str, tuple[Architecture, ...]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     storage_url: str = ""
+    journal: journal_check.JournalScan | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,6 +106,8 @@ def _check_places(
     problem = check_storage(url)
     if problem:
         report.problem(UserError(problem, where=storage_where))
+    elif is_journal(url) and journal_path(url).is_file():
+        _check_journal(journal_path(url), report)
     folder = paths.outputs_dir() / campaign.name
     existing = folder
     while not existing.exists() and existing.parent != existing:
@@ -131,6 +134,15 @@ def _check_places(
                 hint="free some disk space",
             )
         )
+
+
+def _check_journal(path: Path, report: PreflightReport) -> None:
+    """Read the whole journal: a damaged middle stops the run, a torn tail is cut on open."""
+    found = journal_check.scan(path)
+    report.lines.append(f"journal: {found.records} record(s), {_size(found.size)}")
+    if found.damaged_at is not None:
+        report.problem(found.damaged_error())
+    report.journal = found  # a torn tail is cut (and said) by the engine's open
 
 
 class _Checker:

@@ -38,6 +38,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     for warning in report.warnings:
         print(f"  warning: {warning}")
+    if report.journal is not None and report.journal.torn_tail:
+        found = report.journal
+        print(
+            f"  warning: storage {found.path}: the last record is incomplete "
+            f"({found.tail_bytes} bytes at byte {found.good_end}: a write cut short); the "
+            f"next run copies the file to {found.path.name}.damaged-<time> and cuts it back "
+            f"to the {found.records} complete record(s)"
+        )
     report.raise_if_problems()
     print(f"ok: {len(campaign.experiments) - len(report.excluded)} experiment(s) ready")
     return 0
