@@ -104,7 +104,11 @@ def _lock_campaign(folder: Path) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine")
     parser.add_argument("--config", help="campaign TOML (default: configs/demo.toml)")
-    parser.add_argument("--storage", help="Optuna storage URL (default: journal in outputs/)")
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: $HPOTUI_STORAGE, else the config's, else a journal "
+        "in outputs/); front-ends pass it in $HPOTUI_STORAGE, off the command line",
+    )
     parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
     parser.add_argument("--device", help="override every experiment's device (cpu, cuda, ...)")
     parser.add_argument("--no-monitor", action="store_true", help="no hardware sampling")
@@ -122,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     from engine import paths
     from engine.campaign.config import load_campaign
     from engine.campaign.preflight import run_preflight
+    from engine.storage import requested_storage
 
     config = Path(args.config) if args.config else paths.default_config()
     campaign_name = ""
     try:
         campaign = load_campaign(config)
         campaign_name = campaign.name
-        report = run_preflight(campaign, args.storage)
+        report = run_preflight(campaign, requested_storage(args.storage))
         report.raise_if_problems()
     except UserErrors as errors:
         return _fail(out, errors.lines(), campaign_name, str(config))
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if report.excluded:
         kept = tuple(e for e in campaign.experiments if e.name not in report.excluded)
         campaign = dataclasses.replace(campaign, experiments=kept)
-    url = report.storage_url or args.storage or ""
+    url = report.storage_url
     folder = paths.outputs_dir() / campaign.name
     try:
         lock = _lock_campaign(folder)

@@ -12,7 +12,8 @@ Rules:
   failing pre-flight leaves storage untouched. `open_storage` is the only function that
   creates anything (the journal file and its folder, the database tables).
 - A URL is shown to people only through `mask_url` (events, logs, errors), so a
-  password never reaches a screen or a log file.
+  password never reaches a screen or a log file; it reaches child processes through
+  `$HPOTUI_STORAGE` (`child_env`), never their argv.
 """
 
 from __future__ import annotations
@@ -33,6 +34,28 @@ JOURNAL_NAME = "optuna.journal"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _PASSWORD = re.compile(r"(?P<head>://[^:/@?#]*:)(?P<password>[^/?#]*)(?P<at>@)")
 _PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#]*)", re.IGNORECASE)
+
+
+STORAGE_ENV = "HPOTUI_STORAGE"  # how a storage URL reaches a process: never its argv
+
+
+def requested_storage(flag: str | None) -> str | None:
+    """The storage a command was asked to use: its `--storage`, else `$HPOTUI_STORAGE`,
+    else None (the campaign's own: its config's `storage`, or the default journal).
+
+    Every command that takes `--storage` resolves it here. A child process gets the URL
+    in its environment (`child_env`), never on its command line, where `ps` shows it
+    to everyone on the machine.
+    """
+    return flag or os.environ.get(STORAGE_ENV) or None
+
+
+def child_env(url: str | None) -> dict[str, str]:
+    """This process's environment with `url` as the child's storage (unset if None)."""
+    env = {k: v for k, v in os.environ.items() if k != STORAGE_ENV}
+    if url:
+        env[STORAGE_ENV] = url
+    return env
 
 
 def default_storage_url(campaign_name: str) -> str:
