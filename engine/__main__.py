@@ -112,7 +112,11 @@ def _lock_campaign(folder: Path) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine")
     parser.add_argument("--config", help="campaign TOML (default: configs/demo.toml)")
-    parser.add_argument("--storage", help="Optuna storage URL (default: journal in outputs/)")
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: $HPOTUI_STORAGE, else the config's, else a journal "
+        "in outputs/); front-ends pass it in $HPOTUI_STORAGE, off the command line",
+    )
     parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
     parser.add_argument("--device", help="override every experiment's device (cpu, cuda, ...)")
     parser.add_argument("--no-monitor", action="store_true", help="no hardware sampling")
@@ -136,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     from engine import paths
     from engine.campaign.config import load_campaign
     from engine.campaign.preflight import run_preflight
+    from engine.storage import requested_storage
 
     config = Path(args.config) if args.config else paths.default_config()
     campaign_name = ""
     try:
         campaign = load_campaign(config)
         campaign_name = campaign.name
-        report = run_preflight(campaign, args.storage)
+        report = run_preflight(campaign, requested_storage(args.storage))
         report.raise_if_problems()
     except UserErrors as errors:
         return _fail(out, errors.lines(), campaign_name, str(config))
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.storage import is_journal
     from engine.storage_outage import open_guarded
 
-    url = report.storage_url or args.storage or ""
+    url = report.storage_url
     if url and not is_journal(url):  # a bigger machine may join: they wait for it
         report.excluded = []  # (engine.fleet.fit: every experiment keeps its whole grid)
     if report.excluded:
@@ -170,9 +175,20 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         safe.file = open(folder / "engine.log", "a", encoding="utf-8")  # noqa: SIM115
     patience = args.storage_patience or campaign.storage_patience_s
+    repairs: list[str] = []  # a torn journal tail cut back (engine/journal_check.py)
+    try:
+        storage = open_guarded(
+            url, patience, None, give_up=lambda: bool(stops["now"]), warn=repairs.append
+        )
+    except UserError as error:
+        with contextlib.suppress(OSError):
+            (folder / "engine.pid").unlink()
+        lock.close()
+        return _fail(out, [str(error)], campaign_name, str(config))
+    report.warnings[:0] = repairs
     engine = Engine(
         campaign,
-        open_guarded(url, patience, None, give_up=lambda: bool(stops["now"])),
+        storage,
         url,
         out=out,
         workers=args.workers if args.workers is not None else campaign.workers,

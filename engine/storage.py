@@ -12,7 +12,8 @@ Rules:
   failing pre-flight leaves storage untouched. `open_storage` is the only function that
   creates anything (the journal file and its folder, the database tables).
 - A URL is shown to people only through `mask_url` (events, logs, errors), so a
-  password never reaches a screen or a log file.
+  password never reaches a screen or a log file; it reaches child processes through
+  `$HPOTUI_STORAGE` (`child_env`), never their argv.
 """
 
 from __future__ import annotations
@@ -20,19 +21,41 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend
 
 from engine import paths
-from engine.filelock import JournalFlock
 
 JOURNAL_NAME = "optuna.journal"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 _PASSWORD = re.compile(r"(?P<head>://[^:/@?#]*:)(?P<password>[^/?#]*)(?P<at>@)")
 _PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&#]*)", re.IGNORECASE)
+
+
+STORAGE_ENV = "HPOTUI_STORAGE"  # how a storage URL reaches a process: never its argv
+
+
+def requested_storage(flag: str | None) -> str | None:
+    """The storage a command was asked to use: its `--storage`, else `$HPOTUI_STORAGE`,
+    else None (the campaign's own: its config's `storage`, or the default journal).
+
+    Every command that takes `--storage` resolves it here. A child process gets the URL
+    in its environment (`child_env`), never on its command line, where `ps` shows it
+    to everyone on the machine.
+    """
+    return flag or os.environ.get(STORAGE_ENV) or None
+
+
+def child_env(url: str | None) -> dict[str, str]:
+    """This process's environment with `url` as the child's storage (unset if None)."""
+    env = {k: v for k, v in os.environ.items() if k != STORAGE_ENV}
+    if url:
+        env[STORAGE_ENV] = url
+    return env
 
 
 def default_storage_url(campaign_name: str) -> str:
@@ -70,6 +93,7 @@ def open_storage(
     heartbeat_interval: int | None = 60,
     grace_period: int | None = None,
     engine_kwargs: dict[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> optuna.storages.BaseStorage:
     """Open (and create when missing) the storage at `url`.
 
@@ -77,12 +101,19 @@ def open_storage(
     worker stopped beating for `grace_period` seconds (default 2x the interval) is
     marked failed by Optuna. The journal backend has no heartbeat; the engine recovers
     interrupted trials itself on restart.
+
+    A journal is checked first (engine/journal_check.py): a torn last record is cut back
+    (after a backup) and reported through `warn` (default: a line on stderr); a damaged
+    middle raises `JournalDamaged`, a UserError.
     """
     if is_journal(url):
+        from engine.journal_check import CheckedJournalBackend, check_and_repair
+
+        say = warn or _warn_on_stderr
         path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=JournalFlock(path))
-        return optuna.storages.JournalStorage(backend)
+        check_and_repair(path, say)
+        return optuna.storages.JournalStorage(CheckedJournalBackend(path, say))
     if engine_kwargs is None:  # a connection limit per process (engine.fleet.pool)
         from engine.fleet.pool import engine_kwargs as pool_kwargs
 
@@ -94,6 +125,10 @@ def open_storage(
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
     )
+
+
+def _warn_on_stderr(line: str) -> None:
+    print(f"hpotui: warning: {line}", file=sys.stderr)
 
 
 def check_storage(url: str) -> str | None:
@@ -158,6 +193,8 @@ def _check_journal_content(path: Path) -> str | None:
         return None
     with path.open("rb") as file:
         first = file.readline(1 << 16)
+    if not first.endswith(b"\n"):
+        return None  # a torn first record: journal_check cuts it back (with a backup)
     try:
         record = json.loads(first)
     except ValueError:

@@ -355,12 +355,14 @@ def open_guarded(
     *,
     source: str = "engine",
     give_up: Callable[[], bool] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> BaseStorage:
-    """Open the storage at `url` (`engine.storage.open_storage`) with its calls under an
-    `OutageGuard` that reports to `emit` as `StorageOutage` events from `source`."""
+    """Open the storage at `url` (`engine.storage.open_storage`, `warn` told of a journal
+    repair) with its calls under an `OutageGuard` that reports to `emit` as
+    `StorageOutage` events from `source`."""
 
     guard = OutageGuard(patience_s, label=mask_url(url), give_up=give_up)
-    storage = guard_storage(open_storage(url), guard)
+    storage = guard_storage(open_storage(url, warn=warn), guard)
     if emit is not None:
         report_outages(storage, emit, source)
     return storage

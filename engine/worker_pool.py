@@ -171,14 +171,14 @@ class LocalWorkers:
                 child.process.kill()
 
     def _spawn(self, *, parallel: bool) -> None:
+        from engine.storage import child_env
+
         self._serial += 1
         worker_id = f"w{self._serial}"
         cmd = [
             sys.executable,
             "-m",
             "engine.worker_pool",
-            "--storage",
-            self.storage_url,
             "--campaign",
             self.campaign,
             "--worker-id",
@@ -203,7 +203,12 @@ class LocalWorkers:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, bufsize=0
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                bufsize=0,
+                env=child_env(self.storage_url),  # the URL off argv: `ps` shows argv
             )
         child = Child(worker_id, process)
         self.children.append(child)
@@ -318,7 +323,7 @@ def run_worker(worker: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.worker_pool")
-    parser.add_argument("--storage", required=True)
+    parser.add_argument("--storage", help="default: $HPOTUI_STORAGE (what the engine sets)")
     parser.add_argument("--campaign", required=True)
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--parent", type=int, default=0)
@@ -332,8 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage-patience", type=float, default=300.0)
     args = parser.parse_args(argv)
 
+    from engine.storage import STORAGE_ENV, requested_storage
     from engine.storage_outage import open_guarded
     from engine.trial_loop import Flags, Worker
+
+    url = requested_storage(args.storage)
+    if not url:
+        print(f"engine.worker_pool: ${STORAGE_ENV} is not set", file=sys.stderr)
+        return 2
 
     orphaned = _die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -346,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.queue import CampaignQueue
 
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
-    storage = open_guarded(args.storage, args.storage_patience, emit, source=args.worker_id)
+    storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
     use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
     worker = Worker(
         storage,

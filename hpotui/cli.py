@@ -37,7 +37,11 @@ def _campaign_parser() -> argparse.ArgumentParser:
     parser.add_argument("config", nargs="?", help="campaign TOML (default: configs/demo.toml)")
     parser.add_argument("--batch", action="store_true", help="run headless, one line per trial")
     parser.add_argument("--json", action="store_true", help="with --batch: print raw events")
-    parser.add_argument("--storage", help="Optuna storage URL (default: journal file in outputs/)")
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: $HPOTUI_STORAGE, else the config's, else the "
+        "journal file in outputs/)",
+    )
     parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
     parser.add_argument(
         "--storage-patience",

@@ -107,9 +107,9 @@ class EngineLink:
         workers: str | None = None,
         extra: list[str] | None = None,
     ) -> EngineLink:
+        from engine.storage import child_env, requested_storage
+
         cmd = [sys.executable, "-m", "engine", "--config", str(config)]
-        if storage:
-            cmd += ["--storage", storage]
         if workers:
             cmd += ["--workers", str(workers)]
         cmd += extra or []
@@ -121,6 +121,7 @@ class EngineLink:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=child_env(requested_storage(storage)),  # the URL off argv: `ps` shows argv
         )
         loop = asyncio.get_running_loop()
         reader, out_transport = await _read_pipe(loop, process.stdout)

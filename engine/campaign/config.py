@@ -127,6 +127,11 @@ class Locations:
         """("configs/c.toml:3", "campaign.storage") for any key path of the file."""
         return self._problems.where(path), dotted(path)
 
+    def written(self, experiment: str, key: str) -> bool:
+        """Did the file set `key` for `experiment` (rather than leave the default)?"""
+        keys = self._keys.get(experiment, {})
+        return key in keys and keys[key] != keys.get("")
+
     def where(self, experiment: str, key: str = "") -> tuple[str, str]:
         keys = self._keys.get(experiment, {})
         path = keys.get(key) or keys.get("", ())

@@ -23,13 +23,20 @@ from typing import Any
 import pandas as pd
 import torch
 
-from engine import paths
+from engine import journal_check, paths
 from engine.campaign.config import Locations, load_located
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.dataset.spec import DataSpec
 from engine.errors import UserError, UserErrors
 from engine.model.architecture import Architecture
-from engine.storage import check_storage, default_storage_url, mask_url
+from engine.storage import (
+    STORAGE_ENV,
+    check_storage,
+    default_storage_url,
+    is_journal,
+    journal_path,
+    mask_url,
+)
 
 MIN_FREE_BYTES = 256 * 2**20  # journal, logs and trial tables of a campaign fit easily
 
@@ -49,6 +56,7 @@ class PreflightReport:
     excluded_architectures: dict[str, tuple[Architecture, ...]] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     storage_url: str = ""
+    journal: journal_check.JournalScan | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,7 +88,8 @@ def run_preflight(
     report.storage_url = url
     locations = _locations(campaign)
     if storage_url:
-        storage_where = "--storage"
+        from_env = os.environ.get(STORAGE_ENV) == storage_url
+        storage_where = f"${STORAGE_ENV}" if from_env else "--storage"
     elif campaign.storage and locations is not None:
         storage_where = ": ".join(locations.key_where(("campaign", "storage")))
     else:
@@ -105,6 +114,8 @@ def _check_places(
     problem = check_storage(url)
     if problem:
         report.problem(UserError(problem, where=storage_where))
+    elif is_journal(url) and journal_path(url).is_file():
+        _check_journal(journal_path(url), report)
     folder = paths.outputs_dir() / campaign.name
     existing = folder
     while not existing.exists() and existing.parent != existing:
@@ -131,6 +142,15 @@ def _check_places(
                 hint="free some disk space",
             )
         )
+
+
+def _check_journal(path: Path, report: PreflightReport) -> None:
+    """Read the whole journal: a damaged middle stops the run, a torn tail is cut on open."""
+    found = journal_check.scan(path)
+    report.lines.append(f"journal: {found.records} record(s), {_size(found.size)}")
+    if found.damaged_at is not None:
+        report.problem(found.damaged_error())
+    report.journal = found  # a torn tail is cut (and said) by the engine's open
 
 
 class _Checker:
@@ -234,7 +254,18 @@ class _Checker:
                 self.splits[exp.data] = error
         found = self.splits[exp.data]
         if isinstance(found, UserError):
-            self.fail(exp.name, _split_key(found), found)
+            key = _split_key(found)
+            if key == "split.min_val_windows" and self._cause_is(exp, "split.val_fraction", key):
+                # the user changed val_fraction, not the minimum: name what they changed
+                key, found = (
+                    "split.val_fraction",
+                    UserError(
+                        f"val_fraction {exp.data.split.val_fraction} leaves fewer validation "
+                        f"windows than split.min_val_windows ({exp.data.split.min_val_windows})",
+                        hint="raise split.val_fraction, or lower split.min_val_windows",
+                    ),
+                )
+            self.fail(exp.name, key, found)
             return
         sizes = " / ".join(f"{info.name} {info.size}" for info in found)
         rates = " / ".join(f"{info.label_rate:.2f}" for info in found if info.size)
@@ -260,10 +291,31 @@ class _Checker:
             self.fail(exp.name, "tier", error)
             return 0
 
+    def _cause_is(self, exp: ExperimentConfig, cause: str, instead_of: str) -> bool:
+        """Did the file set `cause` but not `instead_of` for `exp`?"""
+        if self.locations is None:
+            return False
+        written = self.locations.written
+        return written(exp.name, cause) and not written(exp.name, instead_of)
+
     def grid(self, exp: ExperimentConfig, n_features: int) -> list[Any] | None:
         from engine.model.grid import architecture_grid, extremes, format_count
 
         data = exp.data
+        spec = exp.grid
+        if not any(d % h == 0 for d in spec.d_model for h in spec.n_heads):
+            # else reported as "no architecture within the budget", which hides why
+            heads, widths = list(spec.n_heads), list(spec.d_model)
+            self.fail(
+                exp.name,
+                "architecture.n_heads",
+                UserError(
+                    f"no value of n_heads {heads} divides a value of d_model {widths}, so "
+                    "there is no architecture at all",
+                    hint="attention splits d_model across heads: pick n_heads dividing d_model",
+                ),
+            )
+            return None
         try:
             grid = architecture_grid(
                 exp.budget, n_features, exp.grid, data.context_len, data.patch_len, data.stride

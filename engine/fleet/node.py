@@ -58,10 +58,10 @@ from engine.fleet.heartbeat import (
 from engine.fleet.host_records import PUBLISH_S, HostRecord
 from engine.fleet.hosts import host_name
 from engine.fleet.monitor import NodeMonitor, monitor_spec
-from engine.fleet.node_worker import STORAGE_ENV, node_salt
+from engine.fleet.node_worker import node_salt
 from engine.fleet.setup import Scrubber, campaigns_in
 from engine.queue import T_HOST, T_PID, CampaignQueue
-from engine.storage import mask_url
+from engine.storage import STORAGE_ENV, mask_url
 from engine.worker_pool import pump_events
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130

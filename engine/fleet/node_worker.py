@@ -19,7 +19,8 @@ import sys
 import traceback
 import zlib
 
-STORAGE_ENV = "HPOTUI_STORAGE"
+from engine.storage import STORAGE_ENV
+
 IDLE_POLL_S = 1.0  # each look at the queue reads every trial of the campaign
 
 

@@ -77,6 +77,8 @@ def open_existing_storage(url: str) -> BaseStorage:
         )
     try:
         return open_storage(url)
+    except UserError:  # a damaged journal says so itself (engine/journal_check.py)
+        raise
     except Exception as error:  # any backend failure is the user's URL or server
         first = str(error).strip().splitlines()
         raise UserError(

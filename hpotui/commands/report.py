@@ -30,7 +30,9 @@ def register(sub: Any) -> None:
         metavar="CONFIG_OR_CAMPAIGN",
         help="campaign TOML or campaign name (default: configs/demo.toml)",
     )
-    parser.add_argument("--storage", help="Optuna storage URL (default: the campaign's)")
+    parser.add_argument(
+        "--storage", help="Optuna storage URL (default: $HPOTUI_STORAGE, else the campaign's)"
+    )
     parser.add_argument(
         "--seeds", type=int, default=3, help="retraining seeds per experiment (default 3)"
     )
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.report.build import ReportOptions, build_report
     from engine.report.collect import campaign_of, open_existing_storage
     from engine.report.tables import write_report
-    from engine.storage import default_storage_url, mask_url
+    from engine.storage import default_storage_url, mask_url, requested_storage
 
     if args.seeds < 0:
         raise UserError(f"--seeds must be >= 0, got {args.seeds}", where="command line")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_device(args.device)  # an unknown or absent device: UserError, exit 2
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     campaign, config_storage = campaign_of(args.target)
-    url = args.storage or config_storage or default_storage_url(campaign)
+    url = requested_storage(args.storage) or config_storage or default_storage_url(campaign)
     storage = open_existing_storage(url)
     console = Console(highlight=False)
     options = ReportOptions(

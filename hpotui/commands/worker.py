@@ -12,7 +12,6 @@ experiment failed or the workers could not run, 2 on bad input, 130 when stopped
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,9 +21,8 @@ from engine import protocol as p
 from engine.campaign.schema import duration_arg
 from engine.errors import UserError
 from engine.fleet.pool import DEFAULT_POOL
+from engine.storage import STORAGE_ENV
 from engine.worker_pool import workers_arg
-
-STORAGE_ENV = "HPOTUI_STORAGE"
 
 
 def register(sub: Any) -> None:
@@ -115,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _storage_url(args: argparse.Namespace) -> str:
-    url = args.storage or os.environ.get(STORAGE_ENV, "")
+    from engine.storage import requested_storage
+
+    url = requested_storage(args.storage) or ""
     if not url and args.config:
         from engine.campaign.config import load_campaign
 

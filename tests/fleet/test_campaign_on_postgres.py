@@ -41,13 +41,15 @@ from engine.storage import open_storage
 from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
 from tests.fleet.pg_server import PASSWORD
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(240)]
+# Waits are on conditions; the timeouts are only a safety net, generous because other
+# work on a 2-core machine can slow this campaign several times (issue 15).
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 N_TRIALS = 20
 EXPERIMENTS = ("1K_h1", "1K_h2", "1K_h3")
-GRACE_S = 6  # generous: a starved worker on a busy CI machine must not look dead
+GRACE_S = 10  # generous: a starved worker on a busy CI machine must not look dead
 
 
-def _wait(what: str, check: Callable[[], Any], timeout: float = 120.0, every: float = 0.1) -> Any:
+def _wait(what: str, check: Callable[[], Any], timeout: float = 600.0, every: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -174,10 +176,10 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
     assert killed is not None, "never caught machine b inside a trial"
     killed_at = dt.datetime.now()
 
-    assert d.wait(60) == 2
-    assert a.wait(180) == 0, a.err.read_text()
-    assert c.wait(60) == 0, c.err.read_text()
-    b.wait(10)
+    assert d.wait(300) == 2
+    assert a.wait(900) == 0, a.err.read_text()
+    assert c.wait(300) == 0, c.err.read_text()
+    b.wait(60)
 
     # --- exactly n_trials counted per experiment, nothing lost, nothing run twice
     entries = {e.name: e for e in queue.entries()}
