@@ -27,6 +27,7 @@ from engine import paths
 from engine.campaign.config import Locations, load_located
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.dataset.spec import DataSpec
+from engine.dataset.splits import SplitFacts
 from engine.errors import UserError, UserErrors
 from engine.model.architecture import Architecture
 from engine.storage import check_storage, default_storage_url, mask_url
@@ -148,7 +149,8 @@ class _Checker:
         self.report = report
         self.locations = locations
         self.frames: dict[tuple[str, str, int], pd.DataFrame | UserError] = {}
-        self.splits: dict[DataSpec, list[Any] | UserError] = {}
+        self.splits: dict[DataSpec, SplitFacts | UserError] = {}
+        self.split_owner: dict[DataSpec, str] = {}  # the first experiment of each data spec
         self.devices: dict[str, torch.device | UserError] = {}
         self.failed: dict[tuple[str, str], list[str]] = {}
 
@@ -224,25 +226,32 @@ class _Checker:
         return found
 
     def data_splits(self, exp: ExperimentConfig, frame: pd.DataFrame) -> None:
-        from engine.dataset.windows import prepare_data
+        from engine.dataset.splits import split_facts
 
-        if exp.data not in self.splits:
+        first = exp.data not in self.splits
+        if first:
             try:
-                prepared = prepare_data(frame, exp.data, torch.device("cpu"))
-                self.splits[exp.data] = list(prepared.report)
+                self.splits[exp.data] = split_facts(frame, exp.data)
             except UserError as error:
                 self.splits[exp.data] = error
+            self.split_owner[exp.data] = exp.name
         found = self.splits[exp.data]
         if isinstance(found, UserError):
             self.fail(exp.name, _split_key(found), found)
             return
-        sizes = " / ".join(f"{info.name} {info.size}" for info in found)
-        rates = " / ".join(f"{info.label_rate:.2f}" for info in found if info.size)
+        if not first:  # same data spec: same facts, said once
+            self.report.lines.append(f"{exp.name}: splits as {self.split_owner[exp.data]}")
+            return
+        sizes = " / ".join(f"{info.name} {info.size}" for info in found.splits)
+        rates = " / ".join(f"{info.label_rate:.2f}" for info in found.splits if info.size)
         self.report.lines.append(
             f"{exp.name}: h{exp.horizon} {exp.task} ({exp.data.labels.price_basis}): "
-            f"windows {sizes}, label rate {rates}"
+            f"windows {sizes}, label rate {rates}; {exp.data.normalization} normalization, "
+            f"{found.gap} windows between splits"
         )
-        train = next(info for info in found if info.name == "train")
+        self.report.lines += [f"  {line}" for line in found.lines()]
+        self.report.warnings += [f"{exp.name}: {drift}" for drift in found.drifts()]
+        train = found.get("train")
         if train.label_rate in (0.0, 1.0):
             self.fail(
                 exp.name,
