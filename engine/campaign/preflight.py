@@ -26,6 +26,7 @@ import torch
 from engine import paths
 from engine.campaign.config import Locations, load_located
 from engine.campaign.model import Campaign, ExperimentConfig
+from engine.campaign.space_checks import dead_ranges
 from engine.dataset.spec import DataSpec
 from engine.dataset.splits import SplitFacts
 from engine.errors import UserError, UserErrors
@@ -151,6 +152,7 @@ class _Checker:
         self.frames: dict[tuple[str, str, int], pd.DataFrame | UserError] = {}
         self.splits: dict[DataSpec, SplitFacts | UserError] = {}
         self.split_owner: dict[DataSpec, str] = {}  # the first experiment of each data spec
+        self.dead: dict[str, list[str]] = {}  # dead-range warning -> experiments
         self.devices: dict[str, torch.device | UserError] = {}
         self.failed: dict[tuple[str, str], list[str]] = {}
 
@@ -180,12 +182,16 @@ class _Checker:
         for (where, text), names in self.failed.items():
             which = f"all {total} experiments" if len(names) == total > 1 else ", ".join(names)
             self.report.problem(UserError(f"{text} [{which}]", where=where))
+        for text, names in self.dead.items():
+            self.report.warnings.append(f"{', '.join(names)}: {text}")
 
     def experiment(self, exp: ExperimentConfig) -> None:
         n_features = self.n_features(exp)  # an unknown tier is reported once, here
         frame = self.dataset(exp) if n_features else None
-        if frame is not None:
-            self.data_splits(exp, frame)
+        facts = self.data_splits(exp, frame) if frame is not None else None
+        if facts is not None:  # one warning per dead range, naming its experiments
+            for text in dead_ranges(exp, facts.get("train").size):
+                self.dead.setdefault(text, []).append(exp.name)
         grid = self.grid(exp, n_features) if n_features else None
         device = self.device(exp)
         if grid and device is not None and n_features:
@@ -225,7 +231,7 @@ class _Checker:
             return None
         return found
 
-    def data_splits(self, exp: ExperimentConfig, frame: pd.DataFrame) -> None:
+    def data_splits(self, exp: ExperimentConfig, frame: pd.DataFrame) -> SplitFacts | None:
         from engine.dataset.splits import split_facts
 
         first = exp.data not in self.splits
@@ -238,10 +244,10 @@ class _Checker:
         found = self.splits[exp.data]
         if isinstance(found, UserError):
             self.fail(exp.name, _split_key(found), found)
-            return
+            return None
         if not first:  # same data spec: same facts, said once
             self.report.lines.append(f"{exp.name}: splits as {self.split_owner[exp.data]}")
-            return
+            return found
         sizes = " / ".join(f"{info.name} {info.size}" for info in found.splits)
         rates = " / ".join(f"{info.label_rate:.2f}" for info in found.splits if info.size)
         self.report.lines.append(
@@ -259,6 +265,7 @@ class _Checker:
                 f"every training label is {int(train.label_rate)} at horizon {exp.horizon}: "
                 "nothing to learn; pick another threshold",
             )
+        return found
 
     def n_features(self, exp: ExperimentConfig) -> int:
         from engine.dataset.features import tier_columns
