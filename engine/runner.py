@@ -60,7 +60,7 @@ def plan_experiment(exp: ExperimentConfig, plan: Plan) -> None:
     stored = [{**e.arch.to_dict(), "n_params": e.n_params} for e in grid]
     space = distributions(exp, len(grid))
     plan.grids[exp.name] = stored
-    plan.space_keys[exp.name] = value_space_key(space, stored)
+    plan.space_keys[exp.name] = value_space_key(space, stored, exp.objective)
     indices = [grid.index(e) for e in extremes(grid, exp.budget)] if exp.forced_extremes else []
     plan.extremes[exp.name] = extreme_params(exp, indices, space)
 

@@ -253,8 +253,8 @@ class Worker:
                     elapsed_s=report.elapsed_s,
                 )
             )
-            if math.isfinite(report.val_loss):
-                trial.report(report.val_loss, report.epoch)
+            if math.isfinite(report.objective):
+                trial.report(report.objective, report.epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {report.epoch}")
 
@@ -267,7 +267,12 @@ class Worker:
 
             device = self.device or cfg.device
             data = self._prepared(entry, resolve_device(device))
-            options = RunOptions(device=device, precision=cfg.precision, threads=self.threads)
+            options = RunOptions(
+                device=device,
+                precision=cfg.precision,
+                threads=self.threads,
+                objective=cfg.objective,
+            )
             result = train_trial(
                 arch,
                 params,
@@ -300,6 +305,11 @@ class Worker:
                 ("device", result.device),
                 ("micro_batch", result.micro_batch),
                 ("train_duration_s", result.duration_s),
+                # both selection figures, whichever the experiment's objective is
+                ("val_bce", metrics.get("bce", math.nan)),
+                ("val_auc", metrics.get("roc_auc", math.nan)),
+                ("objective", cfg.objective),
+                ("normalization", cfg.data.normalization),
             ):
                 self.storage.set_trial_user_attr(tid, key, v)
             if not math.isfinite(value):

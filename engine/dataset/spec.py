@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 PriceBasis = Literal["close", "high"]
 SplitMode = Literal["contiguous", "chunks"]
-Normalization = Literal["zscore", "revin"]
+Normalization = Literal["zscore", "revin", "rolling"]
 
 _TASK = re.compile(r"^threshold_(\d+(?:\.\d+)?)pct$")
 
@@ -72,6 +72,7 @@ class DataSpec:
     labels: LabelSpec = field(default_factory=LabelSpec)
     split: SplitSpec = field(default_factory=SplitSpec)
     normalization: Normalization = "zscore"
+    rolling_window: int = 252  # rows per statistic of `rolling` normalization (a year)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -129,7 +129,9 @@ def prepare_data(frame: pd.DataFrame, spec: DataSpec, device: torch.device) -> P
     np.add.at(coverage, days["train"] - context + 1, 1)
     np.add.at(coverage, days["train"] + 1, -1)
     fit_rows = np.cumsum(coverage[:-1]) > 0
-    normalized, stats = normalize_rows(values, fit_rows, spec.normalization, names)
+    normalized, stats = normalize_rows(
+        values, fit_rows, spec.normalization, names, spec.rolling_window
+    )
 
     rows = torch.from_numpy(normalized)
     offsets = torch.arange(-context + 1, 1)
