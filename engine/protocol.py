@@ -87,6 +87,10 @@ class ExperimentStatus:
     eta_s: float | None = None
     timeout_s: float | None = None
     study_name: str = ""
+    # split facts (engine.dataset.splits): per split name, size, start, end, label_rate,
+    # blocks; empty until the engine has read the experiment's data
+    splits: list[dict[str, Any]] = field(default_factory=list)
+    split_warnings: list[str] = field(default_factory=list)  # label-rate drift
 
 
 @dataclass
