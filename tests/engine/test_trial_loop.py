@@ -102,7 +102,7 @@ def test_stop_now_interrupts_and_the_trial_is_rerun_once(workspace: Path) -> Non
 
 def test_trials_record_both_selection_figures_and_the_normalization(workspace: Path) -> None:
     base = load_campaign(FIXTURES / "micro.toml").experiments[0]
-    data = dataclasses.replace(base.data, normalization="rolling")
+    data = dataclasses.replace(base.data, normalization="revin")
     exp = dataclasses.replace(base, objective="val_auc", data=data, n_trials=2)
     queue = _setup(workspace, exp)
     _worker(queue, []).run()
@@ -110,7 +110,7 @@ def test_trials_record_both_selection_figures_and_the_normalization(workspace: P
     assert complete
     for trial in complete:
         attrs = trial.user_attrs
-        assert attrs["objective"] == "val_auc" and attrs["normalization"] == "rolling"
+        assert attrs["objective"] == "val_auc" and attrs["normalization"] == "revin"
         assert trial.value == pytest.approx(1.0 - attrs["val_auc"])
         assert attrs["val_bce"] == attrs["metrics"]["bce"] != trial.value
 
