@@ -46,6 +46,7 @@ S_SPACE_KEY = PREFIX + "space_key"
 S_RUN = PREFIX + "run"
 S_STARTED = PREFIX + "started"
 S_PAUSED_ALL = PREFIX + "paused_all"
+S_SPLITS = PREFIX + "splits"  # SplitFacts.to_dict() of the experiment's data
 
 T_COUNTED = PREFIX + "counted"
 T_INTERRUPTED = PREFIX + "interrupted"
@@ -150,6 +151,7 @@ class Entry:
     grid: list[dict[str, int]]
     space_key: str
     started: float | None
+    splits: dict[str, Any] = field(default_factory=dict)
     trials: list[FrozenTrial] = field(default_factory=list)
     counts: Counts = field(default_factory=Counts)
 
@@ -192,6 +194,8 @@ class Entry:
             eta_s=eta,
             timeout_s=self.config.timeout_s,
             study_name=self.study_name,
+            splits=list(self.splits.get("splits", [])),
+            split_warnings=list(self.splits.get("drift_warnings", [])),
         )
 
 
@@ -225,6 +229,7 @@ class CampaignQueue:
                 grid=list(attrs.get(S_GRID, [])),
                 space_key=str(attrs.get(S_SPACE_KEY, "")),
                 started=attrs.get(S_STARTED),
+                splits=dict(attrs.get(S_SPLITS, {})),
             )
             if with_trials:
                 entry.trials = self.storage.get_all_trials(study._study_id, deepcopy=False)
@@ -457,6 +462,12 @@ class CampaignQueue:
             self._set(e.study_id, S_STARTED, time.time())
 
     # ------------------------------------------------------------------ helpers
+
+    def set_splits(self, name: str, facts: dict[str, Any]) -> None:
+        """Store an experiment's split facts with its study (when they changed)."""
+        for e in self.entries(with_trials=False):
+            if e.name == name and e.splits != facts:
+                self._set(e.study_id, S_SPLITS, facts)
 
     def _set(self, study_id: int, key: str, value: Any) -> None:
         self.storage.set_study_user_attr(study_id, key, value)

@@ -27,6 +27,7 @@ from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
+from engine.errors import UserError
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.engine_hosts import EngineHosts
 from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
@@ -72,9 +73,23 @@ def plan_experiment(exp: ExperimentConfig, plan: Plan) -> None:
     stored = [{**e.arch.to_dict(), "n_params": e.n_params} for e in grid]
     space = distributions(exp, len(grid))
     plan.grids[exp.name] = stored
-    plan.space_keys[exp.name] = value_space_key(space, stored)
+    plan.space_keys[exp.name] = value_space_key(space, stored, exp.objective)
     indices = [grid.index(e) for e in extremes(grid, exp.budget)] if exp.forced_extremes else []
     plan.extremes[exp.name] = extreme_params(exp, indices, space)
+
+
+def data_facts(exp: ExperimentConfig) -> dict[str, Any] | None:
+    """The experiment's split facts as stored with its study (None: data unreadable,
+    which pre-flight has already reported)."""
+    from engine.dataset.manifest import load_processed
+    from engine.dataset.splits import split_facts
+
+    d = exp.data
+    try:
+        frame, _ = load_processed(d.dataset, d.tier, d.version)
+        return split_facts(frame, d).to_dict()
+    except UserError:
+        return None
 
 
 def resolve_workers(
@@ -162,6 +177,9 @@ class Engine:
             self.plan.space_keys[exp.name],
             self.plan.extremes[exp.name],
         )
+        facts = data_facts(exp)
+        if facts is not None:
+            self.queue.set_splits(exp.name, facts)
         return created
 
     def recover(self) -> int:

@@ -58,12 +58,18 @@ def distributions(exp: ExperimentConfig, grid_size: int) -> dict[str, BaseDistri
     return space
 
 
-def value_space_key(space: dict[str, BaseDistribution], grid: list[dict[str, int]]) -> str:
-    """A fingerprint of everything that must stay fixed for the life of a study."""
-    payload = {
+def value_space_key(
+    space: dict[str, BaseDistribution], grid: list[dict[str, int]], objective: str = "val_bce"
+) -> str:
+    """A fingerprint of everything that must stay fixed for the life of a study: the value
+    space, the grid and what the values measure (the objective; left out for val_bce, so
+    the keys of studies from before objectives existed still match)."""
+    payload: dict[str, Any] = {
         "space": {k: distribution_to_json(v) for k, v in sorted(space.items())},
         "grid": grid,
     }
+    if objective != "val_bce":
+        payload["objective"] = objective
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -71,8 +77,9 @@ def check_value_space(experiment: str, stored_key: str | None, current_key: str)
     """Refuse a config that would change an existing study's value space."""
     if stored_key is not None and stored_key != current_key:
         raise UserError(
-            "the search space or architecture grid differs from the one its study was "
-            "created with; Optuna cannot mix value spaces in one study",
+            "the search space, architecture grid or objective differs from the one its study "
+            "was created with; Optuna cannot mix value spaces (or what values measure) in "
+            "one study",
             where=f"experiment {experiment}",
             hint="restore the previous settings, or re-run the experiment in a fresh study",
         )

@@ -278,8 +278,8 @@ class Worker:
                     elapsed_s=report.elapsed_s,
                 )
             )
-            if math.isfinite(report.val_loss):
-                trial.report(report.val_loss, report.epoch)
+            if math.isfinite(report.objective):
+                trial.report(report.objective, report.epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {report.epoch}")
 
@@ -297,6 +297,7 @@ class Worker:
                 precision=cfg.precision,
                 threads=self.threads,
                 memory_limit_bytes=self.memory_limit,
+                objective=cfg.objective,
             )
             result = train_trial(
                 arch,
@@ -335,6 +336,11 @@ class Worker:
                 ("device", result.device),
                 ("micro_batch", result.micro_batch),
                 ("train_duration_s", result.duration_s),
+                # both selection figures, whichever the experiment's objective is
+                ("val_bce", metrics.get("bce", math.nan)),
+                ("val_auc", metrics.get("roc_auc", math.nan)),
+                ("objective", cfg.objective),
+                ("normalization", cfg.data.normalization),
             ):
                 self.storage.set_trial_user_attr(tid, key, v)
             if not math.isfinite(value):

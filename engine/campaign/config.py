@@ -42,7 +42,16 @@ from engine.model.architecture import GridSpec
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SYNTAX_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 _NAME_PARTS = re.compile(r"^(?P<budget>\d+(?:\.\d+)?[KMBG]?)_h(?P<horizon>\d+)(?:_|$)", re.I)
-_DATA_KEYS = ("dataset", "tier", "version", "context_len", "patch_len", "stride", "normalization")
+_DATA_KEYS = (
+    "dataset",
+    "tier",
+    "version",
+    "context_len",
+    "patch_len",
+    "stride",
+    "normalization",
+    "rolling_window",
+)
 
 
 @dataclass
@@ -331,6 +340,7 @@ def _experiment(
         precision=layer.get("precision", "auto"),
         timeout_s=layer.get("timeout"),
         max_consecutive_failures=layer.get("max_consecutive_failures", 3),
+        objective=layer.get("objective", "val_bce"),
     )
 
 

@@ -74,6 +74,8 @@ class ExperimentConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     timeout_s: float | None = None  # none unless the config sets one
     max_consecutive_failures: int = 3
+    # "val_bce" | "val_auc": what picks the best epoch and trial (docs/model.md)
+    objective: Literal["val_bce", "val_auc"] = "val_bce"
 
     @property
     def horizon(self) -> int:
@@ -107,6 +109,7 @@ class ExperimentConfig:
             precision=d.get("precision", "auto"),
             timeout_s=d.get("timeout_s"),
             max_consecutive_failures=int(d.get("max_consecutive_failures", 3)),
+            objective=d.get("objective", "val_bce"),  # studies from before it: BCE
         )
 
 

@@ -26,7 +26,9 @@ import torch
 from engine import journal_check, paths
 from engine.campaign.config import Locations, load_located
 from engine.campaign.model import Campaign, ExperimentConfig
+from engine.campaign.space_checks import dead_ranges
 from engine.dataset.spec import DataSpec
+from engine.dataset.splits import SplitFacts
 from engine.errors import UserError, UserErrors
 from engine.model.architecture import Architecture
 from engine.storage import (
@@ -168,7 +170,9 @@ class _Checker:
         self.report = report
         self.locations = locations
         self.frames: dict[tuple[str, str, int], pd.DataFrame | UserError] = {}
-        self.splits: dict[DataSpec, list[Any] | UserError] = {}
+        self.splits: dict[DataSpec, SplitFacts | UserError] = {}
+        self.split_owner: dict[DataSpec, str] = {}  # the first experiment of each data spec
+        self.dead: dict[str, list[str]] = {}  # dead-range warning -> experiments
         self.devices: dict[str, torch.device | UserError] = {}
         self.failed: dict[tuple[str, str], list[str]] = {}
 
@@ -198,12 +202,16 @@ class _Checker:
         for (where, text), names in self.failed.items():
             which = f"all {total} experiments" if len(names) == total > 1 else ", ".join(names)
             self.report.problem(UserError(f"{text} [{which}]", where=where))
+        for text, names in self.dead.items():
+            self.report.warnings.append(f"{', '.join(names)}: {text}")
 
     def experiment(self, exp: ExperimentConfig) -> None:
         n_features = self.n_features(exp)  # an unknown tier is reported once, here
         frame = self.dataset(exp) if n_features else None
-        if frame is not None:
-            self.data_splits(exp, frame)
+        facts = self.data_splits(exp, frame) if frame is not None else None
+        if facts is not None:  # one warning per dead range, naming its experiments
+            for text in dead_ranges(exp, facts.get("train").size):
+                self.dead.setdefault(text, []).append(exp.name)
         grid = self.grid(exp, n_features) if n_features else None
         device = self.device(exp)
         if grid and device is not None and n_features:
@@ -243,15 +251,16 @@ class _Checker:
             return None
         return found
 
-    def data_splits(self, exp: ExperimentConfig, frame: pd.DataFrame) -> None:
-        from engine.dataset.windows import prepare_data
+    def data_splits(self, exp: ExperimentConfig, frame: pd.DataFrame) -> SplitFacts | None:
+        from engine.dataset.splits import split_facts
 
-        if exp.data not in self.splits:
+        first = exp.data not in self.splits
+        if first:
             try:
-                prepared = prepare_data(frame, exp.data, torch.device("cpu"))
-                self.splits[exp.data] = list(prepared.report)
+                self.splits[exp.data] = split_facts(frame, exp.data)
             except UserError as error:
                 self.splits[exp.data] = error
+            self.split_owner[exp.data] = exp.name
         found = self.splits[exp.data]
         if isinstance(found, UserError):
             key = _split_key(found)
@@ -266,14 +275,20 @@ class _Checker:
                     ),
                 )
             self.fail(exp.name, key, found)
-            return
-        sizes = " / ".join(f"{info.name} {info.size}" for info in found)
-        rates = " / ".join(f"{info.label_rate:.2f}" for info in found if info.size)
+            return None
+        if not first:  # same data spec: same facts, said once
+            self.report.lines.append(f"{exp.name}: splits as {self.split_owner[exp.data]}")
+            return found
+        sizes = " / ".join(f"{info.name} {info.size}" for info in found.splits)
+        rates = " / ".join(f"{info.label_rate:.2f}" for info in found.splits if info.size)
         self.report.lines.append(
             f"{exp.name}: h{exp.horizon} {exp.task} ({exp.data.labels.price_basis}): "
-            f"windows {sizes}, label rate {rates}"
+            f"windows {sizes}, label rate {rates}; {exp.data.normalization} normalization, "
+            f"{found.gap} windows between splits"
         )
-        train = next(info for info in found if info.name == "train")
+        self.report.lines += [f"  {line}" for line in found.lines()]
+        self.report.warnings += [f"{exp.name}: {drift}" for drift in found.drifts()]
+        train = found.get("train")
         if train.label_rate in (0.0, 1.0):
             self.fail(
                 exp.name,
@@ -281,6 +296,7 @@ class _Checker:
                 f"every training label is {int(train.label_rate)} at horizon {exp.horizon}: "
                 "nothing to learn; pick another threshold",
             )
+        return found
 
     def n_features(self, exp: ExperimentConfig) -> int:
         from engine.dataset.features import tier_columns

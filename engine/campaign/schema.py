@@ -234,13 +234,15 @@ EXPERIMENT: dict[str, Check] = {
     "context_len": integer(2),
     "patch_len": integer(1),
     "stride": integer(1),
-    "normalization": choice("zscore", "revin"),
+    "normalization": choice("zscore", "revin", "rolling"),
+    "rolling_window": integer(2),
     "n_trials": integer(1),
     "forced_extremes": boolean,
     "device": string,
     "precision": choice("auto", "fp32", "bf16"),
     "timeout": duration,
     "max_consecutive_failures": integer(1),
+    "objective": choice("val_bce", "val_auc"),
 }
 
 # Tables inside an experiment, merged key by key from defaults to grid to experiment.

@@ -1,4 +1,4 @@
-"""Feature normalization, fitted on training rows only.
+"""Feature normalization: nothing about validation or test rows ever enters it.
 
 `zscore` (default): per-feature mean and standard deviation computed over the rows that
 the training windows read, then applied to every row. Validation and test rows never
@@ -10,6 +10,14 @@ drift between training years and recent years (the reference pipeline's predicti
 collapsed to a constant on new data, original-pipeline.md item 7) and needs no fitted
 statistics, so there is nothing to leak. The classifier outputs a probability, so the
 "reverse" step of RevIN has nothing to undo.
+
+`rolling`: each row standardized per feature by the mean and deviation of the trailing
+`rolling_window` rows ending at it (fewer at the start of the data): statistics from the
+past only, so like RevIN it fits nothing and follows the level of each period, but every
+row of a window keeps its own scale (a window's last day is not re-centred on the others).
+
+The choice is `normalization` in the config (DataSpec.normalization), stored with every
+trial's data summary; docs/model.md compares the three on the demo data.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from engine.dataset.spec import Normalization
@@ -36,12 +45,14 @@ class NormStats:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     fitted_rows: int
+    window: int = 0  # rolling: trailing rows per statistic
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "fitted_rows": self.fitted_rows,
-            # empty for RevIN, which fits nothing
+            "window": self.window,
+            # empty for RevIN and rolling, which fit nothing
             "mean": dict(zip(self.feature_names, self.mean, strict=False)),
             "std": dict(zip(self.feature_names, self.std, strict=False)),
         }
@@ -86,18 +97,36 @@ def instance_normalize(windows: torch.Tensor) -> torch.Tensor:
     return (windows - mean) / scale
 
 
+def rolling_zscore(values: np.ndarray, window: int) -> np.ndarray:
+    """(rows, features): each row minus the mean of the `window` rows ending at it, over
+    their standard deviation (float64 statistics, float32 out)."""
+    if window < 2:
+        raise ValueError(f"rolling window must be >= 2, got {window}")
+    trailing = pd.DataFrame(values.astype(np.float64)).rolling(window, min_periods=1)
+    mean = trailing.mean().to_numpy()
+    std = trailing.std(ddof=0).to_numpy()
+    scale = np.where(std < MIN_STD, 1.0, std)
+    normalized: np.ndarray = ((values - mean) / scale).astype(np.float32)
+    return normalized
+
+
 def normalize_rows(
     values: np.ndarray,
     fit_rows: np.ndarray,
     method: Normalization,
     feature_names: tuple[str, ...],
+    window: int = 252,
 ) -> tuple[np.ndarray, NormStats]:
-    """Row-level step of either method: z-score applies fitted stats (float32 out); RevIN
-    defers to `instance_normalize` on the windows and keeps float64, since raw volumes
-    (~1e9) and OBV (~1e11) lose the window's spread in float32 arithmetic."""
+    """Row-level step of each method: z-score applies fitted stats and rolling its trailing
+    stats (float32 out); RevIN defers to `instance_normalize` on the windows and keeps
+    float64, since raw volumes (~1e9) and OBV (~1e11) lose the window's spread in float32
+    arithmetic."""
     if method == "zscore":
         stats = fit_zscore(values, fit_rows, feature_names)
         return apply_zscore(values, stats), stats
     if method == "revin":
         return values.astype(np.float64), revin_stats(feature_names, int(fit_rows.sum()))
+    if method == "rolling":
+        stats = NormStats("rolling", feature_names, (), (), 0, window)
+        return rolling_zscore(values, window), stats
     raise ValueError(f"unknown normalization {method!r}")

@@ -25,12 +25,14 @@ import torch
 from optuna.storages import BaseStorage
 
 from engine.dataset.spec import DataSpec
+from engine.dataset.splits import SplitFacts
 from engine.dataset.windows import PreparedData
 from engine.errors import UserError
 from engine.report.baselines import Baseline, baselines
 from engine.report.collect import ExperimentResult, collect
 from engine.report.powerlaw import PowerLawFit, fit_power_law
 from engine.report.retrain import SeedRun, retrain_experiment, retrain_study_name
+from engine.report.splits import experiment_splits, splits_json
 from engine.train.config import RunOptions
 from engine.train.result import TrialDoesNotFit
 
@@ -82,6 +84,7 @@ class ScalingReport:
     fits: dict[int, PowerLawFit]  # by horizon
     fit_source: FitSource
     warnings: list[str] = field(default_factory=list)
+    splits: dict[str, SplitFacts | str] = field(default_factory=dict)  # by experiment
 
     def horizons(self) -> list[int]:
         return sorted({row.result.horizon for row in self.rows})
@@ -147,6 +150,7 @@ def build_report(
         fits=fits,
         fit_source=source,
         warnings=data_spec_warnings(results),
+        splits=experiment_splits(results),
     )
 
 
@@ -235,6 +239,7 @@ def report_dict(report: ScalingReport) -> dict[str, Any]:
         "fit_source": report.fit_source,
         "warnings": report.warnings,
         "fits": {str(h): fit.to_dict() for h, fit in report.fits.items()},
+        "splits": splits_json(report),
         "experiments": [
             {
                 "experiment": row.result.name,

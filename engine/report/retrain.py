@@ -11,6 +11,7 @@ report's honest numbers come from here:
   `patience = epochs` so nothing stops early. The trainer still keeps the weights of the
   epoch with the lowest loss on the validation windows; those windows are now training
   data, so in effect that is one of the last epochs. The test split never steers it.
+  Warmup is capped at RETRAIN_WARMUP_FRACTION (a fifth) of the run's steps.
 - Threshold: precision and recall on test are taken at the best-F1 threshold the
   trainer chose on validation during the search (stored with the best trial), never at a
   threshold chosen on test or on the now-in-sample validation windows.
@@ -44,6 +45,7 @@ from engine.errors import UserError
 from engine.report.collect import BestTrial, ExperimentResult
 from engine.train.config import RunOptions, TrainParams
 from engine.train.metrics import classification_metrics
+from engine.train.schedule import RETRAIN_WARMUP_FRACTION, capped_warmup
 from engine.train.trainer import Trainer
 
 RETRAIN_SUFFIX = "/retrain"
@@ -155,6 +157,9 @@ def run_seed(
         raise ValueError(f"{exp.name} has no complete trial to retrain")
     params = retrain_params(best, seed)
     merged = train_plus_val(data)
+    steps = params.epochs * (len(merged.train) // min(params.batch_size, len(merged.train)))
+    warmup = capped_warmup(params.warmup_steps, steps, RETRAIN_WARMUP_FRACTION)
+    params = dataclasses.replace(params, warmup_steps=warmup)
     started = time.perf_counter()
     trainer = Trainer(best.architecture, params, merged, options)
     result = trainer.run()

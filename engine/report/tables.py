@@ -22,6 +22,7 @@ from typing import Any
 from engine import paths
 from engine.report.baselines import CONSTANT_PRIOR, LOGISTIC
 from engine.report.build import SUMMARY_METRICS, ExperimentRow, ScalingReport, report_dict
+from engine.report.splits import splits_markdown
 
 SEARCH_HEADERS = (
     "experiment",
@@ -170,6 +171,7 @@ def markdown(report: ScalingReport) -> str:
         f"- prior BCE: always predicting the train+validation label rate. logreg: {LOGISTIC} "
         "on the last day of each window (normalized features), fitted on train+validation.",
     ]
+    lines += splits_markdown(report)
     problems = [f"- {row.result.name}: {row.error}" for row in report.rows if row.error]
     notes = [f"- {row.result.name}: {row.note}" for row in report.rows if row.note]
     notes += [f"- {row.result.name}: {note}" for row in report.rows for note in row.result.notes]

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 Precision = Literal["auto", "fp32", "bf16"]
+Objective = Literal["val_bce", "val_auc"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class RunOptions:
     threads: int | None = None
     evaluate_test: bool = False
     memory_limit_bytes: int | None = None
+    # which validation figure picks the best epoch (and is the trial's value): BCE, or
+    # ROC-AUC minimised as 1 - AUC (docs/model.md says why BCE is the default)
+    objective: Objective = "val_bce"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

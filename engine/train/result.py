@@ -13,12 +13,15 @@ class EpochReport:
     val_loss: float
     elapsed_s: float
     learning_rate: float
+    val_auc: float = float("nan")  # validation ROC-AUC (NaN with one class only)
+    objective: float = float("nan")  # what selection minimises: val_loss or 1 - val_auc
 
 
 @dataclass
 class TrainResult:
-    """value is the best validation BCE (the trial's objective); the weights of that epoch
-    are the ones evaluated."""
+    """value is the best epoch's objective (RunOptions.objective: validation BCE, or 1 -
+    validation ROC-AUC), lower is better; the weights of that epoch are the ones
+    evaluated, and val_metrics holds both BCE and ROC-AUC whichever selected it."""
 
     value: float
     best_epoch: int

@@ -16,11 +16,12 @@ test in tests/train/test_trainer.py):
   so a captured CUDA graph serves all of them); a training split smaller than the batch
   is one batch.
 - epochs, patience: at most `epochs` epochs; training stops after `patience` epochs
-  without a lower validation BCE, and the weights of the best epoch are restored.
+  without a better validation objective, and the weights of the best epoch are restored.
 - seed: seeds Python, NumPy and torch (weights, dropout) and the shuffling.
 
-The trial's value is the best validation BCE. The loss is BCE with logits; probabilities
-exist only in `engine.train.metrics`.
+The trial's value is the best epoch's objective (`RunOptions.objective`): validation BCE
+(default) or 1 - validation ROC-AUC; both are measured every epoch. The loss is BCE with
+logits; probabilities exist only in `engine.train.metrics`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from engine.dataset.windows import PreparedData, WindowSet
 from engine.errors import UserError
@@ -140,7 +142,7 @@ class Trainer:
     def run(
         self, on_epoch: EpochCallback | None = None, should_stop: StopCheck | None = None
     ) -> TrainResult:
-        params, data = self.params, self.data
+        params = self.params
         started = time.perf_counter()
         curve: list[EpochReport] = []
         best_loss, best_epoch = math.inf, 0
@@ -148,9 +150,10 @@ class Trainer:
         stopped_early = diverged = False
         for epoch in range(1, params.epochs + 1):
             train_loss = self._train_epoch(should_stop)
-            val_loss = self.evaluate_loss(data.val)
-            if val_loss < best_loss:  # False for NaN
-                best_loss, best_epoch = val_loss, epoch
+            val_loss, val_auc = self.evaluate_val()
+            score = val_loss if self.options.objective == "val_bce" else 1.0 - val_auc
+            if score < best_loss:  # False for NaN
+                best_loss, best_epoch = score, epoch
                 best_state = self._snapshot()
             report = EpochReport(
                 epoch=epoch,
@@ -158,6 +161,8 @@ class Trainer:
                 val_loss=val_loss,
                 elapsed_s=time.perf_counter() - started,
                 learning_rate=self.current_lr(),
+                val_auc=val_auc,
+                objective=score,
             )
             curve.append(report)
             if on_epoch is not None:
@@ -199,6 +204,16 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=self.autocast):
                     chunks.append(self.model(x).float())
         return torch.cat(chunks) if chunks else torch.zeros(0, device=self.device)
+
+    def evaluate_val(self) -> tuple[float, float]:
+        """(BCE, ROC-AUC) of the current weights on the validation windows."""
+        logits = self.predict(self.data.val)
+        labels = self.data.val.y
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        y = labels.cpu().numpy()
+        two_classes = bool(y.min() < 0.5 <= y.max()) if len(y) else False
+        auc = roc_auc_score(y, logits.cpu().double().numpy()) if two_classes else math.nan
+        return float(loss.item()), float(auc)
 
     def evaluate_loss(self, windows: WindowSet) -> float:
         logits = self.predict(windows)

@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
     data.add_argument("--n-chunks", type=int, default=4)
     data.add_argument("--purge", type=int, help="windows between splits (default: horizon)")
     data.add_argument("--min-val-windows", type=int, default=200)
-    data.add_argument("--normalization", choices=("zscore", "revin"), default="zscore")
+    data.add_argument("--normalization", choices=("zscore", "revin", "rolling"), default="rolling")
 
     training = parser.add_argument_group("training (TrainParams)")
     defaults = TrainParams()

@@ -1,5 +1,6 @@
 """One experiment's trials: sortable (o: next column, or click a header) and filterable by
-state (f). Updated live while open."""
+state (f). Updated live while open. Above the table: the experiment's splits (windows,
+dates, label rates) and any label-rate drift warning, as stored with its study."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
+from engine.protocol import ExperimentStatus
 from hpotui.state import CampaignState, Trial
 from hpotui.widgets.format import count, duration, state_text, value
 
@@ -48,6 +50,7 @@ class TrialTableScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Label(id="trials-title")
+        yield Label(id="trials-splits")
         yield DataTable(id="trials", cursor_type="row")
         yield Footer()
 
@@ -72,6 +75,9 @@ class TrialTableScreen(Screen[None]):
             f"{self.sort_column} {'desc' if self.descending else 'asc'}"
         )
         self.query_one("#trials-title", Label).update(title)
+        self.query_one("#trials-splits", Label).update(
+            split_text(self.state.experiment(self.experiment))
+        )
         if key == self._key:
             return
         self._key = key
@@ -101,6 +107,18 @@ class TrialTableScreen(Screen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def split_text(status: ExperimentStatus | None) -> str:
+    """One line per split (windows, first and last day, label rate), then drift lines."""
+    if status is None or not status.splits:
+        return "splits: not read yet"
+    lines = [
+        f"{s.get('name', '?'):<5} {s.get('size', 0):>6} windows  {s.get('start') or '-'} .. "
+        f"{s.get('end') or '-'}  label rate {value(s.get('label_rate'), 3)}"
+        for s in status.splits
+    ]
+    return "\n".join(lines + [f"! {w}" for w in status.split_warnings])
 
 
 def _signature(trial: Trial) -> object:

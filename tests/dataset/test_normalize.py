@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,3 +86,40 @@ def test_constant_feature_is_centred_not_divided_by_zero() -> None:
     data = prepare_data(frame, spec(), CPU)
     assert torch.isfinite(data.train.x).all()
     assert data.train.x[..., 3].abs().max() == 0
+
+
+def test_rolling_uses_each_rows_trailing_window_only() -> None:
+    frame = ohlcv()
+    rolling = dataclasses.replace(spec(normalization="rolling"), rolling_window=30)
+    data = prepare_data(frame, rolling, CPU)
+    values = frame.to_numpy()
+    day = int(data.val.days[5])
+    trailing = values[day - 29 : day + 1]
+    expected = (values[day] - trailing.mean(axis=0)) / trailing.std(axis=0)
+    np.testing.assert_allclose(data.val.x[5, -1].double().numpy(), expected, rtol=1e-4)
+    # a change after a row never moves that row's value (statistics from the past only)
+    future = frame.copy()
+    future.iloc[day + 1 :] *= 3.0
+    again = prepare_data(future, data.spec, CPU)
+    np.testing.assert_array_equal(again.val.x[5].numpy(), data.val.x[5].numpy())
+    assert data.norm.method == "rolling" and data.summary()["normalization"]["window"] == 30
+
+
+def test_every_normalization_reaches_training_and_changes_it() -> None:
+    from engine.model.architecture import Architecture
+    from engine.train.config import RunOptions, TrainParams
+    from engine.train.trainer import train_trial
+
+    frame = ohlcv()
+    arch = Architecture(d_model=8, n_layers=1, n_heads=2, d_ff=16)
+    params = TrainParams(epochs=1, batch_size=64, warmup_steps=0, learning_rate=3e-3)
+    options = RunOptions(device="cpu", precision="fp32", threads=1)
+    losses, inputs = {}, {}
+    for method in ("zscore", "revin", "rolling"):
+        data = prepare_data(frame, spec(normalization=method), CPU)
+        result = train_trial(arch, params, data, options)
+        assert result.extra["data"]["normalization"]["method"] == method
+        assert result.extra["data"]["data"]["normalization"] == method
+        losses[method], inputs[method] = result.value, data.train.x
+    assert len(set(losses.values())) == 3
+    assert not torch.equal(inputs["zscore"], inputs["rolling"])

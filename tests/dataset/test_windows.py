@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -41,7 +43,7 @@ def test_window_labels_are_the_specs_horizon_labels(mode: str) -> None:
 
 def test_windows_hold_the_context_rows_ending_on_their_day() -> None:
     frame = ohlcv()
-    data = prepare_data(frame, spec(), CPU)
+    data = prepare_data(frame, dataclasses.replace(spec(), normalization="zscore"), CPU)
     mean, std = np.array(data.norm.mean), np.array(data.norm.std)
     for split in (data.train, data.val, data.test):
         assert split.x.shape == (len(split), 20, 5) and split.x.device == CPU
@@ -66,13 +68,14 @@ def test_report_gives_size_dates_and_label_rate() -> None:
 
 @pytest.mark.parametrize("purge", [None, 7])
 @pytest.mark.parametrize("horizon", [1, 5])
-def test_contiguous_purge_keeps_labels_inside_their_split(horizon: int, purge: int | None) -> None:
+def test_contiguous_gap_is_purge_plus_context(horizon: int, purge: int | None) -> None:
     data = prepare_data(ohlcv(), spec(horizon, purge=purge), CPU)
-    gap = horizon if purge is None else purge
+    label_gap = horizon if purge is None else purge
     for earlier, later in ((data.train, data.val), (data.val, data.test)):
         last_label_day = earlier.days.max() + horizon  # label of the last window reads up to here
-        assert last_label_day < later.days.min()
-        assert later.days.min() - earlier.days.max() == gap + 1
+        first_input_day = later.days.min() - 20 + 1  # context_len 20
+        assert last_label_day < first_input_day
+        assert later.days.min() - earlier.days.max() == label_gap + 20
 
 
 def test_purge_shorter_than_horizon_is_an_error() -> None:
@@ -82,10 +85,11 @@ def test_purge_shorter_than_horizon_is_an_error() -> None:
 
 
 @pytest.mark.parametrize("horizon", [1, 5])
-def test_chunks_use_every_window_of_each_block_with_purges_around(horizon: int) -> None:
-    n_windows = 2000
+def test_chunks_use_every_window_of_each_block_with_gaps_around(horizon: int) -> None:
+    n_windows, context = 2000, 20
+    gap = horizon + context - 1
     split = SplitSpec(mode="chunks", n_chunks=4, seed=3)
-    positions = split_positions(n_windows, split, horizon)
+    positions = split_positions(n_windows, split, horizon, context)
     val, test, train = positions["val"], positions["test"], positions["train"]
     assert count_blocks(val) == 4 and count_blocks(test) == 4
     assert len(val) == round(0.15 * n_windows) and len(test) == round(0.15 * n_windows)
@@ -94,20 +98,20 @@ def test_chunks_use_every_window_of_each_block_with_purges_around(horizon: int) 
         runs = np.split(held_out, np.flatnonzero(np.diff(held_out) > 1) + 1)
         for run in runs:
             np.testing.assert_array_equal(run, np.arange(run[0], run[-1] + 1))
-            # no training window within `horizon` of the block on either side
-            near = (train >= run[0] - horizon) & (train <= run[-1] + horizon)
+            # no training window within the gap of the block on either side
+            near = (train >= run[0] - gap) & (train <= run[-1] + gap)
             assert not near.any()
-    # what is neither train nor held out is exactly the purge zones
+    # what is neither train nor held out is exactly the gaps
     used = np.zeros(n_windows, dtype=bool)
     used[np.concatenate([train, val, test])] = True
-    assert (~used).sum() == 8 * 2 * horizon
+    assert (~used).sum() == 8 * 2 * gap
     assert len(np.intersect1d(val, test)) == 0 and len(np.intersect1d(train, val)) == 0
 
 
 def test_chunks_are_scattered_and_seeded() -> None:
-    a = split_positions(2000, SplitSpec(mode="chunks", seed=1), 1)
-    b = split_positions(2000, SplitSpec(mode="chunks", seed=1), 1)
-    c = split_positions(2000, SplitSpec(mode="chunks", seed=2), 1)
+    a = split_positions(2000, SplitSpec(mode="chunks", seed=1), 1, 20)
+    b = split_positions(2000, SplitSpec(mode="chunks", seed=1), 1, 20)
+    c = split_positions(2000, SplitSpec(mode="chunks", seed=2), 1, 20)
     np.testing.assert_array_equal(a["val"], b["val"])
     assert not np.array_equal(a["val"], c["val"])
     assert a["val"].min() < 1000 < a["val"].max()  # spread over the timeline

@@ -39,6 +39,11 @@ def test_every_command_over_the_pipes(workspace: Path) -> None:
         first = engine.wait_for(lambda e: isinstance(e, p.QueueSnapshot))
         assert isinstance(first, p.QueueSnapshot)
         assert _order(first) == ["1.8K_h1", "1.8K_h2"]
+        # each experiment carries its split facts, read from the data and stored with it
+        h1, h2 = first.experiments
+        assert [s["name"] for s in h1.splits] == ["train", "val", "test"]
+        assert all(s["size"] > 0 and s["start"] < s["end"] for s in h1.splits)
+        assert h1.splits[0]["label_rate"] != h2.splits[0]["label_rate"]  # horizon 1 vs 2
 
         # pause_all before any worker can ask for a trial (a worker needs seconds to start)
         assert engine.command(p.PauseAll(id="c1")).ok

@@ -98,3 +98,28 @@ def test_stop_now_interrupts_and_the_trial_is_rerun_once(workspace: Path) -> Non
     assert worker.run_one()
     rerun = queue.storage.get_trial(retry._trial_id)
     assert rerun.state == TrialState.COMPLETE and rerun.params == stopped.params
+
+
+def test_trials_record_both_selection_figures_and_the_normalization(workspace: Path) -> None:
+    base = load_campaign(FIXTURES / "micro.toml").experiments[0]
+    data = dataclasses.replace(base.data, normalization="revin")
+    exp = dataclasses.replace(base, objective="val_auc", data=data, n_trials=2)
+    queue = _setup(workspace, exp)
+    _worker(queue, []).run()
+    complete = [t for t in queue.entry(exp.name).trials if t.state == TrialState.COMPLETE]
+    assert complete
+    for trial in complete:
+        attrs = trial.user_attrs
+        assert attrs["objective"] == "val_auc" and attrs["normalization"] == "revin"
+        assert trial.value == pytest.approx(1.0 - attrs["val_auc"])
+        assert attrs["val_bce"] == attrs["metrics"]["bce"] != trial.value
+
+
+def test_a_study_refuses_a_changed_objective(workspace: Path) -> None:
+    exp = load_campaign(FIXTURES / "micro.toml").experiments[0]
+    queue = _setup(workspace, exp)
+    changed = dataclasses.replace(exp, objective="val_auc")
+    plan = Plan()
+    plan_experiment(changed, plan)
+    with pytest.raises(Exception, match="objective differs"):
+        queue.ensure(changed, plan.grids[exp.name], plan.space_keys[exp.name], [])

@@ -148,3 +148,19 @@ def test_a_best_trial_without_train_params_is_refused(synthetic: SyntheticCampai
     assert result.best is not None
     with pytest.raises(UserError, match="no stored train_params"):
         retrain_params(result.best, 0)
+
+
+def test_retraining_caps_warmup_at_a_fifth_of_its_steps(synthetic: SyntheticCampaign) -> None:
+    exp = synthetic.experiment("1K", 1)
+    synthetic.add_trial(
+        exp, 0.6, 1234, TINY, train_params={**PARAMS, "warmup_steps": 500}, best_epoch=2
+    )
+    result = collect(synthetic.storage, "synth")[0]
+    loader = Loader()
+    retrain_experiment(synthetic.storage, result, [0], loader, CPU_FP32)
+    study = optuna.load_study(
+        study_name=retrain_study_name(result.study_name), storage=synthetic.storage
+    )
+    stored = study.trials[0].user_attrs["train_params"]
+    steps = 2 * ((len(loader.data.train) + len(loader.data.val)) // 64)
+    assert stored["warmup_steps"] == int(0.2 * steps) < 500

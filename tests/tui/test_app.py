@@ -10,7 +10,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Label
 
 from engine.protocol import EpochEnded, LogLine, PauseAll, SetWorkers, Stop, TrialStarted
 from hpotui.screens.crashed import EngineCrashedScreen
@@ -301,3 +301,58 @@ async def test_an_event_the_app_cannot_show_is_reported_and_reading_goes_on() ->
         await until(pilot, lambda: any(e.message == "still reading" for e in app.state.log))
         assert any("could not show a hardware event" in e.message for e in app.state.log)
         assert app.is_running
+
+
+def test_trial_table_shows_the_experiments_splits_and_drift() -> None:
+    from engine.protocol import ExperimentStatus
+    from hpotui.screens.trial_table import split_text
+
+    status = ExperimentStatus("2M_h1", 0, "2M", 1, "threshold_1pct", "running", 10)
+    assert split_text(status) == "splits: not read yet"
+    status.splits = [
+        {
+            "name": "train",
+            "size": 3220,
+            "start": "2000-01-11",
+            "end": "2012-10-25",
+            "label_rate": 0.249,
+            "blocks": 1,
+        },
+        {
+            "name": "test",
+            "size": 716,
+            "start": "2016-02-26",
+            "end": "2018-12-28",
+            "label_rate": None,
+            "blocks": 1,
+        },
+    ]
+    status.split_warnings = ["label rate drifts: test 0.119 vs train 0.249"]
+    lines = split_text(status).splitlines()
+    assert lines[0] == "train   3220 windows  2000-01-11 .. 2012-10-25  label rate 0.249"
+    assert (
+        lines[1].endswith("label rate -")
+        and lines[2] == "! label rate drifts: test 0.119 vs train 0.249"
+    )
+
+
+async def test_trial_table_screen_draws_the_split_lines() -> None:
+    app, _ = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settled(pilot, N)
+        status = app.state.experiment("2M_h1")
+        assert status is not None
+        status.splits = [
+            {
+                "name": "val",
+                "size": 716,
+                "start": "2013-01-28",
+                "end": "2015-11-27",
+                "label_rate": 0.151,
+                "blocks": 1,
+            }
+        ]
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TrialTableScreen))
+        label = app.screen.query_one("#trials-splits", Label)
+        assert "val      716 windows  2013-01-28 .. 2015-11-27" in str(label.render())

@@ -1,0 +1,263 @@
+"""Where each split's windows lie, with the embargo between splits, and the facts about them.
+
+Window positions 0 .. n_windows-1 are the days L-1 .. n_rows-1-h (`engine.dataset.windows`
+explains windows). A window ending at day t touches the days t-L+1 .. t+h: its inputs,
+then its label's future. Two windows of different splits must share none of those days,
+so every split boundary drops `gap = purge + context_len - 1` windows (`gap_of`): `purge`
+(default and minimum: the horizon) puts the earlier split's last label before the later
+split's first window day, and context_len - 1 more put the later split's first input
+after that label. Window end days of different splits are at least purge + context_len
+apart, in both directions (chunks: on both sides of every validation and test block).
+Purging the horizon alone let 236 training windows read validation/test label days as
+inputs in chunks mode (issue 13, item 6).
+
+Split facts (`split_facts`): per split its window count, first and last window day, label
+rate and number of blocks, plus a drift warning when a split's label rate differs from
+train's by more than DRIFT_LIMIT. One function, used by `hpotui check`, the scaling
+report and the TUI's experiment detail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.dataset.labels import make_labels
+from engine.dataset.spec import DataSpec, SplitSpec
+from engine.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+# A split whose label rate differs from train's by more than this, relative to the rarer
+# class's training rate min(p, 1-p), gets a drift warning. 20%: (1) it is above sampling
+# noise: the standard error of a 0.25 rate over the demo's ~650 validation windows is
+# 0.017 (7% relative; ~2.2x that with horizon 5's overlapping labels); (2) it is where
+# drift starts to decide rankings: a constant at the train rate p scored on data of rate
+# q loses KL(q||p) nats, 0.005-0.007 at 20% for p in 0.25..0.6, the size of the gaps
+# between the search's trials and of the margin by which best models beat the prior.
+DRIFT_LIMIT = 0.20
+
+
+def purge_of(spec: SplitSpec, horizon: int) -> int:
+    """The purge in windows: SplitSpec.purge, or the horizon when unset; never below it."""
+    purge = horizon if spec.purge is None else spec.purge
+    if purge < horizon:
+        raise UserError(
+            f"purge {purge} is shorter than the horizon {horizon}: labels would cross "
+            "from one split into the next",
+            where="split.purge",
+            hint=f"set it to at least {horizon} or leave it unset",
+        )
+    return purge
+
+
+def gap_of(spec: SplitSpec, horizon: int, context_len: int) -> int:
+    """Windows dropped at each split boundary: the purge plus the context embargo."""
+    return purge_of(spec, horizon) + context_len - 1
+
+
+def split_positions(
+    n_windows: int, spec: SplitSpec, horizon: int, context_len: int
+) -> dict[str, np.ndarray]:
+    """Window positions (0 .. n_windows-1) of train, val and test, each sorted, with
+    `gap_of` windows between any two splits."""
+    if not 0 < spec.val_fraction < 1 or not 0 <= spec.test_fraction < 1:
+        raise UserError(
+            f"val_fraction {spec.val_fraction} / test_fraction {spec.test_fraction} must be "
+            "in (0, 1) / [0, 1)",
+            where="split",
+        )
+    if spec.val_fraction + spec.test_fraction >= 1:
+        raise UserError("val_fraction + test_fraction leaves nothing to train on", where="split")
+    gap = gap_of(spec, horizon, context_len)
+    n_val = round(n_windows * spec.val_fraction)
+    n_test = round(n_windows * spec.test_fraction)
+    if spec.mode == "contiguous":
+        return _contiguous(n_windows, n_val, n_test, gap)
+    if spec.mode == "chunks":
+        return _chunks(n_windows, n_val, n_test, gap, spec)
+    raise UserError(f"unknown split mode {spec.mode!r}", where="split.mode")
+
+
+def _contiguous(n: int, n_val: int, n_test: int, gap: int) -> dict[str, np.ndarray]:
+    test_start = n - n_test
+    val_end = test_start - gap if n_test else n
+    val_start = max(val_end - n_val, 0)
+    train_end = max(val_start - gap, 0)
+    return {
+        "train": np.arange(0, train_end),
+        "val": np.arange(val_start, max(val_end, val_start)),
+        "test": np.arange(test_start, n),
+    }
+
+
+def _chunks(n: int, n_val: int, n_test: int, gap: int, spec: SplitSpec) -> dict[str, np.ndarray]:
+    if spec.n_chunks < 1:
+        raise UserError(f"n_chunks must be >= 1, got {spec.n_chunks}", where="split.n_chunks")
+    kinds = ["val"] * spec.n_chunks + (["test"] * spec.n_chunks if n_test else [])
+    sizes = {
+        "val": [len(a) for a in np.array_split(np.arange(n_val), spec.n_chunks)],
+        "test": [len(a) for a in np.array_split(np.arange(n_test), spec.n_chunks)],
+    }
+    rng = np.random.default_rng(spec.seed)
+    rng.shuffle(kinds)
+    strata = np.linspace(0, n, len(kinds) + 1).astype(int)
+    taken = np.zeros(n, dtype=bool)  # in a block or in the gap around one
+    blocks: dict[str, list[np.ndarray]] = {"val": [], "test": []}
+    for index, kind in enumerate(kinds):
+        size = sizes[kind].pop()
+        low, high = int(strata[index]), int(strata[index + 1])
+        room = (high - low) - size - 2 * gap
+        if room < 0:
+            raise UserError(
+                f"a {kind} block of {size} windows plus gaps of {gap} (purge + context_len "
+                f"- 1) on both sides does not fit in {high - low} windows ({len(kinds)} "
+                f"blocks over {n} windows)",
+                where="split.n_chunks",
+                hint="use fewer chunks or more data",
+            )
+        start = low + gap + int(rng.integers(0, room + 1))
+        blocks[kind].append(np.arange(start, start + size))
+        taken[max(start - gap, 0) : start + size + gap] = True
+    return {
+        "train": np.flatnonzero(~taken),
+        "val": np.sort(np.concatenate(blocks["val"])) if blocks["val"] else np.arange(0),
+        "test": np.sort(np.concatenate(blocks["test"])) if blocks["test"] else np.arange(0),
+    }
+
+
+def count_blocks(positions: np.ndarray) -> int:
+    """Number of runs of consecutive positions."""
+    if len(positions) == 0:
+        return 0
+    return int(1 + np.count_nonzero(np.diff(positions) > 1))
+
+
+def split_days(n_rows: int, spec: DataSpec) -> dict[str, np.ndarray]:
+    """The frame row (day) each window of each split ends on, sorted; UserError (before
+    any training) when the data is too short or the validation split below its minimum."""
+    context, horizon = spec.context_len, spec.labels.horizon
+    if context < 1:
+        raise UserError(f"context_len must be >= 1, got {context}", where="data.context_len")
+    first_day = context - 1
+    n_windows = n_rows - horizon - first_day  # last day with a complete future: n-1-h
+    if n_windows < 1:
+        raise UserError(
+            f"{n_rows} rows are too few for context {context} and horizon {horizon}",
+            where="data",
+        )
+    positions = split_positions(n_windows, spec.split, horizon, context)
+    n_val = len(positions["val"])
+    if n_val < spec.split.min_val_windows:
+        raise UserError(
+            f"validation split has {n_val} windows, below the minimum of "
+            f"{spec.split.min_val_windows} (horizon {horizon}, split {spec.split.mode}, "
+            f"val_fraction {spec.split.val_fraction}, {n_windows} windows in all)",
+            where="split.min_val_windows",
+            hint="use more data, a larger val_fraction, or lower split.min_val_windows",
+        )
+    if len(positions["train"]) == 0:
+        raise UserError("no training windows left after the splits", where="split")
+    return {name: positions[name] + first_day for name in SPLITS}
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """What one split holds: its window count, the days its windows end on, label rate."""
+
+    name: str
+    size: int
+    start: str  # date of the first window's last day ("" when empty)
+    end: str
+    label_rate: float  # NaN when empty
+    blocks: int  # contiguous runs of windows (1 for contiguous splits)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<5} {self.size:>6} windows  {self.start} .. {self.end}  "
+            f"label rate {self.label_rate:.3f}  blocks {self.blocks}"
+        )
+
+
+def split_info(name: str, days: np.ndarray, labels: np.ndarray, dates: pd.Index) -> SplitInfo:
+    """The facts of one split from its window days and the frame's labels and dates."""
+    if len(days) == 0:
+        return SplitInfo(name, 0, "", "", float("nan"), 0)
+    return SplitInfo(
+        name=name,
+        size=len(days),
+        start=_date_text(dates, int(days[0])),
+        end=_date_text(dates, int(days[-1])),
+        label_rate=float(labels[days].mean()),
+        blocks=count_blocks(days),
+    )
+
+
+def _date_text(dates: pd.Index, day: int) -> str:
+    value = dates[day]
+    return value.date().isoformat() if isinstance(value, pd.Timestamp) else str(value)
+
+
+def label_drift(train_rate: float, rate: float) -> float:
+    """Signed change of a label rate from train's, relative to the rarer class's rate."""
+    base = min(train_rate, 1.0 - train_rate)
+    return (rate - train_rate) / base if base > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class SplitFacts:
+    """Window counts, dates and label rates of train / val / test, and their drift."""
+
+    splits: tuple[SplitInfo, ...]
+    gap: int  # windows dropped at each split boundary (purge + context_len - 1)
+
+    def get(self, name: str) -> SplitInfo:
+        return next(info for info in self.splits if info.name == name)
+
+    def drifts(self) -> list[str]:
+        """One warning per split whose label rate drifts from train's beyond DRIFT_LIMIT."""
+        train = self.get("train")
+        out = []
+        for info in self.splits:
+            if info.name == "train" or info.size == 0:
+                continue
+            drift = label_drift(train.label_rate, info.label_rate)
+            if abs(drift) > DRIFT_LIMIT:
+                out.append(
+                    f"label rate drifts: {info.name} {info.label_rate:.3f} vs train "
+                    f"{train.label_rate:.3f} ({drift:+.0%} of the rarer class, limit "
+                    f"{DRIFT_LIMIT:.0%}); a constant at the train rate is miscalibrated "
+                    "there, so read AUC beside BCE"
+                )
+        return out
+
+    def lines(self) -> list[str]:
+        return [info.line() for info in self.splits]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "splits": [info.to_dict() for info in self.splits],
+            "gap_windows": self.gap,
+            "drift_limit": DRIFT_LIMIT,
+            "drift_warnings": self.drifts(),
+        }
+
+
+def facts_of(
+    days: dict[str, np.ndarray], labels: np.ndarray, dates: pd.Index, gap: int
+) -> SplitFacts:
+    return SplitFacts(tuple(split_info(n, days[n], labels, dates) for n in SPLITS), gap)
+
+
+def split_facts(frame: pd.DataFrame, spec: DataSpec) -> SplitFacts:
+    """The split facts of `spec` on a processed frame, without building any window."""
+    labels = make_labels(frame, spec.labels).to_numpy()
+    days = split_days(len(frame), spec)
+    gap = gap_of(spec.split, spec.labels.horizon, spec.context_len)
+    return facts_of(days, labels, frame.index, gap)

@@ -1,0 +1,84 @@
+"""The report's split section: per experiment, what its train / validation / test hold.
+
+Facts come from `engine.dataset.splits.split_facts` (the one function `hpotui check` and
+the TUI use too): window counts, first and last window days, label rates, and the drift
+warnings, so a reader sees how far the test label rate sits from the rate the models and
+the constant prior were fitted on before reading any loss.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.dataset.spec import DataSpec
+from engine.dataset.splits import SplitFacts, split_facts
+from engine.errors import UserError
+from engine.report.collect import ExperimentResult
+
+if TYPE_CHECKING:
+    from engine.report.build import ScalingReport
+
+
+def experiment_splits(results: list[ExperimentResult]) -> dict[str, SplitFacts | str]:
+    """Split facts by experiment name (an error text where the data cannot be read).
+
+    Reads the processed dataset only (a campaign that ran has it); never builds one."""
+    from engine.dataset.manifest import load_processed
+
+    by_spec: dict[DataSpec, SplitFacts | str] = {}
+    out: dict[str, SplitFacts | str] = {}
+    for exp in results:
+        spec = exp.config.data
+        if spec not in by_spec:
+            try:
+                frame, _ = load_processed(spec.dataset, spec.tier, spec.version)
+                by_spec[spec] = split_facts(frame, spec)
+            except UserError as error:
+                by_spec[spec] = str(error)
+        out[exp.name] = by_spec[spec]
+    return out
+
+
+def splits_markdown(report: ScalingReport) -> list[str]:
+    """The "Splits" section: one table row per experiment and split, then drift lines."""
+    if not report.splits:
+        return []
+    lines = [
+        "",
+        "## Splits: windows, dates and label rates",
+        "",
+        "| experiment | normalization | split | windows | first day | last day | label rate |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    drifts: list[str] = []
+    for row in report.rows:
+        name = row.result.name
+        facts = report.splits.get(name)
+        norm = row.result.config.data.normalization
+        if isinstance(facts, str):
+            lines.append(f"| {name} | {norm} | - | - | - | - | {facts} |")
+            continue
+        if facts is None:
+            continue
+        for info in facts.splits:
+            lines.append(
+                f"| {name} | {norm} | {info.name} | {info.size} | {info.start or '-'} | "
+                f"{info.end or '-'} | {info.label_rate:.3f} |"
+            )
+        drifts += [f"- {name}: {text}" for text in facts.drifts()]
+    gaps = sorted({f.gap for f in report.splits.values() if isinstance(f, SplitFacts)})
+    lines += [
+        "",
+        f"- between splits: {', '.join(map(str, gaps))} windows dropped at each boundary "
+        "(purge + context length - 1), so no window shares an input or label day with a "
+        "window of another split.",
+        *drifts,
+    ]
+    return lines
+
+
+def splits_json(report: ScalingReport) -> dict[str, Any]:
+    return {
+        name: ({"error": facts} if isinstance(facts, str) else facts.to_dict())
+        for name, facts in report.splits.items()
+    }
