@@ -369,8 +369,8 @@ class CampaignQueue:
 
     def resume(self, name: str) -> None:
         e = self.entry(name)
-        if e.stored_state != "paused":
-            raise UserError(f"{name} is {e.state}, not paused")
+        if e.stored_state not in ("paused", "skipped"):  # un-skip: queued with its trials
+            raise UserError(f"{name} is {e.state}, not paused or skipped")
         self.set_state(name, "queued")
 
     def skip(self, name: str) -> None:

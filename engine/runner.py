@@ -31,6 +31,7 @@ from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.recovery import HOST, recover
 from engine.search import distributions, extreme_params, value_space_key
 from engine.storage import is_journal, journal_path, mask_url
+from engine.trial_records import campaign_trials
 from engine.worker_pool import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
@@ -189,6 +190,7 @@ class Engine:
         self.channels.emit(self.hello())
         for level, note in self.notes:
             self.log(level, note)
+        self.send_trials(None)
         self.send_snapshot(force=True)
         why = self.channels.serve(self.dir / "engine.sock")
         if why:
@@ -278,6 +280,7 @@ class Engine:
         elif kind == "attach":
             assert isinstance(source, Client)
             self.channels.emit(self.hello(), only=source)
+            self.send_trials(source)
             snap = self.queue.snapshot(self.n_workers)
             self.channels.emit(snap, only=source)
             self.channels.add_client(source)
@@ -360,12 +363,20 @@ class Engine:
             self.last_snapshot = key
             self.channels.emit(snap)
 
+    def send_trials(self, only: Client | None) -> None:
+        """Every stored trial, one `ExperimentTrials` per experiment (to `only`, or to all
+        at start-up); never written to events.jsonl (the storage holds them)."""
+        for event in campaign_trials(self.queue):
+            self.channels.emit(event, only=only)
+
     def log(self, level: p.LogLevel, message: str) -> None:
         self.channels.emit(p.LogLine(level=level, message=message))
 
     def _record(self, event: p.Event) -> None:
         """Every event goes to events.jsonl (hardware samples at most every 30 s) and
         trial lines to the experiment's log."""
+        if isinstance(event, p.ExperimentTrials):
+            return
         if isinstance(event, p.HardwareSampled):
             if event.ts - self._last_hw_logged < 30:
                 return

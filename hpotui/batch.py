@@ -26,6 +26,8 @@ from rich.text import Text
 
 from engine import protocol as p
 from hpotui.link import EngineLink
+from hpotui.progress import Progress, campaign_progress
+from hpotui.widgets.format import plural
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -60,6 +62,10 @@ class BatchView:
         self.trials_done = 0
         self.started = time.monotonic()
         self.running: dict[tuple[str, int], p.TrialStarted] = {}
+        # per experiment: counted trials (complete, pruned, failed) and their durations,
+        # from the storage at start (experiment_trials) plus the trials that end here
+        self.counted: dict[str, int] = {}
+        self.durations: dict[str, list[float]] = {}
 
     def status(self, name: str) -> p.ExperimentStatus | None:
         if self.snapshot is None:
@@ -73,16 +79,21 @@ class BatchView:
             if event.workers:
                 verb = "resuming" if event.resumed else "starting"
                 c.print(
-                    f"[bold]{event.campaign}[/]: {verb} with {event.workers} worker(s); "
+                    f"[bold]{event.campaign}[/]: {verb} with {plural(event.workers, 'worker')}; "
                     f"storage {event.storage}"
                 )
         elif isinstance(event, p.QueueSnapshot):
             self.snapshot = event
+        elif isinstance(event, p.ExperimentTrials):
+            self.stored(event)
         elif isinstance(event, p.TrialStarted):
             self.running[(event.experiment, event.trial)] = event
         elif isinstance(event, p.TrialFinished):
             self.running.pop((event.experiment, event.trial), None)
             self.trials_done += 1
+            if event.state != "interrupted":
+                self.counted[event.experiment] = self.counted.get(event.experiment, 0) + 1
+                self.durations.setdefault(event.experiment, []).append(event.duration_s)
             c.print(self.trial_line(event))
         elif isinstance(event, p.ExperimentFinished):
             best = "" if event.best_value is None else f", best {event.best_value:.4f}"
@@ -99,13 +110,34 @@ class BatchView:
         elif isinstance(event, p.Reply) and not event.ok:
             c.print(f"[red]command refused: {event.message}[/]")
 
+    def stored(self, event: p.ExperimentTrials) -> None:
+        """What the storage holds at start: counts and durations of earlier sessions."""
+        counted = [t for t in event.trials if t.state in ("complete", "pruned", "failed")]
+        self.counted[event.experiment] = len(counted)
+        self.durations[event.experiment] = [
+            t.duration_s for t in counted if t.duration_s is not None
+        ]
+
+    def campaign_progress(self) -> Progress | None:
+        if self.snapshot is None:
+            return None
+        return campaign_progress(
+            self.snapshot.experiments, self.durations, self.snapshot.workers, self.counted
+        )
+
     def trial_line(self, e: p.TrialFinished) -> Text:
+        """`[3/12 trials · 4m10s left] 20K_h1  2/6  trial #4  complete ...`: the
+        experiment's counted-trial ordinal (interrupted trials count nothing: `-`), then
+        Optuna's trial number."""
         status = self.status(e.experiment)
-        n = f"/{status.n_trials}" if status else ""
+        ordinal = "-" if e.state == "interrupted" else str(self.counted.get(e.experiment, 0))
+        n = f"{ordinal:>3}/{status.n_trials:<3}" if status else f"{ordinal:>3}    "
+        progress = self.campaign_progress()
+        head = f"[{progress.label()}] " if progress is not None else ""
         value = "-" if e.value is None else f"{e.value:.4f}"
         style = {"complete": "", "pruned": "dim", "failed": "red", "interrupted": "yellow"}
         line = (
-            f"{e.experiment:<12} trial {e.trial:>3}{n:<4} {e.state:<11} val_bce {value:<8} "
+            f"{head}{e.experiment:<12} {n} trial #{e.trial:<3} {e.state:<11} val_bce {value:<8} "
             f"{_arch_label(e.architecture):<20} {e.n_params:>11,} params "
             f"{_duration(e.duration_s):>7}  {e.worker}"
         )
@@ -123,11 +155,11 @@ class BatchView:
         x = next((x for x in active if x.state == "running"), active[0])
         k = x.n_complete + x.n_pruned + x.n_failed
         best = "-" if x.best_value is None else f"{x.best_value:.4f}"
-        total = sum(e.n_trials for e in snap.experiments if e.state != "skipped")
-        finished = sum(e.n_complete + e.n_pruned + e.n_failed for e in snap.experiments)
+        progress = self.campaign_progress()
+        label = progress.label() if progress is not None else "?"
         return Text(
-            f"▶ {x.name}  trial {k + x.n_running}/{x.n_trials}  best {best}  "
-            f"ETA {_duration(x.eta_s)}  |  campaign {finished}/{total}, "
+            f"▶ {x.name}  {k}/{x.n_trials} trials, {x.n_running} running  best {best}  "
+            f"ETA {_duration(x.eta_s)}  |  campaign [{label}], "
             f"{len(self.running)} running, {_duration(time.monotonic() - self.started)} elapsed",
             style="bold cyan",
         )

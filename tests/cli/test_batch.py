@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,6 +59,19 @@ def test_interrupt_resume_and_complete(workspace: Path) -> None:
     trial_lines = [line for line in out.splitlines() if " trial " in line and "val_bce" in line]
     complete_first = sum(e.state == "complete" for e in finished_first)
     assert len([x for x in trial_lines if "complete" in x]) == 8 - complete_first
+    # each line: the campaign-wide counter and ETA, then the experiment's counted ordinal
+    heads = [
+        re.match(r"\[(\d+)/(\d+) trials · ([^\]]+)\] (\S+) +(\d+|-)/(\d+) +trial #", x)
+        for x in trial_lines
+    ]
+    assert all(heads), trial_lines
+    counted_first = sum(e.state != "interrupted" for e in finished_first)
+    done = [int(h.group(1)) for h in heads if h and h.group(5) != "-"]
+    assert done == list(range(counted_first + 1, counted_first + 1 + len(done)))
+    assert heads[-1] and heads[-1].group(1) == heads[-1].group(2)  # the last says n/n
+    assert heads[-1].group(3) == "done"
+    # durations stored by the first run make the ETA known from the first resumed line
+    assert all(h and h.group(3).endswith("left") for h in heads[:-1])
     assert "best architecture per experiment" in out
     assert "1.8K_h1" in out.split("best architecture")[1]
     assert "d8-L1-h2-ff" in out.split("best architecture")[1]
