@@ -189,6 +189,13 @@ class ExperimentTrials(Event):
     study_name: str
     trials: list[TrialRecord]
 
+    def to_dict(self) -> dict[str, Any]:
+        # dataclasses.asdict deep-copies every curve point: 10x slower on a big study
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["trials"] = [dict(vars(t)) for t in self.trials]
+        data["type"] = self.type
+        return data
+
 
 @dataclass
 class HardwareSampled(Event):
