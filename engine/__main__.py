@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor=not args.no_monitor,
         config_path=str(config),
     )
+    engine.workers_explicit = args.workers is not None
     try:
         return _serve(engine, report, out, campaign_name, str(config))
     finally:

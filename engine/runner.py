@@ -109,6 +109,7 @@ class Engine:
         self.channels.sinks.append(self._record)
         self.plan = Plan()
         self.workers_spec = workers
+        self.workers_explicit = False  # --workers given: it wins over a stored count
         self.device = device
         self.monitor_enabled = monitor
         self.config_path = config_path
@@ -184,9 +185,11 @@ class Engine:
     # ---------------------------------------------------------------- main loop
 
     def run(self) -> int:
-        self.n_workers, threads = resolve_workers(
-            self.workers_spec, self.campaign, self.plan, self.device
-        )
+        spec = self.workers_spec
+        stored = self.queue.stored_workers()
+        if stored is not None and not self.workers_explicit:
+            spec = stored  # set with +/- in an earlier session; --workers wins
+        self.n_workers, threads = resolve_workers(spec, self.campaign, self.plan, self.device)
         self.channels.emit(self.hello())
         for level, note in self.notes:
             self.log(level, note)
