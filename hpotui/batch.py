@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -66,6 +68,8 @@ class BatchView:
         # from the storage at start (experiment_trials) plus the trials that end here
         self.counted: dict[str, int] = {}
         self.durations: dict[str, list[float]] = {}
+        self.preflight: list[str] = []  # the engine's pre-flight findings, one per check
+        self.preflight_shown = False
 
     def status(self, name: str) -> p.ExperimentStatus | None:
         if self.snapshot is None:
@@ -84,6 +88,8 @@ class BatchView:
                 )
         elif isinstance(event, p.QueueSnapshot):
             self.snapshot = event
+            if self.preflight and not self.preflight_shown:
+                self.show_preflight()
         elif isinstance(event, p.ExperimentTrials):
             self.stored(event)
         elif isinstance(event, p.TrialStarted):
@@ -103,12 +109,21 @@ class BatchView:
         elif isinstance(event, p.ThermalChanged):
             c.print(f"[yellow]thermal {event.previous} -> {event.state}: {event.reason}[/]")
         elif isinstance(event, p.LogLine):
+            if event.message.startswith(PREFLIGHT):
+                self.preflight.append(event.message.removeprefix(PREFLIGHT))
+            elif self.preflight and not self.preflight_shown:
+                self.show_preflight()
             if event.level in ("warning", "error"):
                 c.print(f"[yellow]{event.level}: {event.message}[/]")
         elif isinstance(event, p.ErrorRaised):
             self.errors.append(event.message)
         elif isinstance(event, p.Reply) and not event.ok:
             c.print(f"[red]command refused: {event.message}[/]")
+
+    def show_preflight(self) -> None:
+        self.preflight_shown = True
+        for line in preflight_summary(self.preflight):
+            self.console.print(f"[dim]pre-flight[/] {escape(line)}")
 
     def stored(self, event: p.ExperimentTrials) -> None:
         """What the storage holds at start: counts and durations of earlier sessions."""
@@ -176,6 +191,39 @@ class BatchView:
             done = x.n_complete + x.n_pruned + x.n_failed
             table.add_row(x.name, x.state, f"{done}/{x.n_trials}", value, arch, params)
         return table
+
+
+PREFLIGHT = "pre-flight: "  # as engine/__main__.py prefixes them
+# check groups, by what their lines say (engine/campaign/preflight.py writes them)
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("campaign", r"^campaign "),
+    ("storage", r"^storage: "),
+    ("outputs", r"^outputs: "),
+    ("data", r"^dataset "),
+    ("splits", r"windows .*label rate"),
+    ("grids", r" architectures \("),
+    ("memory", r" usable on "),
+    ("timeouts", r": timeout "),
+)
+
+
+def preflight_summary(lines: list[str]) -> list[str]:
+    """One line per check group: a group of one line as it is, a larger one as its
+    count and its first line (e.g. `memory: 6 checks, 20K_h1: largest ... fits`)."""
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        name = next((g for g, pattern in GROUPS if re.search(pattern, line)), "other")
+        groups.setdefault(name, []).append(line)
+    out = []
+    for name in [g for g, _ in GROUPS] + ["other"]:
+        found = groups.get(name)
+        if not found:
+            continue
+        if len(found) == 1:
+            out.append(found[0] if found[0].startswith(f"{name}:") else f"{name}: {found[0]}")
+        else:
+            out.append(f"{name}: {len(found)} checks, e.g. {found[0]}")
+    return out
 
 
 def _best_file(campaign_dir: Path | None, experiment: str) -> dict[str, Any] | None:

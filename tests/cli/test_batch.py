@@ -56,6 +56,15 @@ def test_interrupt_resume_and_complete(workspace: Path) -> None:
     out, err = run.communicate(timeout=240)
     assert run.returncode == 0, err
     assert "resuming" in out
+    # the pre-flight, one line per check group, before the first trial line
+    pre = [line for line in out.splitlines() if line.startswith("pre-flight ")]
+    assert [line.split(":")[0] for line in pre][:3] == [
+        "pre-flight campaign",
+        "pre-flight storage",
+        "pre-flight outputs",
+    ]
+    assert any(line.startswith("pre-flight memory") for line in pre)
+    assert out.index("pre-flight") < out.index("val_bce")
     trial_lines = [line for line in out.splitlines() if " trial " in line and "val_bce" in line]
     complete_first = sum(e.state == "complete" for e in finished_first)
     assert len([x for x in trial_lines if "complete" in x]) == 8 - complete_first
@@ -108,3 +117,32 @@ def test_a_bad_worker_count_is_a_usage_error_before_anything_starts(
     err = capsys.readouterr().err
     assert "--workers" in err and "Traceback" not in err
     assert list((workspace / "outputs").iterdir()) == []  # no engine, no storage
+
+
+def test_preflight_summary_has_one_line_per_check_group() -> None:
+    from hpotui.batch import preflight_summary
+
+    lines = [
+        "campaign demo: 2 experiment(s)",
+        "storage: outputs/demo/optuna.journal",
+        "outputs: outputs/demo",
+        "dataset SP500/a25/v1: 5000 rows 2005-01-03 .. 2024-12-31, 25 features, sha256 ab verified",
+        "20K_h1: h1 threshold_1pct (high): windows 3000/500/500, label rate 0.21/0.22/0.20",
+        "20K_h5: h5 threshold_1pct (high): windows 3000/500/500, label rate 0.31/0.30/0.29",
+        "20K_h1: budget 20K: 12 architectures (10K .. 20K), 4 extremes",
+        "20K_h1: largest d32-L2 ~40M at batch 256 vs 8G usable on cpu: fits",
+        "something new",
+    ]
+    summary = preflight_summary(lines)
+    assert [line.split(":")[0] for line in summary] == [
+        "campaign",
+        "storage",
+        "outputs",
+        "data",
+        "splits",
+        "grids",
+        "memory",
+        "other",
+    ]
+    assert summary[4].startswith("splits: 2 checks, e.g. 20K_h1: h1")
+    assert summary[1] == "storage: outputs/demo/optuna.journal"
