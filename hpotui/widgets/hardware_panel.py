@@ -207,6 +207,10 @@ def _gpus(sample: dict[str, Any]) -> list[Text]:
     gpus = sample.get("gpus") or []
     if not gpus:
         why = sample.get("gpu_unavailable")
+        if why:  # the nvidia-ml-py hint only where an NVIDIA device is (as `hpotui hw`)
+            from hpotui.commands.hw import gpu_reason
+
+            why = gpu_reason(str(why))
         return [Text(f"gpu  none ({why})" if why else "gpu  none", style="dim")]
     lines = []
     for gpu in gpus:

@@ -18,7 +18,9 @@ class StatusBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.link_state = "connecting"
-        self.compact = 0  # 1: no pid/host (< 100 columns); 2: short words too (< 70)
+        # 1 (< 100 columns): no pid/host, engine state only when not running; 2 (< 70):
+        # short words too. The thermal badge always stays in view.
+        self.compact = 0
         self._shown: Text | None = None
 
     def update_from(self, state: CampaignState) -> None:
@@ -30,9 +32,9 @@ class StatusBar(Static):
             progress = state.progress()
             label = progress.short_label() if self.compact >= 2 else progress.label()
             text.append(f" [{label}]", style="bold cyan")
-        if self.compact < 2:
+        if not self.compact:
             text.append(f"  engine {self.link_state}")
-        elif self.link_state not in ("running", "attached"):  # 40 columns: only news
+        elif self.link_state not in ("running", "attached"):  # narrow: only news
             text.append(f"  {self.link_state}")
         if hello and not self.compact:
             text.append(f" (pid {hello.pid} on {hello.host})", style="dim")
