@@ -124,3 +124,11 @@ async def test_each_mark_sits_on_the_row_its_axis_label_names() -> None:
                     inner = row.split("┤" if "┤" in row else "│", 1)[-1]
                     assert inner.rstrip().endswith("│"), (where, row)
                     assert "x" not in inner.rstrip()[-1:], (where, row)
+
+
+def test_the_hardware_history_is_a_labelled_sparkline_on_a_fixed_scale() -> None:
+    from hpotui.widgets.hardware_panel import sparkline
+
+    assert sparkline([0.0, 50.0, 100.0], 10) == " ▄█"  # 0 %, half, full: not rescaled
+    assert sparkline([float(i) for i in range(100)], 5) == "█████"  # the newest 5: 95-99 %
+    assert sparkline([100.0, 0.0], 1) == " "  # the newest sample is at the right
