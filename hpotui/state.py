@@ -250,11 +250,12 @@ class CampaignState:
             self._last_trial, self._last_live = self._latest_trial(), False
 
     def _latest_trial(self) -> tuple[str, int] | None:
-        """The trial with the latest activity: the loss chart's subject when no event
-        named one (a campaign opened finished, or resumed)."""
+        """The trial with a loss curve and the latest activity: the loss chart's subject
+        when no event named one (a campaign opened finished, or resumed; a trial
+        interrupted before its first epoch has no curve to show)."""
         latest = max(
             (t for ts in self.trials.values() for t in ts.values()),
-            key=lambda t: (t.updated_ts, t.number),
+            key=lambda t: (bool(t.epochs), t.updated_ts, t.number),  # one with a curve
             default=None,
         )
         return None if latest is None else (latest.experiment, latest.number)

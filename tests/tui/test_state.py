@@ -207,7 +207,18 @@ def test_a_campaign_opened_finished_shows_its_latest_trials_curve() -> None:
             ExperimentTrials(
                 experiment=experiment,
                 study_name=experiment,
-                trials=[TrialRecord(1, "complete", 0.6, started_ts=ended - 10, duration_s=10)],
+                trials=[
+                    TrialRecord(
+                        1,
+                        "complete",
+                        0.6,
+                        started_ts=ended - 10,
+                        duration_s=10,
+                        curve=[[1.0, 0.7, 0.6]],
+                    ),
+                    # interrupted later, before its first epoch: no curve to show
+                    TrialRecord(2, "interrupted", started_ts=ended, duration_s=5),
+                ],
             )
         )
     focus = state.focus_trial(None)
