@@ -109,6 +109,9 @@ def _lock_campaign(folder: Path) -> Any:
     return handle
 
 
+PREFLIGHT = "pre-flight: "  # prefix of the log lines that carry the pre-flight's findings
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine")
     parser.add_argument("--config", help="campaign TOML (default: configs/demo.toml)")
@@ -196,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         monitor=not args.no_monitor,
         config_path=str(config),
     )
+    engine.workers_explicit = args.workers is not None
     try:
         return _serve(engine, report, out, campaign_name, str(config), stops)
     finally:
@@ -219,6 +223,7 @@ def _serve(
         return _fail(out, errors.lines(), name, config)
     except UserError as error:
         return _fail(out, [str(error)], name, config)
+    engine.notes += [("info", f"{PREFLIGHT}{line}") for line in report.lines]
     engine.notes += [("warning", line) for line in report.warnings]
     engine.notes += [
         ("warning", f"{x} excluded: no architecture fits this device") for x in report.excluded

@@ -120,6 +120,7 @@ class CommandHandler:
             raise UserError(f"workers must be a whole number >= 1, got {c.workers!r}")
         engine = self.engine
         engine.n_workers = c.workers
+        engine.queue.set_workers(c.workers)  # kept for the next start of the engine
         if engine.local is not None and not engine.stopping:
             engine.local.scale(c.workers)
         return f"{c.workers} worker(s)"

@@ -161,6 +161,48 @@ class TrialFinished(Event):
 
 
 @dataclass
+class TrialRecord:
+    """One stored trial as the storage holds it (a row of `ExperimentTrials`).
+
+    `state` is "running" or a `TrialState`; `curve` holds `[epoch, train_loss, val_loss]`
+    per reported epoch (train_loss null where the storage has none)."""
+
+    trial: int
+    state: str
+    value: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    architecture: dict[str, int] = field(default_factory=dict)
+    n_params: int = 0
+    worker: str = ""
+    host: str = ""
+    forced_extreme: bool = False
+    started_ts: float | None = None
+    duration_s: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    curve: list[list[float | None]] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentTrials(Event):
+    """Every stored trial of one experiment (its active study), read from the storage:
+    sent after `hello` on start and on attach, one event per experiment, so a front-end
+    shows trials from before the engine's last start and other machines' trials."""
+
+    type: ClassVar[str] = "experiment_trials"
+    experiment: str
+    study_name: str
+    trials: list[TrialRecord]
+
+    def to_dict(self) -> dict[str, Any]:
+        # dataclasses.asdict deep-copies every curve point: 10x slower on a big study
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["trials"] = [dict(vars(t)) for t in self.trials]
+        data["type"] = self.type
+        return data
+
+
+@dataclass
 class HardwareSampled(Event):
     """A monitor sample; `sample` is `engine.monitor.sample.HardwareSample.to_dict()`."""
 
@@ -335,6 +377,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TrialStarted,
     EpochEnded,
     TrialFinished,
+    ExperimentTrials,
     HardwareSampled,
     ThermalChanged,
     LogLine,
@@ -394,6 +437,11 @@ def _build(cls: type[M], data: dict[str, Any]) -> M:
         if not isinstance(rows, list):
             raise ProtocolError("queue: 'experiments' must be a list")
         kwargs["experiments"] = [_build(ExperimentStatus, _as_dict(r)) for r in rows]
+    if cls is ExperimentTrials:
+        rows = kwargs.get("trials")
+        if not isinstance(rows, list):
+            raise ProtocolError("experiment_trials: 'trials' must be a list")
+        kwargs["trials"] = [_build(TrialRecord, _as_dict(r)) for r in rows]
     try:
         return cls(**kwargs)
     except TypeError as exc:  # pragma: no cover - dataclass signature mismatch

@@ -47,6 +47,7 @@ S_RUN = PREFIX + "run"
 S_STARTED = PREFIX + "started"
 S_PAUSED_ALL = PREFIX + "paused_all"
 S_SPLITS = PREFIX + "splits"  # SplitFacts.to_dict() of the experiment's data
+S_WORKERS = PREFIX + "workers"  # the worker count last set with set_workers (+/-)
 
 T_COUNTED = PREFIX + "counted"
 T_INTERRUPTED = PREFIX + "interrupted"
@@ -388,8 +389,8 @@ class CampaignQueue:
 
     def resume(self, name: str) -> None:
         e = self.entry(name)
-        if e.stored_state != "paused":
-            raise UserError(f"{name} is {e.state}, not paused")
+        if e.stored_state not in ("paused", "skipped"):  # un-skip: queued with its trials
+            raise UserError(f"{name} is {e.state}, not paused or skipped")
         self.set_state(name, "queued")
 
     def skip(self, name: str) -> None:
@@ -402,6 +403,19 @@ class CampaignQueue:
         sid = self._meta_id(create=True)
         assert sid is not None
         self._set(sid, S_PAUSED_ALL, paused)
+
+    def set_workers(self, workers: int) -> None:
+        """Store the worker count with the campaign: it survives engine restarts."""
+        sid = self._meta_id(create=True)
+        assert sid is not None
+        self._set(sid, S_WORKERS, int(workers))
+
+    def stored_workers(self) -> int | None:
+        sid = self._meta_id(create=False)
+        if sid is None:
+            return None
+        value = self.storage.get_study_user_attrs(sid).get(S_WORKERS)
+        return value if isinstance(value, int) and value >= 1 else None
 
     def rerun(self, name: str, extremes: list[dict[str, Any]]) -> Entry:
         """Archive the experiment's study (kept, never deleted) and queue a fresh one at the

@@ -44,6 +44,7 @@ from engine.storage_outage import (
     guard_of,
     report_outages,
 )
+from engine.trial_records import campaign_trials
 from engine.worker_pool import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
@@ -136,6 +137,7 @@ class Engine:
         report_outages(storage, self.channels.emit, "engine")
         self.plan = Plan()
         self.workers_spec = workers
+        self.workers_explicit = False  # --workers given: it wins over a stored count
         self.device = device
         self.monitor_enabled = monitor
         self.config_path = config_path
@@ -215,12 +217,15 @@ class Engine:
     # ---------------------------------------------------------------- main loop
 
     def run(self) -> int:
-        self.n_workers, threads = resolve_workers(
-            self.workers_spec, self.campaign, self.plan, self.device
-        )
+        spec = self.workers_spec
+        stored = self.queue.stored_workers()
+        if stored is not None and not self.workers_explicit:
+            spec = stored  # set with +/- in an earlier session; --workers wins
+        self.n_workers, threads = resolve_workers(spec, self.campaign, self.plan, self.device)
         self.channels.emit(self.hello())
         for level, note in self.notes:
             self.log(level, note)
+        self.send_trials(None)
         self.send_snapshot(force=True)
         why = self.channels.serve(self.dir / "engine.sock")
         if why:
@@ -347,6 +352,7 @@ class Engine:
         elif kind == "attach":
             assert isinstance(source, Client)
             self.channels.emit(self.hello(), only=source)
+            self.send_trials(source)
             snap = self.queue.snapshot(self.n_workers)
             self.channels.emit(snap, only=source)
             self.channels.add_client(source)
@@ -434,12 +440,20 @@ class Engine:
             self.last_snapshot = key
             self.channels.emit(snap)
 
+    def send_trials(self, only: Client | None) -> None:
+        """Every stored trial, one `ExperimentTrials` per experiment (to `only`, or to all
+        at start-up); never written to events.jsonl (the storage holds them)."""
+        for event in campaign_trials(self.queue):
+            self.channels.emit(event, only=only)
+
     def log(self, level: p.LogLevel, message: str) -> None:
         self.channels.emit(p.LogLine(level=level, message=message))
 
     def _record(self, event: p.Event) -> None:
         """Every event goes to events.jsonl (hardware samples at most every 30 s) and
         trial lines to the experiment's log."""
+        if isinstance(event, p.ExperimentTrials):
+            return
         if isinstance(event, p.HardwareSampled):
             if event.ts - self._last_hw_logged < 30:
                 return

@@ -24,6 +24,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 import os
 import threading
@@ -55,6 +56,7 @@ from engine.queue import (
 from engine.recovery import HOST, interrupt_trial, process_start
 from engine.search import ARCH_PARAM, distributions, make_pruner, make_sampler, trial_inputs
 from engine.storage_outage import StorageUnreachable
+from engine.trial_records import TRAIN_LOSSES
 
 Emit = Callable[[p.Event], None]
 MAX_DEFERRALS = 3  # fresh asks per pick whose architecture may not fit this worker
@@ -266,8 +268,11 @@ class Worker:
         value: float | None = None
         metrics: dict[str, float] = {}
         reason = ""
+        train_losses: list[list[float]] = []  # stored with the trial: its loss curve
 
         def on_epoch(report: Any) -> None:
+            if math.isfinite(report.train_loss):
+                train_losses.append([report.epoch, report.train_loss])
             self.emit(
                 p.EpochEnded(
                     experiment=entry.name,
@@ -309,6 +314,7 @@ class Worker:
             )
         except optuna.TrialPruned as exc:
             state, reason = "pruned", str(exc)
+            self.storage.set_trial_user_attr(tid, TRAIN_LOSSES, train_losses)
             self.storage.set_trial_user_attr(tid, T_REASON, reason)
             study.tell(trial, state=TrialState.PRUNED)
         except TrialStopped:
@@ -341,6 +347,7 @@ class Worker:
                 ("val_auc", metrics.get("roc_auc", math.nan)),
                 ("objective", cfg.objective),
                 ("normalization", cfg.data.normalization),
+                (TRAIN_LOSSES, train_losses),
             ):
                 self.storage.set_trial_user_attr(tid, key, v)
             if not math.isfinite(value):
@@ -358,7 +365,7 @@ class Worker:
                 trial=trial.number,
                 state=state,
                 value=value,
-                duration_s=time.monotonic() - started,
+                duration_s=_stored_duration(frozen.datetime_start, started),
                 worker=self.worker_id,
                 host=HOST,
                 architecture=arch.to_dict(),
@@ -372,6 +379,16 @@ class Worker:
         self.storage.set_trial_user_attr(tid, T_COUNTED, True)
         self.storage.set_trial_user_attr(tid, T_REASON, reason[:500])
         self.storage.set_trial_state_values(tid, TrialState.FAIL)
+
+
+def _stored_duration(stored_start: Any, started: float) -> float:
+    """The trial's duration as the storage will hold it (from its stored start, data
+    preparation included), so a front-end shows the same figure live and after a
+    restart; the local clock only when the storage has no start."""
+    if stored_start is None:
+        return time.monotonic() - started
+    now = datetime.datetime.now(stored_start.tzinfo)
+    return max(0.0, float((now - stored_start).total_seconds()))
 
 
 def _first_beat(storage: BaseStorage, trial_id: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 import time
@@ -21,12 +22,15 @@ from typing import Any, Literal
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from engine import protocol as p
 from hpotui.link import EngineLink, engine_flags
+from hpotui.progress import Progress, campaign_progress
 from hpotui.state import outage_line
+from hpotui.widgets.format import plural
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -74,6 +78,12 @@ class BatchView:
         self.started = time.monotonic()
         self.running: dict[tuple[str, int], p.TrialStarted] = {}
         self.hosts: dict[str, str] = {}  # host -> status last printed
+        # per experiment: counted trials (complete, pruned, failed) and their durations,
+        # from the storage at start (experiment_trials) plus the trials that end here
+        self.counted: dict[str, int] = {}
+        self.durations: dict[str, list[float]] = {}
+        self.preflight: list[str] = []  # the engine's pre-flight findings, one per check
+        self.preflight_shown = False
 
     def status(self, name: str) -> p.ExperimentStatus | None:
         if self.snapshot is None:
@@ -87,21 +97,28 @@ class BatchView:
             if event.workers:
                 verb = "resuming" if event.resumed else "starting"
                 c.print(
-                    f"[bold]{event.campaign}[/]: {verb} with {event.workers} worker(s); "
+                    f"[bold]{event.campaign}[/]: {verb} with {plural(event.workers, 'worker')}; "
                     f"storage {event.storage}"
                 )
         elif isinstance(event, p.QueueSnapshot):
             self._needs_bigger(event)
             self.snapshot = event
+            if self.preflight and not self.preflight_shown:
+                self.show_preflight()
         elif isinstance(event, p.HostsChanged):
             for host, status in _host_changes(self.hosts, event.hosts):
                 style = "red" if status == "lost" else "cyan"
                 c.print(f"[{style}]host {host}: {status}[/]")
+        elif isinstance(event, p.ExperimentTrials):
+            self.stored(event)
         elif isinstance(event, p.TrialStarted):
             self.running[(event.experiment, event.trial)] = event
         elif isinstance(event, p.TrialFinished):
             self.running.pop((event.experiment, event.trial), None)
             self.trials_done += 1
+            if event.state != "interrupted":
+                self.counted[event.experiment] = self.counted.get(event.experiment, 0) + 1
+                self.durations.setdefault(event.experiment, []).append(event.duration_s)
             c.print(self.trial_line(event))
         elif isinstance(event, p.ExperimentFinished):
             best = "" if event.best_value is None else f", best {event.best_value:.4f}"
@@ -113,6 +130,10 @@ class BatchView:
         elif isinstance(event, p.StorageOutage):
             c.print(Text(outage_line(event), style="green" if event.reachable else "yellow"))
         elif isinstance(event, p.LogLine):
+            if event.message.startswith(PREFLIGHT):
+                self.preflight.append(event.message.removeprefix(PREFLIGHT))
+            elif self.preflight and not self.preflight_shown:
+                self.show_preflight()
             if event.level in ("warning", "error"):
                 c.print(f"[yellow]{event.level}: {event.message}[/]")
         elif isinstance(event, p.ErrorRaised):
@@ -132,14 +153,39 @@ class BatchView:
                     )
                 elif before is not None:
                     self.console.print(f"{x.name}: no trial waits for a bigger device")
+    def show_preflight(self) -> None:
+        self.preflight_shown = True
+        for line in preflight_summary(self.preflight):
+            self.console.print(f"[dim]pre-flight[/] {escape(line)}")
+
+    def stored(self, event: p.ExperimentTrials) -> None:
+        """What the storage holds at start: counts and durations of earlier sessions."""
+        counted = [t for t in event.trials if t.state in ("complete", "pruned", "failed")]
+        self.counted[event.experiment] = len(counted)
+        self.durations[event.experiment] = [
+            t.duration_s for t in counted if t.duration_s is not None
+        ]
+
+    def campaign_progress(self) -> Progress | None:
+        if self.snapshot is None:
+            return None
+        return campaign_progress(
+            self.snapshot.experiments, self.durations, self.snapshot.workers, self.counted
+        )
 
     def trial_line(self, e: p.TrialFinished) -> Text:
+        """`[3/12 trials · 4m10s left] 20K_h1  2/6  trial #4  complete ...`: the
+        experiment's counted-trial ordinal (interrupted trials count nothing: `-`), then
+        Optuna's trial number."""
         status = self.status(e.experiment)
-        n = f"/{status.n_trials}" if status else ""
+        ordinal = "-" if e.state == "interrupted" else str(self.counted.get(e.experiment, 0))
+        n = f"{ordinal:>3}/{status.n_trials:<3}" if status else f"{ordinal:>3}    "
+        progress = self.campaign_progress()
+        head = f"[{progress.label()}] " if progress is not None else ""
         value = "-" if e.value is None else f"{e.value:.4f}"
         style = {"complete": "", "pruned": "dim", "failed": "red", "interrupted": "yellow"}
         line = (
-            f"{e.experiment:<12} trial {e.trial:>3}{n:<4} {e.state:<11} val_bce {value:<8} "
+            f"{head}{e.experiment:<12} {n} trial #{e.trial:<3} {e.state:<11} val_bce {value:<8} "
             f"{_arch_label(e.architecture):<20} {e.n_params:>11,} params "
             f"{_duration(e.duration_s):>7}  {e.worker}"
         )
@@ -157,11 +203,11 @@ class BatchView:
         x = next((x for x in active if x.state == "running"), active[0])
         k = x.n_complete + x.n_pruned + x.n_failed
         best = "-" if x.best_value is None else f"{x.best_value:.4f}"
-        total = sum(e.n_trials for e in snap.experiments if e.state != "skipped")
-        finished = sum(e.n_complete + e.n_pruned + e.n_failed for e in snap.experiments)
+        progress = self.campaign_progress()
+        label = progress.label() if progress is not None else "?"
         return Text(
-            f"▶ {x.name}  trial {k + x.n_running}/{x.n_trials}  best {best}  "
-            f"ETA {_duration(x.eta_s)}  |  campaign {finished}/{total}, "
+            f"▶ {x.name}  {k}/{x.n_trials} trials, {x.n_running} running  best {best}  "
+            f"ETA {_duration(x.eta_s)}  |  campaign [{label}], "
             f"{len(self.running)} running, {_duration(time.monotonic() - self.started)} elapsed",
             style="bold cyan",
         )
@@ -178,6 +224,39 @@ class BatchView:
             done = x.n_complete + x.n_pruned + x.n_failed
             table.add_row(x.name, x.state, f"{done}/{x.n_trials}", value, arch, params)
         return table
+
+
+PREFLIGHT = "pre-flight: "  # as engine/__main__.py prefixes them
+# check groups, by what their lines say (engine/campaign/preflight.py writes them)
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("campaign", r"^campaign "),
+    ("storage", r"^storage: "),
+    ("outputs", r"^outputs: "),
+    ("data", r"^dataset "),
+    ("splits", r"windows .*label rate"),
+    ("grids", r" architectures \("),
+    ("memory", r" usable on "),
+    ("timeouts", r": timeout "),
+)
+
+
+def preflight_summary(lines: list[str]) -> list[str]:
+    """One line per check group: a group of one line as it is, a larger one as its
+    count and its first line (e.g. `memory: 6 checks, 20K_h1: largest ... fits`)."""
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        name = next((g for g, pattern in GROUPS if re.search(pattern, line)), "other")
+        groups.setdefault(name, []).append(line)
+    out = []
+    for name in [g for g, _ in GROUPS] + ["other"]:
+        found = groups.get(name)
+        if not found:
+            continue
+        if len(found) == 1:
+            out.append(found[0] if found[0].startswith(f"{name}:") else f"{name}: {found[0]}")
+        else:
+            out.append(f"{name}: {len(found)} checks, e.g. {found[0]}")
+    return out
 
 
 def _best_file(campaign_dir: Path | None, experiment: str) -> dict[str, Any] | None:

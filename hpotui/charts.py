@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from textual_plotext import PlotextPlot
 
@@ -49,6 +49,7 @@ class Chart(PlotextPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._figure: Figure | None = None
+        self._built_for: tuple[int, int] | None = None  # the size the figure was built at
         self.draws = 0  # how many times the figure was rebuilt (benchmarks, tests)
 
     @property
@@ -60,7 +61,20 @@ class Chart(PlotextPlot):
         if figure == self._figure:
             return
         self._figure = figure
+        self._built_for = None
         self.draws += 1
+        self.refresh()
+
+    def render(self) -> Any:
+        # The y ticks are placed on the rows plotext draws at this size: build the
+        # figure for the size it is rendered at (again after a resize).
+        size = (self.size.width, self.size.height)
+        if self._figure is not None and self._built_for != size:
+            self._built_for = size
+            self._build(self._figure, *size)
+        return super().render()
+
+    def _build(self, figure: Figure, width: int, height: int) -> None:
         plt = self.plt
         plt.clear_figure()
         if figure.bare:
@@ -71,28 +85,60 @@ class Chart(PlotextPlot):
             plt.title(figure.title)
             plt.xlabel(figure.xlabel)
             plt.ylabel(figure.ylabel)
-        if figure.ylim is not None:
-            plt.ylim(*figure.ylim)
-        limit = max(40, 2 * self.size.width)
+        limit = max(40, 2 * width)
         drawn = [_thin(s, limit) for s in (_clean(s, figure.xlog) for s in figure.series) if s.x]
         if not drawn:
             plt.xlim(0, 1)
             plt.ylim(0, 1)
             plt.text(figure.empty, 0.5, 0.5, alignment="center")
+            return
+        if figure.xlog:
+            # Plot log10(x) on a linear axis with ticks named in data units: plotext's
+            # own log scale mishandles limits and ticks.
+            drawn = [_log_x(s) for s in drawn]
+            low, high = _decades([x for s in drawn for x in s.x])
+            plt.xlim(low - 0.1, high + 0.1)
+            ticks = [float(t) for t in range(low, high + 1)]
+            plt.xticks(ticks, [_short(10.0**t) for t in ticks])
         else:
-            if figure.xlog:
-                # Plot log10(x) on a linear axis with ticks named in data units: plotext's
-                # own log scale mishandles limits and ticks.
-                drawn = [_log_x(s) for s in drawn]
-                low, high = _decades([x for s in drawn for x in s.x])
-                plt.xlim(low - 0.1, high + 0.1)
-                ticks = [float(t) for t in range(low, high + 1)]
-                plt.xticks(ticks, [_short(10.0**t) for t in ticks])
-            for s in drawn:
-                draw = plt.scatter if s.kind == "scatter" else plt.plot
-                label = None if figure.bare else s.label
-                draw(list(s.x), list(s.y), label=label, color=s.color, marker=s.marker)
-        self.refresh()
+            xs = [x for s in drawn for x in s.x]
+            plt.xlim(*_padded(min(xs), max(xs)))  # every mark inside the plot area
+        ys = [y for s in drawn for y in s.y]
+        low_y, high_y = figure.ylim if figure.ylim is not None else _padded(min(ys), max(ys))
+        plt.ylim(low_y, high_y)
+        if not figure.bare:
+            rows = height - 3 - bool(figure.title) - bool(figure.xlabel)  # frame, x ticks
+            values, labels = row_ticks(low_y, high_y, rows)
+            plt.yticks(values, labels)
+        for s in drawn:
+            draw = plt.scatter if s.kind == "scatter" else plt.plot
+            label = None if figure.bare or not s.label else s.label
+            draw(list(s.x), list(s.y), label=label, color=s.color, marker=s.marker)
+
+
+def _padded(low: float, high: float) -> tuple[float, float]:
+    """A range that holds [low, high] and is never empty."""
+    if high > low:
+        return low, high
+    pad = abs(low) * 0.05 or 0.5
+    return low - pad, high + pad
+
+
+def row_ticks(low: float, high: float, rows: int, most: int = 6) -> tuple[list[float], list[str]]:
+    """Y ticks that each sit exactly on a row of a `rows`-row plot of [low, high]: row r
+    (0 at the bottom) shows low + (high - low) * r / (rows - 1), so a tick's label is
+    the value of the row it is drawn on. At most `most` ticks, the bottom and top rows
+    included, no two on one row; labels with the fewest decimals that tell them apart."""
+    if rows < 2:
+        return [], []
+    n = min(most, rows)
+    picked = sorted({round(i * (rows - 1) / (n - 1)) for i in range(n)})
+    values = [low + (high - low) * r / (rows - 1) for r in picked]
+    for digits in range(1, 8):
+        labels = [f"{v:.{digits}f}" for v in values]
+        if len(set(labels)) == len(labels):
+            break
+    return values, labels
 
 
 def _decades(logs: list[float]) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from engine.protocol import (
     ExperimentFinished,
     ExperimentStarted,
     ExperimentStatus,
+    ExperimentTrials,
     HardwareSampled,
     Hello,
     HostsChanged,
@@ -30,8 +31,10 @@ from engine.protocol import (
     StorageOutage,
     ThermalChanged,
     TrialFinished,
+    TrialRecord,
     TrialStarted,
 )
+from hpotui.progress import Progress, campaign_progress
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 HISTORY_SAMPLES = 60  # hardware samples kept (1 Hz: one minute)
@@ -113,6 +116,7 @@ class CampaignState:
         self.last_ts = 0.0
         self._log_seq = 0
         self._last_trial: tuple[str, int] | None = None
+        self._last_live = False  # _last_trial named by a live event, not the storage
 
     # ------------------------------------------------------------------ folding
 
@@ -128,7 +132,7 @@ class CampaignState:
             trial = self._trial(event.experiment, event.trial, event.ts)
             trial.epochs.append((event.epoch, event.train_loss, event.val_loss))
             trial.updated_ts = event.ts
-            self._last_trial = (event.experiment, event.trial)
+            self._last_trial, self._last_live = (event.experiment, event.trial), True
             changed.add("curves")
         elif isinstance(event, QueueSnapshot):
             self.queue = sorted(event.experiments, key=lambda e: e.position)
@@ -145,7 +149,7 @@ class CampaignState:
             trial.forced_extreme = event.forced_extreme
             trial.started_ts = trial.updated_ts = event.ts
             trial.epochs = []
-            self._last_trial = (event.experiment, event.trial)
+            self._last_trial, self._last_live = (event.experiment, event.trial), True
             changed |= {"trials", "curves"}
         elif isinstance(event, TrialFinished):
             self._trial_finished(event)
@@ -153,6 +157,9 @@ class CampaignState:
         elif isinstance(event, LogLine):
             self.add_log(event.ts, event.level, event.message, event.source)
             changed.add("log")
+        elif isinstance(event, ExperimentTrials):
+            self._stored_trials(event)
+            changed |= {"trials", "curves", "queue"}
         else:
             changed |= self._rare(event)
         return changed
@@ -243,6 +250,40 @@ class CampaignState:
                 event.ts, "warning", f"{event.experiment} trial {event.trial} failed{why}", "engine"
             )
 
+    def _stored_trials(self, event: ExperimentTrials) -> None:
+        """Replace an experiment's trials by what the storage holds. A running trial
+        keeps the epochs this front-end saw live when it saw more (the storage keeps a
+        running trial's train losses only once it ends)."""
+        old = self.trials.get(event.experiment, {})
+        fresh: dict[int, Trial] = {}
+        for record in event.trials:
+            trial = _from_record(event.experiment, record)
+            seen = old.get(record.trial)
+            if (
+                seen is not None
+                and trial.state == "running"
+                and len(seen.epochs) >= len(trial.epochs)
+            ):
+                trial.epochs = seen.epochs
+                trial.updated_ts = max(trial.updated_ts, seen.updated_ts)
+            fresh[record.trial] = trial
+        self.trials[event.experiment] = fresh
+        last = self._last_trial
+        gone = last is not None and last[0] == event.experiment and last[1] not in fresh
+        if not self._last_live or gone:
+            self._last_trial, self._last_live = self._latest_trial(), False
+
+    def _latest_trial(self) -> tuple[str, int] | None:
+        """The trial with a loss curve and the latest activity: the loss chart's subject
+        when no event named one (a campaign opened finished, or resumed; a trial
+        interrupted before its first epoch has no curve to show)."""
+        latest = max(
+            (t for ts in self.trials.values() for t in ts.values()),
+            key=lambda t: (bool(t.epochs), t.updated_ts, t.number),  # one with a curve
+            default=None,
+        )
+        return None if latest is None else (latest.experiment, latest.number)
+
     def _hardware(self, event: HardwareSampled) -> None:
         sample = event.sample
         hw = self.hardware
@@ -284,6 +325,18 @@ class CampaignState:
         ]
         return sorted(done, key=lambda t: (t.value or 0.0, t.number))[:n]
 
+    def progress(self) -> Progress:
+        """Campaign-wide trials counted / to count and the ETA (hpotui.progress)."""
+        durations = {
+            name: [
+                t.duration_s
+                for t in trials.values()
+                if t.state in ("complete", "pruned", "failed") and t.duration_s is not None
+            ]
+            for name, trials in self.trials.items()
+        }
+        return campaign_progress(self.queue, durations, self.workers)
+
     def running_trials(self) -> list[Trial]:
         return [t for ts in self.trials.values() for t in ts.values() if t.state == "running"]
 
@@ -301,6 +354,33 @@ class CampaignState:
     def log_since(self, seq: int, min_level: str = "debug") -> list[LogEntry]:
         floor = LOG_LEVELS.index(min_level)
         return [e for e in self.log if e.seq > seq and LOG_LEVELS.index(_level(e.level)) >= floor]
+
+
+def _from_record(experiment: str, record: TrialRecord) -> Trial:
+    started = record.started_ts or 0.0
+    ended = started + (record.duration_s or 0.0)
+    return Trial(
+        experiment,
+        record.trial,
+        state=record.state,
+        value=_finite(record.value),
+        params=dict(record.params),
+        architecture=dict(record.architecture),
+        n_params=record.n_params,
+        worker=record.worker,
+        host=record.host,
+        forced_extreme=record.forced_extreme,
+        started_ts=started,
+        duration_s=record.duration_s,
+        metrics=dict(record.metrics),
+        reason=record.reason,
+        epochs=[
+            (int(e), math.nan if t is None else float(t), math.nan if v is None else float(v))
+            for e, t, v in (row[:3] for row in record.curve if len(row) >= 3)
+            if e is not None
+        ],
+        updated_ts=ended,
+    )
 
 
 def reading(value: Any) -> float | None:

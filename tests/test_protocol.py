@@ -14,6 +14,9 @@ def _sample_value(annotation: object, name: str) -> object:
     text = str(annotation)
     if name == "experiments":
         return [p.ExperimentStatus("2M_h1", 0, "2M", 1, "threshold_1pct", "queued", 50)]
+    if name == "trials":
+        curve: list[list[float | None]] = [[1.0, None, 0.5], [2.0, 0.4, 0.45]]
+        return [p.TrialRecord(3, "complete", 0.45, {"lr": 0.1}, {"d_model": 16}, curve=curve)]
     if "ExperimentState" in text or (name == "state" and "Trial" not in text):
         return "queued"
     if "TrialState" in text:

@@ -5,7 +5,11 @@
     hpotui hw --watch           a sample every --interval seconds until Ctrl-C
     hpotui hw --watch --json    JSON lines, one per sample
 
-The table also shows what the thermal policy (default thresholds) would decide.
+The table also shows what the thermal policy (default thresholds) would decide. Reasons
+are printed literally (never read as rich markup: `hpotui[nvidia]` stays whole); the
+nvidia-ml-py install hint only on a machine with an NVIDIA device; campaign process
+figures only for a campaign engine running on this machine (this command's own process
+is no campaign).
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ import sys
 import time
 from typing import Any
 
+from rich.markup import escape
+
 from engine.campaign.model import MonitorSpec
 from engine.errors import UserError
+from engine.monitor.nvidia import INSTALL_HINT
 from engine.monitor.policy import PolicyDecision, ThermalPolicy
 from engine.monitor.probe import make_probe
 from engine.monitor.sample import HardwareSample, Reading
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     count = (args.count or 0) if args.watch else 1
     policy = ThermalPolicy(MonitorSpec())
     reason = ""
+    campaigns = CampaignProcesses()
     with make_probe() as probe:
         time.sleep(min(WARM_UP_S, args.interval))
         probe.wait_ready(READY_TIMEOUT_S)
@@ -73,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps(sample.to_dict(), allow_nan=False), flush=True)
                 elif live is not None:
-                    live.update(render(sample, decision, reason))
+                    live.update(render(sample, decision, reason, campaigns.usage()))
                 else:
-                    _print(render(sample, decision, reason))
+                    _print(render(sample, decision, reason, campaigns.usage()))
                 taken += 1
                 if count and taken >= count:
                     break
@@ -109,7 +117,85 @@ def _print(renderable: Any) -> None:
     Console().print(renderable)
 
 
-def render(sample: HardwareSample, decision: PolicyDecision, reason: str) -> Any:
+class CampaignProcesses:
+    """The campaign engines running on this machine (outputs/*/engine.pid, alive) and
+    their process trees: what "campaign processes" means in `hpotui hw`."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._procs: dict[int, psutil.Process] = {}
+        self.usage()  # primes the CPU counters
+
+    def engines(self) -> list[tuple[str, int]]:
+        from engine import paths
+
+        found = []
+        for pid_file in sorted(paths.outputs_dir().glob("*/engine.pid")):
+            try:
+                pid = int(pid_file.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if _alive(pid):
+                found.append((pid_file.parent.name, pid))
+        return found
+
+    def usage(self) -> tuple[list[str], float, int] | None:
+        """(campaign names, cpu %, rss bytes) of the running engines and their
+        workers; None when no campaign runs here."""
+        import psutil
+
+        engines = self.engines()
+        if not engines:
+            return None
+        cpu, rss = 0.0, 0
+        for _, pid in engines:
+            try:
+                root = psutil.Process(pid)
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in tree:
+                proc = self._procs.setdefault(proc.pid, proc)
+                try:
+                    cpu += proc.cpu_percent(None)
+                    rss += proc.memory_info().rss
+                except psutil.Error:
+                    continue
+        return [name for name, _ in engines], cpu, rss
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def gpu_reason(reason: str) -> str:
+    """Why there is no GPU reading, for this machine: the nvidia-ml-py install hint only
+    where an NVIDIA device exists (else the hint sends users after a package they do
+    not need)."""
+    if INSTALL_HINT in reason and not nvidia_device_present():
+        return reason.replace(INSTALL_HINT, "no NVIDIA GPU on this machine")
+    return reason
+
+
+def nvidia_device_present() -> bool:
+    """An NVIDIA device node or driver, seen without NVML."""
+    from pathlib import Path
+
+    return Path("/proc/driver/nvidia/gpus").is_dir() or Path("/dev/nvidia0").exists()
+
+
+def render(
+    sample: HardwareSample,
+    decision: PolicyDecision,
+    reason: str,
+    campaigns: tuple[list[str], float, int] | None = None,
+) -> Any:
     """A rich table of one sample: every sensor, or why it is unavailable."""
     from rich.table import Table
 
@@ -132,48 +218,58 @@ def render(sample: HardwareSample, decision: PolicyDecision, reason: str) -> Any
         "swap",
         f"{_gb(sample.swap_used_bytes)} used, {sample.swap_growth_bytes_per_s / 2**20:+.1f} MB/s",
     )
-    table.add_row(
-        "campaign processes",
-        f"{sample.campaign_cpu_percent:.0f}% cpu, {_gb(sample.campaign_rss_bytes)} rss",
-    )
+    if campaigns is None:
+        table.add_row("campaign processes", "none (no campaign runs on this machine)")
+    else:
+        names, cpu, rss = campaigns
+        table.add_row(
+            "campaign processes",
+            escape(f"{', '.join(names)}: {cpu:.0f}% cpu, {_gb(rss)} rss"),
+        )
     for name, reading in sample.temperatures_c.items():
-        table.add_row(f"temperature {name}", _reading(reading, " C"))
+        table.add_row(escape(f"temperature {name}"), _reading(reading, " C"))
     table.add_row("temperature max", _reading(sample.temperature_max_c, " C"))
     table.add_row(
         "thermal pressure",
-        sample.thermal_pressure or f"[yellow]unknown[/] ({sample.thermal_pressure_unavailable})",
+        escape(sample.thermal_pressure or "")
+        or f"[yellow]unknown[/] ({escape(sample.thermal_pressure_unavailable or '')})",
     )
     for gpu in sample.gpus:
         reasons = (
             "unknown" if gpu.throttle_reasons is None else ", ".join(gpu.throttle_reasons) or "none"
         )
         table.add_row(
-            f"gpu{gpu.index} {gpu.name}",
+            escape(f"gpu{gpu.index} {gpu.name}"),
             f"{_reading(gpu.utilization_pct, '%')} busy, "
             f"{_reading_gb(gpu.memory_used_bytes)} / {_reading_gb(gpu.memory_total_bytes)}, "
             f"{_reading(gpu.temperature_c, ' C')}, {_reading(gpu.power_w, ' W')}, "
             f"throttle: {reasons}",
         )
     if not sample.gpus:
-        table.add_row("gpu", f"[yellow]none[/] ({sample.gpu_unavailable})")
-    table.add_row("accelerator memory", _reading_gb(sample.accelerator_memory_bytes))
+        table.add_row(
+            "gpu", f"[yellow]none[/] ({escape(gpu_reason(sample.gpu_unavailable or ''))})"
+        )
+    accelerator = sample.accelerator_memory_bytes
+    if accelerator.unavailable:
+        accelerator = Reading.missing(gpu_reason(accelerator.unavailable))
+    table.add_row("accelerator memory", _reading_gb(accelerator))
     colour = {"ok": "green", "unknown": "yellow", "warning": "yellow"}.get(decision.state, "red")
     table.add_row(
         "thermal policy (defaults)",
-        f"[{colour}]{decision.state}[/]" + (f" ({reason})" if reason else ""),
+        f"[{colour}]{decision.state}[/]" + (f" ({escape(reason)})" if reason else ""),
     )
     return table
 
 
 def _reading(reading: Reading, unit: str = "") -> str:
     if reading.value is None:
-        return f"[yellow]unknown[/] ({reading.unavailable})"
+        return f"[yellow]unknown[/] ({escape(reading.unavailable or '')})"
     return f"{reading.value:.1f}{unit}" if unit else f"{reading.value:g}"
 
 
 def _reading_gb(reading: Reading) -> str:
     if reading.value is None:
-        return f"[yellow]unknown[/] ({reading.unavailable})"
+        return f"[yellow]unknown[/] ({escape(reading.unavailable or '')})"
     return _gb(int(reading.value))
 
 

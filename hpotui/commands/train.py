@@ -7,7 +7,8 @@ The one-off run a researcher does to retrain the best configuration of a study. 
 architecture is explicit (`--arch d_model,n_layers,n_heads,d_ff`), or the grid entry of
 `--budget` closest to the budget, or `--arch-index` into that budget's grid. Every
 `TrainParams` field has a flag of the same name (`--learning-rate`, `--warmup-steps`, ...).
-Per-epoch progress goes to stderr; the result (metrics, or JSON with --json) to stdout.
+Progress goes to stderr (hpotui/commands/train_progress.py: a bar per epoch on a
+terminal, one line per finished epoch everywhere); the result (metrics, or JSON with --json) to stdout.
 """
 
 from __future__ import annotations
@@ -168,8 +169,9 @@ def run(args: argparse.Namespace) -> int:
     from engine.model.params import count_params
     from engine.train.config import RunOptions, TrainParams
     from engine.train.device import resolve_device, set_threads
-    from engine.train.result import EpochReport, TrialDoesNotFit
-    from engine.train.trainer import train_trial
+    from engine.train.result import TrialDoesNotFit
+    from engine.train.trainer import Trainer
+    from hpotui.commands.train_progress import EpochProgress
 
     spec = data_spec(args)
     params = TrainParams(**{f.name: getattr(args, f.name) for f in fields(TrainParams)})
@@ -199,17 +201,19 @@ def run(args: argparse.Namespace) -> int:
         note("  " + info.line())
     note(f"{arch.label}: {n_params:,} parameters on {device}")
 
-    def on_epoch(report: EpochReport) -> None:
-        note(
-            f"epoch {report.epoch:>3}/{params.epochs}  train {report.train_loss:.4f}  "
-            f"val {report.val_loss:.4f}  lr {report.learning_rate:.2e}  {report.elapsed_s:.1f}s"
-        )
-
+    progress: EpochProgress | None = None
     try:
-        result = train_trial(arch, params, data, options, on_epoch=on_epoch)
+        trainer = Trainer(arch, params, data, options)  # may not fit: TrialDoesNotFit
+        progress = EpochProgress(
+            params.epochs, trainer.steps_per_epoch, trainer.batch_size, quiet=args.quiet
+        )
+        result = trainer.run(progress.epoch_ended, progress.step)
     except TrialDoesNotFit as error:
         print(f"hpotui train: {error}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         print(json.dumps(_jsonable(result.to_dict()), indent=2))
     else:

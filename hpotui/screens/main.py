@@ -46,22 +46,24 @@ from hpotui.widgets.scaling_chart import ScalingChart
 from hpotui.widgets.status_bar import StatusBar
 
 # (binding keys, key as shown in help, app action, description, in the footer); one list
-# feeds the bindings, the footer, the `?` help screen and the command palette.
+# feeds the bindings, the footer, the `?` help screen and the command palette. The footer
+# holds what fits 120 columns (Enter, shown by the queue table, l, ? and q included);
+# moves are in `?`.
 KEYS: tuple[tuple[str, str, str, str, bool], ...] = (
     ("k", "up / k", "select_prev", "Select the previous experiment", False),
     ("j", "down / j", "select_next", "Select the next experiment", False),
-    ("shift+up,K", "shift+up / K", "move(-1)", "Move the selected experiment up", True),
-    ("shift+down,J", "shift+down / J", "move(1)", "Move the selected experiment down", True),
-    ("t", "t", "move_top", "Move the selected experiment to the top", True),
+    ("shift+up,K", "shift+up / K", "move(-1)", "Move the selected experiment up", False),
+    ("shift+down,J", "shift+down / J", "move(1)", "Move the selected experiment down", False),
+    ("t", "t", "move_top", "Move the selected experiment to the top", False),
     ("p", "p", "pause", "Pause / resume the selected experiment", True),
     ("P", "P", "pause_all", "Pause / resume all experiments", True),
-    ("s", "s", "skip", "Skip the selected experiment", True),
+    ("s", "s", "skip", "Skip / un-skip the selected experiment", True),
     ("r", "r", "rerun", "Re-run the selected experiment (asks first)", True),
     ("a", "a", "add", "Add experiments from a config file", True),
     ("plus,equals_sign", "+", "workers(1)", "One more worker", True),
     ("minus", "-", "workers(-1)", "One worker fewer", True),
     ("enter", "enter", "trials", "Trial table of the selected experiment", False),
-    ("h", "h", "hosts", "Hosts: every machine; drain, stop, resume, workers there", True),
+    ("h", "h", "hosts", "Hosts: every machine; drain, stop, resume, workers there", False),
     ("l", "l", "focus_log", "Focus the log (f there: filter by level)", True),
     ("question_mark", "?", "help", "Show the keys", True),
     ("q", "q", "quit", "Quit (stop after current trials, or leave running)", True),
@@ -79,6 +81,7 @@ SHORT = {
     "workers(-1)": "-Worker",
     "focus_log": "Log",
     "hosts": "Hosts",
+    "trials": "Trials",
     "help": "Help",
     "quit": "Quit",
 }
@@ -128,9 +131,17 @@ class MainScreen(Screen[None]):
         self._layout_classes(event.size.width, event.size.height)
 
     def _layout_classes(self, width: int, height: int) -> None:
+        """Layouts (hpotui.tcss): 120x40 everything; 80x24 (.narrow .short) the queue
+        over the loss and history charts; 60x16 and 40x12 (.tiny) the queue alone in
+        compact columns (l shows the log instead). Panels hide, never overflow."""
         self.set_class(width < 110, "narrow")
         self.set_class(height < 32, "short")
-        self.set_class(width < 60 or height < 16, "tiny")
+        self.set_class(width < 76 or height < 20, "tiny")
+        if not self.is_mounted:
+            return
+        self.query_one(StatusBar).compact = 2 if width < 70 else int(width < 100)
+        if self.query_one(QueueTable).set_compact(width < 76) and self.ready:
+            self.draw({"queue"})
 
     def _panel(self, kind: type[PanelT]) -> PanelT:
         """The screen's one widget of `kind`, looked up once: draw() runs per frame."""
@@ -210,7 +221,11 @@ class MainScreen(Screen[None]):
             await self.hpotui.send_command(PauseAll, "pause all")
 
     async def action_skip(self) -> None:
-        await self._on_selected(Skip, "skip")
+        row = self.state.experiment(self.selected)
+        if row is not None and row.state == "skipped":
+            await self._on_selected(Resume, "un-skip")  # queued again, with its trials
+        else:
+            await self._on_selected(Skip, "skip")
 
     def action_rerun(self) -> None:
         name = self.selected

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from engine.protocol import ExperimentStatus
 from hpotui.state import CampaignState, Trial
-from hpotui.widgets.format import count, duration, state_text, value
+from hpotui.widgets.format import count, duration, plural, state_text, value
 
 COLUMNS = (
     "trial",
@@ -71,7 +71,7 @@ class TrialTableScreen(Screen[None]):
         trials = self.rows()
         key = ([_signature(t) for t in trials], self.sort_column, self.descending, self.filter)
         title = (
-            f"{self.experiment}: {len(trials)} trial(s) · state {self.filter} · sorted by "
+            f"{self.experiment}: {plural(len(trials), 'trial')} · state {self.filter} · sorted by "
             f"{self.sort_column} {'desc' if self.descending else 'asc'}"
         )
         self.query_one("#trials-title", Label).update(title)

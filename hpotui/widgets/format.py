@@ -34,6 +34,11 @@ def thermal_badge(level: str) -> Text:
     return Text(f" {level.upper()} ", style=THERMAL_STYLES.get(level, THERMAL_STYLES["unknown"]))
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 trial`, `3 trials`, `0 trials`: never "1 experiments" or "trial(s)"."""
+    return f"{n} {noun if n == 1 else nouns or noun + 's'}"
+
+
 def value(number: float | None, digits: int = 4) -> str:
     return "-" if number is None else f"{number:.{digits}f}"
 

@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from hpotui.charts import Chart, Series, figure
 from hpotui.state import CampaignState, reading
 from hpotui.widgets.format import bar, nbytes, set_border, thermal_badge
 
@@ -46,7 +45,7 @@ class HardwarePanel(Vertical):
     """`warning_c`/`critical_c` are the campaign's thermal thresholds."""
 
     DEFAULT_CSS = """
-    HardwarePanel > #hw-history { height: 4; min-height: 4; }
+    HardwarePanel > #hw-history { height: 3; }
     """
 
     def __init__(self, *, warning_c: float = 85.0, critical_c: float = 95.0, id: str | None = None):
@@ -73,10 +72,10 @@ class HardwarePanel(Vertical):
     def compose(self) -> ComposeResult:
         # kept, not queried: a query per 1 Hz sample is a measurable part of its cost
         self._summary_lines = Lines(id="hw-summary")
-        self._history_chart = Chart(id="hw-history")
+        self._history_lines = Lines(id="hw-history")
         self._core_lines = Lines(id="hw-cores")
         yield self._summary_lines
-        yield self._history_chart
+        yield self._history_lines
         yield self._core_lines
 
     _history_due = 0.0
@@ -109,7 +108,8 @@ class HardwarePanel(Vertical):
             # every 1 Hz sample) keeps an idle dashboard cheap
             self._history_due = now + HISTORY_REDRAW_S
             self._history_width = width
-            self._history_chart.show(_history(state))
+            history = _history(state, width)
+            self._history_lines.show(Text("\n").join(history), len(history))
         cores, rows = self._cores(sample, width)
         self._core_lines.show(cores, rows)
 
@@ -131,7 +131,6 @@ class HardwarePanel(Vertical):
         own = sample.get("campaign_cpu_percent")
         if isinstance(own, int | float):
             cpu.append(f" · campaign {own:.0f}%")
-        cpu.append(" · last minute ↓ (mean, busiest core)", style="dim")
         lines.append(cpu)
         used = float(sample.get("memory_used_bytes") or 0)
         total = float(sample.get("memory_total_bytes") or 0)
@@ -191,22 +190,40 @@ def _fit(lines: list[Text], width: int) -> list[Text]:
     return lines
 
 
-def _history(state: CampaignState) -> Any:
+SPARKS = " ▁▂▃▄▅▆▇█"  # 0 % .. 100 %, one cell per sample
+
+
+def sparkline(values: list[float], width: int) -> str:
+    """The last `width` values (0-100 %) as block characters on a fixed 0-100 scale."""
+    shown = values[-width:] if width > 0 else []
+    top = len(SPARKS) - 1
+    return "".join(SPARKS[max(0, min(top, round(v / 100 * top)))] for v in shown)
+
+
+def _history(state: CampaignState, width: int) -> list[Text]:
+    """The last minute of CPU use as two labelled sparklines (0-100 %, one cell per
+    1 Hz sample, newest at the right) under a line that says so."""
     hw = state.hardware
-    mean = tuple(hw.cpu_history)
-    busiest = tuple(max(cores) for cores in zip(*hw.core_history, strict=True))
-    xs = tuple(float(i) for i in range(len(mean)))
-    series = [
-        Series("busiest core", xs[-len(busiest) :], busiest, color="orange"),
-        Series("mean", xs, mean, color="cyan"),
-    ]
-    return figure(series, ylim=(0.0, 100.0), bare=True, empty="")
+    mean = list(hw.cpu_history)
+    busiest = [max(cores) for cores in zip(*hw.core_history, strict=True)]
+    room = max(1, width - 2 - 14 - 5)  # label, value
+    lines = [Text(f"cpu, last {min(len(mean), room)} s (0-100 %, newest right)", style="dim")]
+    for label, values, colour in (("mean", mean, "cyan"), ("busiest core", busiest, "orange1")):
+        line = Text(f"{label:<13} ")
+        line.append(sparkline(values, room), style=colour)
+        line.append(f" {values[-1]:3.0f}%" if values else "   ?")
+        lines.append(line)
+    return _fit(lines, width)
 
 
 def _gpus(sample: dict[str, Any]) -> list[Text]:
     gpus = sample.get("gpus") or []
     if not gpus:
         why = sample.get("gpu_unavailable")
+        if why:  # the nvidia-ml-py hint only where an NVIDIA device is (as `hpotui hw`)
+            from hpotui.commands.hw import gpu_reason
+
+            why = gpu_reason(str(why))
         return [Text(f"gpu  none ({why})" if why else "gpu  none", style="dim")]
     lines = []
     for gpu in gpus:

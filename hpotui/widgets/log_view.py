@@ -1,5 +1,6 @@
 """The engine log, filterable by minimum level (f while focused), scrollable (up/down,
-page up/down, home/end) while focused, following the tail otherwise.
+page up/down, home/end) while focused, following the tail otherwise. Lines are cut to
+the panel's width; w (while focused) wraps them, so a long refusal reason reads whole.
 
 Deliberately not a RichLog: a RichLog grows its virtual size on every write, which
 relayouts the whole screen; this view draws the visible window of lines into a fixed area,
@@ -26,6 +27,7 @@ KEPT = 1000
 class LogView(Widget, can_focus=True):
     BINDINGS = [
         Binding("f", "cycle_level", "Log level"),
+        Binding("w", "toggle_wrap", "Wrap lines"),
         Binding("escape", "app.focus('queue')", "Back"),
         Binding("up,k", "scroll_lines(1)", "Older", show=False),
         Binding("down,j", "scroll_lines(-1)", "Newer", show=False),
@@ -43,6 +45,7 @@ class LogView(Widget, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.min_level = "info"
+        self.wrap = False  # w: long lines wrap instead of being cut
         self.back = 0  # lines scrolled back from the tail; 0 follows new lines
         self.entries: deque[LogEntry] = deque(maxlen=KEPT)  # shown, after the filter
         self._written = 0
@@ -75,10 +78,30 @@ class LogView(Widget, can_focus=True):
 
     def render(self) -> Text:
         width = max(1, self.size.width)
+        if self.wrap:
+            return self._wrapped(width)
         lines = [_line(e) for e in self.visible_entries()]
         for line in lines:  # one entry, one row: wrapping would push the newest off
             line.truncate(width, overflow="ellipsis")
         return Text("\n").join(lines) if lines else Text("no log lines yet", style="dim")
+
+    def _wrapped(self, width: int) -> Text:
+        """The newest entries (up to the scroll position), wrapped, filling the panel
+        from the bottom: the newest line stays in view."""
+        height = max(1, self.size.height)
+        rows: list[Text] = []
+        end = len(self.entries) - self.back
+        for entry in reversed(list(self.entries)[:end]):
+            rows[:0] = list(_line(entry).wrap(self.app.console, width))
+            if len(rows) >= height:
+                break
+        rows = rows[-height:]
+        return Text("\n").join(rows) if rows else Text("no log lines yet", style="dim")
+
+    def action_toggle_wrap(self) -> None:
+        self.wrap = not self.wrap
+        self._titles()
+        self.refresh()
 
     def action_scroll_lines(self, lines: int) -> None:
         self.back = max(0, min(self.back + lines, self._max_offset()))
@@ -107,7 +130,8 @@ class LogView(Widget, can_focus=True):
 
     def _titles(self) -> None:
         scrolled = f"{self.back} lines back · end: follow · " if self.back else ""
-        set_border(self, f"Log · level ≥ {self.min_level}", f"{scrolled}f: level")
+        wrap = "w: cut lines" if self.wrap else "w: wrap"
+        set_border(self, f"Log · level ≥ {self.min_level}", f"{scrolled}f: level · {wrap}")
 
 
 def _line(entry: LogEntry) -> Text:

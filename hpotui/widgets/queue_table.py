@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
 from engine.protocol import ExperimentStatus
 from hpotui.state import CampaignState
-from hpotui.widgets.format import bar, duration, set_border, state_text, value
+from hpotui.widgets.format import bar, duration, plural, set_border, state_text, value
 
 COLUMNS = ("#", "experiment", "budget", "h", "state", "trials", "best", "ETA")
+COMPACT = ("experiment", "state", "trials", "best", "ETA")  # the name says budget and h
+COMPACT_HEADERS = {"experiment": "exp"}
+SHORT_STATES = {"queued": "queue", "running": "run", "paused": "pause", "skipped": "skip"}
 
 
 class QueueTable(DataTable[object]):
@@ -32,8 +36,9 @@ class QueueTable(DataTable[object]):
             self.name = name
 
     BINDINGS = [
-        ("j", "cursor_down", "Down"),
-        ("k", "cursor_up", "Up"),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("enter", "select_cursor", "Trials"),  # opens the trial table
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -41,11 +46,36 @@ class QueueTable(DataTable[object]):
         self._rows: list[tuple[object, ...]] = []
         self._names: list[str] = []
         self._selected: str | None = None
+        self.compact = False  # narrow terminals: experiment, state, n/N, best, ETA only
 
     def on_mount(self) -> None:
-        for label in COLUMNS:
-            self.add_column(label, key=label)
+        self._add_columns()
         self.border_title = "Queue"
+
+    def _add_columns(self) -> None:
+        for label in self.columns_shown():
+            shown = COMPACT_HEADERS.get(label, label) if self.compact else label
+            self.add_column(shown, key=label)
+
+    def columns_shown(self) -> tuple[str, ...]:
+        return COMPACT if self.compact else COLUMNS
+
+    def _shown(self, row: tuple[object, ...]) -> list[object]:
+        cells = _cells(row, compact=self.compact)
+        if not self.compact:
+            return cells
+        return [cells[COLUMNS.index(c)] for c in COMPACT]
+
+    def set_compact(self, compact: bool) -> bool:
+        """Fewer, narrower columns, so a row's trials, best and ETA stay in view.
+        True when it changed (the rows must then be drawn again: update_from)."""
+        if compact == self.compact:
+            return False
+        self.compact = compact
+        self.clear(columns=True)
+        self._add_columns()
+        self._rows, self._names = [], []  # the next update_from adds every row again
+        return True
 
     @property
     def selected(self) -> str | None:
@@ -54,8 +84,8 @@ class QueueTable(DataTable[object]):
     def update_from(self, state: CampaignState) -> None:
         rows = [_row(e) for e in state.queue]
         names = [e.name for e in state.queue]
-        workers = "paused all" if state.paused_all else f"{state.workers} worker(s)"
-        set_border(self, title=f"Queue · {len(names)} experiments · {workers}")
+        workers = "paused all" if state.paused_all else plural(state.workers, "worker")
+        set_border(self, title=f"Queue · {plural(len(names), 'experiment')} · {workers}")
         if rows == self._rows and names == self._names:
             return
         if names == self._names:
@@ -64,7 +94,9 @@ class QueueTable(DataTable[object]):
             for name, old, new in zip(names, self._rows, rows, strict=True):
                 if old != new:
                     for column, (a, b) in zip(
-                        COLUMNS, zip(_cells(old), _cells(new), strict=True), strict=True
+                        self.columns_shown(),
+                        zip(self._shown(old), self._shown(new), strict=True),
+                        strict=True,
                     ):
                         if a != b:
                             self.update_cell(name, column, b, update_width=True)
@@ -74,7 +106,7 @@ class QueueTable(DataTable[object]):
         self._rows, self._names = rows, names
         self.clear()
         for name, row in zip(names, rows, strict=True):
-            self.add_row(*_cells(row), key=name)
+            self.add_row(*self._shown(row), key=name)
         if not names:
             self._set_selected(None)
             return
@@ -115,9 +147,21 @@ def _row(e: ExperimentStatus) -> tuple[object, ...]:
     )
 
 
-def _cells(row: tuple[object, ...]) -> list[object]:
+def _cells(row: tuple[object, ...], *, compact: bool = False) -> list[object]:
     pos, name, budget, horizon, state, done, total, running, best, eta, bigger = row
     assert isinstance(done, int) and isinstance(total, int) and isinstance(running, int)
+    if compact:  # 40 columns: every cell as short as it can be read
+        eta_short = duration(eta)[:-3] if isinstance(eta, int | float) and eta >= 60 else "-"
+        return [
+            str(pos),
+            str(name),
+            str(budget),
+            str(horizon),
+            Text(SHORT_STATES.get(str(state), str(state)), state_text(str(state)).style),
+            f"{done}/{total}",
+            Text(value(best if isinstance(best, float) else None), justify="right"),
+            eta_short or "-",
+        ]
     trials = bar(done, total, 8)
     trials.append(f" {done}/{total}")
     if running:

@@ -1,5 +1,5 @@
-"""The top line: campaign, engine, workers, running trials, thermal badge, and
-"storage unreachable, retrying (1m12s)" during a database outage.
+"""The top line: campaign, its progress and ETA, engine, workers, running trials, thermal
+badge, and "storage unreachable, retrying (1m12s)" during a database outage.
 
 Redrawn only when its text changes: a repaint of the top line would widen the region
 the compositor re-renders on every frame to the whole screen."""
@@ -19,21 +19,34 @@ class StatusBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.link_state = "connecting"
+        # 1 (< 100 columns): no pid/host, engine state only when not running; 2 (< 70):
+        # short words too. The thermal badge always stays in view.
+        self.compact = 0
         self._shown: Text | None = None
 
     def update_from(self, state: CampaignState) -> None:
         text = Text()
         hello = state.hello
-        text.append(hello.campaign if hello else "hpotui", style="bold")
-        text.append(f"  engine {self.link_state}")
-        if hello:
+        name = hello.campaign if hello else "hpotui"
+        text.append(name[:12] if self.compact >= 2 else name, style="bold")
+        if state.queue:
+            progress = state.progress()
+            label = progress.short_label() if self.compact >= 2 else progress.label()
+            text.append(f" [{label}]", style="bold cyan")
+        if not self.compact:
+            text.append(f"  engine {self.link_state}")
+        elif self.link_state not in ("running", "attached"):  # narrow: only news
+            text.append(f"  {self.link_state}")
+        if hello and not self.compact:
             text.append(f" (pid {hello.pid} on {hello.host})", style="dim")
-        text.append(f"  workers {state.workers}")
         if state.paused_all:
             text.append("  ALL PAUSED", style="bold yellow")
         running = len(state.running_trials())
-        text.append(f"  running {running}")
-        text.append("  thermal ")
+        if self.compact >= 2:
+            text.append(f"  {state.workers}w {running}r ")
+        else:
+            thermal = "" if self.compact else "thermal "
+            text.append(f"  workers {state.workers}  running {running}  {thermal}")
         text.append_text(thermal_badge(state.thermal))
         outage = state.outage_status()
         if outage:

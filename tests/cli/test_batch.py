@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,9 +56,31 @@ def test_interrupt_resume_and_complete(workspace: Path) -> None:
     out, err = run.communicate(timeout=240)
     assert run.returncode == 0, err
     assert "resuming" in out
+    # the pre-flight, one line per check group, before the first trial line
+    pre = [line for line in out.splitlines() if line.startswith("pre-flight ")]
+    assert [line.split(":")[0] for line in pre][:3] == [
+        "pre-flight campaign",
+        "pre-flight storage",
+        "pre-flight outputs",
+    ]
+    assert any(line.startswith("pre-flight memory") for line in pre)
+    assert out.index("pre-flight") < out.index("val_bce")
     trial_lines = [line for line in out.splitlines() if " trial " in line and "val_bce" in line]
     complete_first = sum(e.state == "complete" for e in finished_first)
     assert len([x for x in trial_lines if "complete" in x]) == 8 - complete_first
+    # each line: the campaign-wide counter and ETA, then the experiment's counted ordinal
+    heads = [
+        re.match(r"\[(\d+)/(\d+) trials · ([^\]]+)\] (\S+) +(\d+|-)/(\d+) +trial #", x)
+        for x in trial_lines
+    ]
+    assert all(heads), trial_lines
+    counted_first = sum(e.state != "interrupted" for e in finished_first)
+    done = [int(h.group(1)) for h in heads if h and h.group(5) != "-"]
+    assert done == list(range(counted_first + 1, counted_first + 1 + len(done)))
+    assert heads[-1] and heads[-1].group(1) == heads[-1].group(2)  # the last says n/n
+    assert heads[-1].group(3) == "done"
+    # durations stored by the first run make the ETA known from the first resumed line
+    assert all(h and h.group(3).endswith("left") for h in heads[:-1])
     assert "best architecture per experiment" in out
     assert "1.8K_h1" in out.split("best architecture")[1]
     assert "d8-L1-h2-ff" in out.split("best architecture")[1]
@@ -94,3 +117,32 @@ def test_a_bad_worker_count_is_a_usage_error_before_anything_starts(
     err = capsys.readouterr().err
     assert "--workers" in err and "Traceback" not in err
     assert list((workspace / "outputs").iterdir()) == []  # no engine, no storage
+
+
+def test_preflight_summary_has_one_line_per_check_group() -> None:
+    from hpotui.batch import preflight_summary
+
+    lines = [
+        "campaign demo: 2 experiment(s)",
+        "storage: outputs/demo/optuna.journal",
+        "outputs: outputs/demo",
+        "dataset SP500/a25/v1: 5000 rows 2005-01-03 .. 2024-12-31, 25 features, sha256 ab verified",
+        "20K_h1: h1 threshold_1pct (high): windows 3000/500/500, label rate 0.21/0.22/0.20",
+        "20K_h5: h5 threshold_1pct (high): windows 3000/500/500, label rate 0.31/0.30/0.29",
+        "20K_h1: budget 20K: 12 architectures (10K .. 20K), 4 extremes",
+        "20K_h1: largest d32-L2 ~40M at batch 256 vs 8G usable on cpu: fits",
+        "something new",
+    ]
+    summary = preflight_summary(lines)
+    assert [line.split(":")[0] for line in summary] == [
+        "campaign",
+        "storage",
+        "outputs",
+        "data",
+        "splits",
+        "grids",
+        "memory",
+        "other",
+    ]
+    assert summary[4].startswith("splits: 2 checks, e.g. 20K_h1: h1")
+    assert summary[1] == "storage: outputs/demo/optuna.journal"

@@ -159,3 +159,28 @@ def test_real_process_prints_json_on_stdout_progress_on_stderr(home: Path) -> No
     assert result["epochs_run"] == 2
     assert "epoch   1/2" in done.stderr and "epoch   2/2" in done.stderr
     assert "SP500/a25/v1" in done.stderr and "horizon 1" in done.stderr
+
+
+def test_a_terminal_gets_a_bar_per_epoch_and_a_line_with_losses_at_each_end() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from hpotui.commands.train_progress import EpochProgress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, highlight=False)
+    progress = EpochProgress(2, 4, 128, quiet=False, console=console)
+    for epoch in (1, 2):
+        for _ in range(5):  # the trainer checks before each step and once after the epoch
+            assert progress.step() is False  # never asks the trainer to stop
+        report = SimpleNamespace(
+            epoch=epoch, train_loss=0.69, val_loss=0.68, learning_rate=1e-3, elapsed_s=1.0
+        )
+        progress.epoch_ended(report)
+    text = out.getvalue()
+    assert "epoch 1/2" in text and "4/4" in text and "samples/s" in text  # the bar
+    assert "epoch   1/2  train 0.6900  val 0.6800" in text
+    assert "epoch   2/2  train 0.6900" in text
+    assert progress._bar is None  # closed after the last epoch

@@ -50,8 +50,11 @@ def test_order_and_states_are_shared_through_the_storage(
     queue.set_paused_all(False)
     queue.skip("1.8K_h2")
     assert other.pick() is None
-    with pytest.raises(UserError, match="not paused"):
-        queue.resume("1.8K_h2")
+    queue.resume("1.8K_h2")  # un-skip: queued again
+    assert other.pick().name == "1.8K_h2"  # type: ignore[union-attr]
+    with pytest.raises(UserError, match="not paused or skipped"):
+        queue.resume("1.8K_h2")  # queued: nothing to resume
+    queue.skip("1.8K_h2")
     queue.resume("1.8K_h1")
     assert other.pick().name == "1.8K_h1"  # type: ignore[union-attr]
     with pytest.raises(UserError, match=r"known: 1\.8K_h1, 1\.8K_h2"):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from engine.monitor.sample import HardwareSample
 
@@ -103,3 +108,60 @@ def test_watch_table_when_piped_prints_one_table_per_sample() -> None:
     done = hw("--watch", "--interval", "0.2", "--count", "2")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("thermal policy") == 2
+
+
+def test_reasons_print_literally_and_the_install_hint_only_with_an_nvidia_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rich.console import Console
+
+    from engine.monitor.nvidia import INSTALL_HINT
+    from engine.monitor.policy import ThermalPolicy
+    from engine.monitor.probe import make_probe
+    from hpotui.commands import hw as command
+
+    with make_probe() as probe:
+        sample = dataclasses.replace(probe.sample(), gpus=[], gpu_unavailable=INSTALL_HINT)
+    decision = ThermalPolicy(command.MonitorSpec()).update(sample, trial_running=False)
+
+    def shown(with_nvidia: bool) -> str:
+        monkeypatch.setattr(command, "nvidia_device_present", lambda: with_nvidia)
+        console = Console(width=200, file=io.StringIO(), record=True)
+        console.print(command.render(sample, decision, "", None))
+        return console.export_text()
+
+    assert "pip install 'hpotui[nvidia]'" in shown(True)  # rich markup did not eat [nvidia]
+    without = shown(False)
+    assert "pip install" not in without and "no NVIDIA GPU on this machine" in without
+    assert "none (no campaign runs on this machine)" in without
+
+
+def test_campaign_processes_are_shown_only_while_a_campaign_engine_runs(
+    workspace: Path,
+) -> None:
+    folder = workspace / "outputs" / "demo"
+    folder.mkdir(parents=True)
+    (folder / "engine.pid").write_text("999999999\n")  # a dead engine's file
+    env = {**os.environ, "HPOTUI_HOME": str(workspace)}
+    done = subprocess.run(
+        [sys.executable, "-m", "hpotui.cli", "hw"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert "no campaign runs on this machine" in done.stdout, done.stderr
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / "engine.pid").write_text(f"{sleeper.pid}\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "hpotui.cli", "hw"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert "demo:" in done.stdout and "rss" in done.stdout, done.stdout
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -63,7 +63,10 @@ async def test_quit_leave_running_detaches_without_stopping() -> None:
         await settled(pilot, N)
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitScreen))
-        await pilot.press("l")
+        await pilot.press("l")  # selects only: one stray letter decides nothing
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, QuitScreen) and not links[0].detached
+        await pilot.press("enter")
         await until(pilot, lambda: links[0].detached)
     assert not any(isinstance(c, Stop) for c in links[0].sent)
     assert not links[0].closed
@@ -76,7 +79,10 @@ async def test_quit_stop_after_current_sends_stop_then_detaches() -> None:
         await settled(pilot, N)
         await pilot.press("q")
         await until(pilot, lambda: isinstance(app.screen, QuitScreen))
-        await pilot.press("s")
+        await pilot.press("enter")  # nothing selected yet: Enter alone decides nothing
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("l", "left", "enter")  # the arrows move the selection
         await until(pilot, lambda: links[0].detached)
     stops = [c for c in links[0].sent if isinstance(c, Stop)]
     assert [s.mode for s in stops] == ["after_current"]
@@ -206,6 +212,24 @@ async def test_log_filter_hides_lower_levels() -> None:
         assert "shown" in messages and "hidden" not in messages
         assert all(e.level == "error" for e in log.entries)
         assert log.visible_entries()[-1].message == "shown"
+
+
+async def test_w_wraps_long_log_lines_so_they_read_whole() -> None:
+    app, links = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settled(pilot, N)
+        reason = "refused: " + " ".join(f"word{i}" for i in range(40)) + " END"
+        links[0].push(LogLine(level="warning", message=reason))
+        await settled(pilot, N + 1)
+        await pilot.press("l")
+        log = app.main.query_one(LogView)
+        assert "END" not in log.render().plain  # cut to the panel's width
+        await pilot.press("w")
+        shown = log.render().plain
+        assert "END" in shown and "word0" in shown  # the whole reason, newest at the bottom
+        assert shown.rstrip().endswith("END")
+        await pilot.press("w")
+        assert "END" not in log.render().plain
 
 
 async def test_tiny_terminal_survives_every_key() -> None:

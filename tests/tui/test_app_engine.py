@@ -115,6 +115,10 @@ async def test_keys_steer_the_real_engine_queue(tiny: Path) -> None:
 
             assert (await press(pilot, "s")).ok  # skip
             await until(pilot, lambda: row_state(app, "30K_h1") == "skipped")
+            assert (await press(pilot, "s")).ok  # s again: un-skip, queued with its trials
+            await until(pilot, lambda: row_state(app, "30K_h1") == "queued")
+            assert (await press(pilot, "s")).ok
+            await until(pilot, lambda: row_state(app, "30K_h1") == "skipped")
 
             await pilot.press("r")  # re-run asks first
             await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -142,7 +146,7 @@ async def test_keys_steer_the_real_engine_queue(tiny: Path) -> None:
 
             await pilot.press("q")
             await until(pilot, lambda: isinstance(app.screen, QuitScreen))
-            await pilot.press("s")  # stop after the current trials
+            await pilot.press("s", "enter")  # stop after the current trials
             await until(pilot, lambda: not app.is_running, 10)
         assert "stops after its current trials" in app.exit_message
         # Stop after current trials: the engine ends by itself, nothing is killed.
@@ -166,7 +170,7 @@ async def test_leave_running_reattach_and_restart_after_a_crash(tiny: Path) -> N
             assert (await press(pilot, "P")).ok  # keep the test campaign idle
             await pilot.press("q")
             await until(pilot, lambda: isinstance(first.screen, QuitScreen))
-            await pilot.press("l")  # leave running in the background
+            await pilot.press("l", "enter")  # leave running in the background
             await until(pilot, lambda: not first.is_running, 10)
         assert "keeps running" in first.exit_message
         assert alive(pids[0]), "quitting must not stop a campaign left running"

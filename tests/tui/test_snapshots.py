@@ -1,4 +1,4 @@
-"""The main screen at common terminal sizes, fed the recorded event stream (fixed
+"""The main screen at the four layouts' sizes (120x40, 80x24, 60x16, 40x12), fed the recorded event stream (fixed
 timestamps, fake hardware): `pytest --snapshot-update` after an intended change."""
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ def test_selection_drives_history_and_top_trials_120x40(snap_compare) -> None:  
 
     app, _ = replay_app()
     assert snap_compare(app, terminal_size=(120, 40), run_before=select_third)
+
+
+def test_small_terminal_60x16(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    app, _ = replay_app()
+    assert snap_compare(app, terminal_size=(60, 16), run_before=_settle)
 
 
 def test_tiny_terminal_40x12(snap_compare) -> None:  # type: ignore[no-untyped-def]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from engine.protocol import (
     EpochEnded,
     ExperimentStatus,
+    ExperimentTrials,
     HardwareSampled,
     LogLine,
     QueueSnapshot,
     Reply,
     ThermalChanged,
     TrialFinished,
+    TrialRecord,
     TrialStarted,
 )
 from hpotui.state import CampaignState, reading
@@ -162,3 +166,76 @@ def test_a_storage_outage_shows_while_it_lasts() -> None:
     lines = [e.message for e in state.log]
     assert lines[0].startswith("storage unreachable, retrying (0s of 5m00s, engine): refused")
     assert "storage reachable again after 1m20s (engine)" in lines
+def test_stored_trials_replace_the_experiments_trials_as_the_storage_holds_them() -> None:
+    state = CampaignState()
+    state.apply(_started(0))
+    state.apply(
+        EpochEnded(experiment="a", trial=0, epoch=1, train_loss=0.7, val_loss=0.69, elapsed_s=1)
+    )
+    state.apply(
+        EpochEnded(experiment="a", trial=0, epoch=2, train_loss=0.6, val_loss=0.68, elapsed_s=2)
+    )
+    stored = ExperimentTrials(
+        experiment="a",
+        study_name="c.a",
+        trials=[
+            # running: the storage holds its val losses only; the live epochs are kept
+            TrialRecord(0, "running", curve=[[1.0, None, 0.69]]),
+            # finished before this front-end started: every field from the storage
+            TrialRecord(
+                7,
+                "complete",
+                0.61,
+                architecture={"d_model": 32},
+                n_params=5000,
+                worker="w1@other",
+                host="other",
+                started_ts=100.0,
+                duration_s=50.0,
+                metrics={"roc_auc": 0.7},
+                curve=[[1.0, 0.8, 0.7], [2.0, None, 0.61]],
+            ),
+            TrialRecord(8, "failed", reason="OOM", started_ts=10.0, duration_s=1.0),
+        ],
+    )
+    assert {"trials", "curves", "queue"} <= state.apply(stored)
+    assert [t.number for t in state.trials_of("a")] == [0, 7, 8]
+    assert state.trials["a"][0].epochs == [(1, 0.7, 0.69), (2, 0.6, 0.68)]
+    old = state.trials["a"][7]
+    assert (old.state, old.value, old.auc, old.worker, old.duration_s) == (
+        "complete",
+        0.61,
+        0.7,
+        "w1@other",
+        50.0,
+    )
+    assert old.epochs[0] == (1, 0.8, 0.7)
+    assert math.isnan(old.epochs[1][1]) and old.epochs[1][2] == 0.61  # no train loss stored
+    assert state.trials["a"][8].reason == "OOM"
+    assert state.best_trial("a") is old
+    assert state.focus_trial(None) is state.trials["a"][0]  # the live trial stays the subject
+
+
+def test_a_campaign_opened_finished_shows_its_latest_trials_curve() -> None:
+    state = CampaignState()
+    for experiment, ended in (("b", 200.0), ("a", 300.0)):
+        state.apply(
+            ExperimentTrials(
+                experiment=experiment,
+                study_name=experiment,
+                trials=[
+                    TrialRecord(
+                        1,
+                        "complete",
+                        0.6,
+                        started_ts=ended - 10,
+                        duration_s=10,
+                        curve=[[1.0, 0.7, 0.6]],
+                    ),
+                    # interrupted later, before its first epoch: no curve to show
+                    TrialRecord(2, "interrupted", started_ts=ended, duration_s=5),
+                ],
+            )
+        )
+    focus = state.focus_trial(None)
+    assert focus is not None and (focus.experiment, focus.number) == ("a", 1)
