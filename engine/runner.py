@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -26,6 +27,7 @@ from engine.fleet.datacheck import check_same_data
 from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.fleet.hosts import TrialWatcher
 from engine.fleet.monitor import record_monitor_spec
+from engine.notify import Notifier, install
 from engine.outputs import Outputs
 from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.recovery import HOST, recover
@@ -124,6 +126,15 @@ class Engine:
         self.local: LocalWorkers | None = None
         self.watcher = TrialWatcher(self.queue, is_local=self._is_local_trial)
         self.handler = CommandHandler(self)
+        self.finished_all = False  # every experiment done/failed/skipped (not a stop)
+        self.notifier = Notifier(
+            campaign.name,
+            campaign.notify.with_env(),
+            host=HOST,
+            log=self._log_from_thread,
+        )
+        install(self.notifier)  # for engine.notify.storage_outage
+        self.channels.sinks.append(self.notifier.on_event)
 
     # ---------------------------------------------------------------- start-up
 
@@ -208,6 +219,10 @@ class Engine:
         reason = "campaign complete"
         try:
             exit_code, reason = self._loop()
+        except Exception as exc:
+            self.notifier.engine_crashed(f"{type(exc).__name__}: {exc}")
+            self.notifier.close()
+            raise
         finally:
             if monitor is not None:
                 monitor.stop(timeout=2)
@@ -218,6 +233,11 @@ class Engine:
                     time.sleep(0.05)
                 self.local.kill_all()
         self.channels.emit(p.Bye(reason=reason, exit_code=exit_code))
+        if self.finished_all:
+            self.notifier.campaign_done(reason)
+        elif exit_code == EXIT_FAILED:
+            self.notifier.engine_crashed(reason)
+        self.notifier.close()  # bounded: the last message goes out before the exit
         self.channels.close()
         self.outputs.close()
         return exit_code
@@ -259,6 +279,7 @@ class Engine:
                 continue
             if self.queue.all_terminal():
                 if not self.local.alive():
+                    self.finished_all = True
                     failed = [e.name for e in self.queue.entries() if e.stored_state == "failed"]
                     if failed:
                         return EXIT_FAILED, "campaign finished; failed: " + ", ".join(failed)
@@ -362,6 +383,13 @@ class Engine:
 
     def log(self, level: p.LogLevel, message: str) -> None:
         self.channels.emit(p.LogLine(level=level, message=message))
+
+    def _log_from_thread(self, level: str, message: str) -> None:
+        """A log line from another thread (the notification sender): an event via the
+        inbox, and engine.log (stderr), which still has it when the loop has ended."""
+        line = p.LogLine(level=level, message=message)  # type: ignore[arg-type]
+        self.inbox.put(("worker", line, None))
+        print(f"{level}: {message}", file=sys.stderr)
 
     def _record(self, event: p.Event) -> None:
         """Every event goes to events.jsonl (hardware samples at most every 30 s) and

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from engine.dataset.spec import DataSpec
 from engine.model.architecture import GridSpec
+from engine.notify.config import NotifySpec
 
 ParamKind = Literal["log_uniform", "uniform", "int", "categorical"]
 
@@ -118,6 +119,7 @@ class Campaign:
     workers: int | Literal["auto"] = "auto"
     storage: str | None = None  # None: journal file under outputs/<name>/
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
+    notify: NotifySpec = field(default_factory=NotifySpec)  # URLs are secrets: never stored
 
     def experiment(self, name: str) -> ExperimentConfig:
         for exp in self.experiments:
