@@ -2,7 +2,7 @@
 
     hpotui [CONFIG]                 the dashboard (Textual) on a campaign
     hpotui --batch [CONFIG]         the same campaign headless (rich lines or --json events)
-    hpotui SUBCOMMAND ...           data, grid, train, hw, check, report, worker
+    hpotui SUBCOMMAND ...           data, grid, train, hw, check, report, worker, notify, serve
 
 Each subcommand lives in `hpotui/commands/<name>.py` and exposes
 `register(subparsers) -> None`, which adds its parser and sets `func(args) -> int`.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from engine.errors import UserError, UserErrors
 from engine.worker_pool import workers_arg
 
-SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker")
+SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker", "notify", "serve")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
