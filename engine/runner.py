@@ -384,11 +384,10 @@ class Engine:
     def log(self, level: p.LogLevel, message: str) -> None:
         self.channels.emit(p.LogLine(level=level, message=message))
 
-    def _log_from_thread(self, level: str, message: str) -> None:
+    def _log_from_thread(self, level: p.LogLevel, message: str) -> None:
         """A log line from another thread (the notification sender): an event via the
         inbox, and engine.log (stderr), which still has it when the loop has ended."""
-        line = p.LogLine(level=level, message=message)  # type: ignore[arg-type]
-        self.inbox.put(("worker", line, None))
+        self.inbox.put(("worker", p.LogLine(level=level, message=message), None))
         print(f"{level}: {message}", file=sys.stderr)
 
     def _record(self, event: p.Event) -> None:

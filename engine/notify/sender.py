@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.notify.config import label, scrub
+from engine.protocol import LogLevel
 
 QUEUE_SIZE = 32
-LogFn = Callable[[str, str], None]  # (level, message)
+LogFn = Callable[[LogLevel, str], None]  # (level, message)
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,35 @@ def test_a_campaign_with_a_bad_url_completes_and_the_good_url_is_told(
     for text in written:
         for secret in SECRETS:
             assert secret not in text
+
+
+def test_a_worker_node_notifies_its_end(workspace: Path, sink: JsonSink) -> None:
+    """`hpotui worker` (no engine on its machine) sends its own messages too."""
+    config = workspace / "micro.toml"
+    config.write_text(MICRO.read_text())
+    journal = workspace / "shared.journal"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hpotui.cli",
+            "worker",
+            "--storage",
+            str(journal),
+            str(config),
+            "--workers",
+            "1",
+            "--no-monitor",
+        ],
+        cwd=workspace,
+        env={**os.environ, "HPOTUI_HOME": str(workspace), "HPOTUI_NOTIFY_URLS": sink.url()},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
+    [message] = sink.wait_for(1)
+    assert message["title"].startswith(
+        "hpotui micro: campaign finished: campaign complete (worker node "
+    )
+    assert "campaign best so far: " in message["message"]
