@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -64,6 +65,7 @@ class Notifier:
         self.suppressed = 0
         self._last: dict[tuple[str, str], float] = {}
         self._recent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()  # the storage hook may be called from any thread
         self.sender: Sender | None = None
         if spec.urls and spec.on:
             if apprise_available():
@@ -157,20 +159,22 @@ class Notifier:
         """Queue one message if its kind is on and the rate limit allows; True if queued."""
         if self.sender is None or kind not in self.spec.on:
             return False
-        now = self._clock()
-        while self._recent and now - self._recent[0] > self.window_s:
-            self._recent.popleft()
-        if kind not in ALWAYS_SENT:
-            last = self._last.get((kind, subject))
-            if (last is not None and now - last < self.repeat_s) or len(self._recent) >= self.burst:
-                self.suppressed += 1
-                return False
-        self._last[(kind, subject)] = now
-        self._recent.append(now)
-        title, body = self.message(headline, detail, experiment)
-        if self.suppressed:
-            body += f"\n({self.suppressed} earlier notification(s) held back by the rate limit)"
-            self.suppressed = 0
+        with self._lock:
+            now = self._clock()
+            while self._recent and now - self._recent[0] > self.window_s:
+                self._recent.popleft()
+            if kind not in ALWAYS_SENT:
+                last = self._last.get((kind, subject))
+                too_soon = last is not None and now - last < self.repeat_s
+                if too_soon or len(self._recent) >= self.burst:
+                    self.suppressed += 1
+                    return False
+            self._last[(kind, subject)] = now
+            self._recent.append(now)
+            title, body = self.message(headline, detail, experiment)
+            if self.suppressed:
+                body += f"\n({self.suppressed} earlier notification(s) held back by the rate limit)"
+                self.suppressed = 0
         return self.sender.submit(title, body)
 
 
