@@ -131,6 +131,7 @@ def _paused_all(workspace: Path) -> bool:
     return CampaignQueue(open_storage(default_storage_url("tiny")), "tiny").paused_all()
 
 
+@pytest.mark.timeout(900)  # a loaded 2-core machine: the first trial can take minutes
 def test_dashboard_in_a_headless_browser(
     served: tuple[str, Path, subprocess.Popen[bytes]], tmp_path: Path
 ) -> None:
@@ -172,6 +173,7 @@ def test_dashboard_in_a_headless_browser(
         _wait(  # the page follows the campaign live: a finished trial reaches it
             "a finished trial in the best-architecture panel",
             lambda: drawn() and "no completed trial yet" not in screen.panel("Best architectures"),
+            600,
         )
         driver.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea").send_keys("P")
         _wait("pause-all to reach the storage", lambda: _paused_all(workspace), 60)
