@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -33,6 +34,7 @@ from engine.fleet.engine_hosts import EngineHosts
 from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.fleet.hosts import TrialWatcher
 from engine.fleet.monitor import record_monitor_spec
+from engine.notify import Notifier, install
 from engine.outputs import Outputs
 from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.recovery import HOST, recover
@@ -155,6 +157,15 @@ class Engine:
         self.watcher = TrialWatcher(self.queue, is_local=self._is_local_trial)
         self.handler = CommandHandler(self)
         self.hosts: EngineHosts | None = None  # set in run(): host record, remote control
+        self.finished_all = False  # every experiment done/failed/skipped (not a stop)
+        self.notifier = Notifier(
+            campaign.name,
+            campaign.notify.with_env(),
+            host=HOST,
+            log=self._log_from_thread,
+        )
+        install(self.notifier)  # for engine.notify.storage_outage
+        self.channels.sinks.append(self.notifier.on_event)
 
     # ---------------------------------------------------------------- start-up
 
@@ -251,6 +262,10 @@ class Engine:
             exit_code, reason = self._loop()
         except StorageUnreachable as error:
             exit_code, reason, reachable = EXIT_STORAGE_UNREACHABLE, str(error), False
+        except Exception as exc:
+            self.notifier.engine_crashed(f"{type(exc).__name__}: {exc}")
+            self.notifier.close()
+            raise
         finally:
             if monitor is not None:
                 monitor.stop(timeout=2)
@@ -269,6 +284,11 @@ class Engine:
             except StorageUnreachable as error:
                 exit_code, reason = EXIT_STORAGE_UNREACHABLE, str(error)
         self.channels.emit(p.Bye(reason=reason, exit_code=exit_code))
+        if self.finished_all:
+            self.notifier.campaign_done(reason)
+        elif exit_code == EXIT_FAILED:
+            self.notifier.engine_crashed(reason)
+        self.notifier.close()  # bounded: the last message goes out before the exit
         self.channels.close()
         self.outputs.close()
         return exit_code
@@ -315,6 +335,7 @@ class Engine:
                 continue
             if self.queue.all_terminal():
                 if not self.local.alive():
+                    self.finished_all = True
                     failed = [e.name for e in self.queue.entries() if e.stored_state == "failed"]
                     if failed:
                         return EXIT_FAILED, "campaign finished; failed: " + ", ".join(failed)
@@ -448,6 +469,12 @@ class Engine:
 
     def log(self, level: p.LogLevel, message: str) -> None:
         self.channels.emit(p.LogLine(level=level, message=message))
+
+    def _log_from_thread(self, level: p.LogLevel, message: str) -> None:
+        """A log line from another thread (the notification sender): an event via the
+        inbox, and engine.log (stderr), which still has it when the loop has ended."""
+        self.inbox.put(("worker", p.LogLine(level=level, message=message), None))
+        print(f"{level}: {message}", file=sys.stderr)
 
     def _record(self, event: p.Event) -> None:
         """Every event goes to events.jsonl (hardware samples at most every 30 s) and

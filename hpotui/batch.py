@@ -153,6 +153,7 @@ class BatchView:
                     )
                 elif before is not None:
                     self.console.print(f"{x.name}: no trial waits for a bigger device")
+
     def show_preflight(self) -> None:
         self.preflight_shown = True
         for line in preflight_summary(self.preflight):

@@ -2,7 +2,8 @@
 
     hpotui [CONFIG]                 the dashboard (Textual) on a campaign
     hpotui --batch [CONFIG]         the same campaign headless (rich lines or --json events)
-    hpotui SUBCOMMAND ...           data, grid, train, hw, check, report, worker, hosts
+    hpotui SUBCOMMAND ...           data, grid, train, hw, check, report, worker, hosts,
+                                    notify, serve
 
 Each subcommand lives in `hpotui/commands/<name>.py` and exposes
 `register(subparsers) -> None`, which adds its parser and sets `func(args) -> int`.
@@ -19,7 +20,18 @@ from engine.campaign.schema import duration_arg
 from engine.errors import UserError, UserErrors
 from engine.worker_pool import workers_arg
 
-SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker", "hosts")
+SUBCOMMANDS = (
+    "data",
+    "grid",
+    "train",
+    "hw",
+    "check",
+    "report",
+    "worker",
+    "hosts",
+    "notify",
+    "serve",
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -10,6 +10,7 @@ Layout (docs/config.md is the reference):
                     override any experiment key for the experiments it makes
     [[experiments]] explicit experiments: budget, horizon, optional name and overrides
     [monitor]       thermal and memory thresholds
+    [notify]        apprise URLs and the events that send a message (engine.notify)
 
 Values are merged defaults -> grid -> experiment, tables key by key. Unknown keys and
 wrong types are reported as `file:line: key: what was expected (did you mean X?)`.
@@ -38,6 +39,7 @@ from engine.campaign.toml_lines import KeyPath, locate_keys
 from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
 from engine.errors import UserError
 from engine.model.architecture import GridSpec
+from engine.notify.config import NotifySpec
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SYNTAX_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -99,6 +101,9 @@ def load_located(path: Path) -> tuple[Campaign, Locations]:
     experiments = _expand(data, defaults, problems, locations)
     experiments = _ordered(experiments, head.get("order"), problems)
     monitor = _monitor(data.get("monitor", {}), problems)
+    notify = NotifySpec(
+        **_check_table(data.get("notify", {}), ("notify",), schema.NOTIFY, problems)
+    )
     problems.raise_if_any()
     campaign = Campaign(
         name=name,
@@ -108,6 +113,7 @@ def load_located(path: Path) -> tuple[Campaign, Locations]:
         storage=head.get("storage"),
         storage_patience_s=schema.duration(head.get("storage_patience", 300.0)),
         monitor=monitor,
+        notify=notify,
     )
     return campaign, locations
 

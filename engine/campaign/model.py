@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from engine.dataset.spec import DataSpec
 from engine.model.architecture import GridSpec
+from engine.notify.config import NotifySpec
 
 ParamKind = Literal["log_uniform", "uniform", "int", "categorical"]
 
@@ -122,6 +123,7 @@ class Campaign:
     storage: str | None = None  # None: journal file under outputs/<name>/
     storage_patience_s: float = 300.0  # how long a database outage is waited out
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
+    notify: NotifySpec = field(default_factory=NotifySpec)  # URLs are secrets: never stored
 
     def experiment(self, name: str) -> ExperimentConfig:
         for exp in self.experiments:

@@ -261,4 +261,31 @@ GRID_AXES: dict[str, Check] = {
 }
 ENTRY_ONLY: dict[str, Check] = {"name": string, "budget": budget, "horizon": integer(1)}
 
-TOP_LEVEL = ("campaign", "defaults", "grid", "experiments", "monitor")
+
+def notify_urls(value: Any) -> tuple[str, ...]:
+    """Apprise URLs; a message never quotes one (they hold tokens and passwords)."""
+    from engine.notify.config import is_url
+
+    if not isinstance(value, list):
+        shown = "a string" if isinstance(value, str) else describe(value)  # never the URL
+        raise Invalid(f'expected a list of URL strings such as ["ntfy://topic"], got {shown}')
+    for index, url in enumerate(value):
+        if not isinstance(url, str) or not is_url(url):
+            raise Invalid(
+                f"item {index + 1} is not a URL: expected scheme://..., such as "
+                "'ntfy://topic' or 'json://host/path' (apprise URLs)"
+            )
+    return tuple(dict.fromkeys(v.strip() for v in value))
+
+
+def _notify_events(value: Any) -> tuple[str, ...]:
+    from engine.notify.config import EVENTS
+
+    if isinstance(value, list) and not value:
+        return ()  # on = [] : no event sends a message
+    return list_of(choice(*EVENTS))(value)  # type: ignore[no-any-return]
+
+
+NOTIFY: dict[str, Check] = {"urls": notify_urls, "on": _notify_events}
+
+TOP_LEVEL = ("campaign", "defaults", "grid", "experiments", "monitor", "notify")

@@ -177,11 +177,17 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
         if args.threads < 1:
             raise UserError(f"needs at least 1 thread, got {args.threads}", where="--threads")
         threads = args.threads
+    notifier = _notifier(name, campaign, say)
+
+    def on_event(event: p.Event) -> None:
+        say(event)
+        notifier.on_event(event)
+
     node = WorkerNode(
         storage,
         url,
         name,
-        on_event=say,
+        on_event=on_event,
         options=NodeOptions(
             workers=workers,
             threads=threads,
@@ -196,7 +202,35 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
         say(p.LogLine(level="info", message=line))
     say(p.LogLine(level="info", message=f"{workers} worker(s), {threads} thread(s) each"))
     install_signal_handlers(node)
-    return node.run()
+    try:
+        code = node.run()
+    except Exception as error:
+        notifier.engine_crashed(
+            scrub(f"worker node {host_name()}: {type(error).__name__}: {error}")
+        )
+        notifier.close()
+        raise
+    if code == 0:
+        notifier.campaign_done(f"campaign complete (worker node {host_name()})")
+    notifier.close()  # bounded: the last message goes out before the exit
+    return code
+
+
+def _notifier(name: str, campaign: Any, say: Any) -> Any:
+    """Notifications of this node ([notify] of the config, HPOTUI_NOTIFY_URLS): its
+    thermal and failed-experiment events, its end and its crash (engine.notify)."""
+    from engine.fleet.hosts import host_name
+    from engine.notify import Notifier, NotifySpec, install
+
+    spec = campaign.notify if campaign is not None else NotifySpec()
+    notifier = Notifier(
+        name,
+        spec.with_env(),
+        host=host_name(),
+        log=lambda level, text: say(p.LogLine(level, text)),
+    )
+    install(notifier)  # for engine.notify.storage_outage
+    return notifier
 
 
 def _checked_campaign(config: Path, url: str) -> Any:

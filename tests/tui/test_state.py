@@ -166,6 +166,8 @@ def test_a_storage_outage_shows_while_it_lasts() -> None:
     lines = [e.message for e in state.log]
     assert lines[0].startswith("storage unreachable, retrying (0s of 5m00s, engine): refused")
     assert "storage reachable again after 1m20s (engine)" in lines
+
+
 def test_stored_trials_replace_the_experiments_trials_as_the_storage_holds_them() -> None:
     state = CampaignState()
     state.apply(_started(0))
