@@ -11,8 +11,9 @@ How a group is asked (under the ask lock, like a single trial):
   trial is asked with the group's values fixed (`optuna.samplers.PartialFixedSampler`)
   and its other knobs sampled by the experiment's sampler;
 - K is `fuse`, or for "auto" `engine.train.fuse_size.choose_fuse` (memory estimate, short
-  timing); never more than the trials left to the experiment (n_trials), nor than the
-  memory estimate allows at the full batch. A group of one is trained by the one-trial
+  timing); never more than the trials left to the experiment, nor half its n_trials (so
+  most of an experiment's trials never share one architecture), nor than the memory
+  estimate allows at the full batch. A group of one is trained by the one-trial
   path (`Worker._train`), exactly as `fuse = 1`.
 
 Every member is an ordinary Optuna trial: its own parameters, TrialStarted, EpochEnded
@@ -76,6 +77,7 @@ def run_group(worker: Worker, entry: Entry, study: optuna.Study, leader: optuna.
             arch, data.n_features, batch, device, cap=int(cfg.fuse), dtype=dtype or _fp32(), **shape
         )
         k = max(1, bound)
+    k = min(k, max(1, cfg.n_trials // 2))  # most of an experiment is never one architecture
     members, extra = _ask_members(worker, entry, study, leader, k - 1)
     trials = [leader, *members]
     if len(trials) == 1:

@@ -1,6 +1,7 @@
 """How many trials to fuse (`fuse = "auto"`): the memory estimate, then a short timing.
 
-K is chosen per (device, architecture, batch, precision), once per process:
+K is chosen per (device, architecture class, batch, precision), once per process
+(`architecture_class`):
 1. the memory estimate gives the largest K <= cap whose fused step fits the device at the
    full batch (`engine.model.memory.max_fused_trials`);
 2. a calibration times a few fused steps at K = 1, 2, 4, 8, ... up to that bound on
@@ -64,7 +65,9 @@ def choose_fuse(
     available: int | None = None,
 ) -> FuseChoice:
     """The K to fuse for this shape on this device (cached for the process)."""
-    key = (str(device), arch, n_features, batch_size, dtype, cap, context_len, patch_len, stride)
+    key: tuple[object, ...] = (str(device), dtype, batch_size, cap, n_features, context_len)
+    key += (patch_len, stride)
+    key += architecture_class(arch)
     if key in _CHOSEN:
         return _CHOSEN[key]
     bound = max_fused_trials(
@@ -93,6 +96,13 @@ def choose_fuse(
     choice = FuseChoice(best, bound, times)
     _CHOSEN[key] = choice
     return choice
+
+
+def architecture_class(arch: Architecture) -> tuple[int, int]:
+    """Architectures whose K is chosen once: the same d_model and a number of layers in
+    the same power-of-two bracket (1, 2-3, 4-7, ...). Their steps differ in length, not in
+    how they use the device, and a calibration costs about a dozen steps."""
+    return arch.d_model, arch.n_layers.bit_length()
 
 
 def time_fused_step(

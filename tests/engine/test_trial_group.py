@@ -77,13 +77,17 @@ def test_a_group_is_k_ordinary_trials_of_one_shape(workspace: Path) -> None:
     assert not worker.run_one()
 
 
-def test_n_trials_caps_the_group(workspace: Path) -> None:
-    exp = _experiment(fuse=4, n_trials=3)
+def test_trials_left_and_half_of_n_trials_cap_the_group(workspace: Path) -> None:
+    exp = _experiment(fuse=4, n_trials=7)  # half of 7: groups of at most 3
     queue = _setup(workspace, exp)
     worker = _worker(queue, [])
-    assert worker.run_one()
+    while worker.run_one():
+        pass
     trials = queue.entry(exp.name).trials
-    assert len(trials) == 3 and {t.user_attrs["fused_k"] for t in trials} == {3}
+    assert len(trials) == 7 and all(t.state == TrialState.COMPLETE for t in trials)
+    sizes = [t.user_attrs.get("fused_k", 1) for t in trials]
+    assert sizes == [3, 3, 3, 3, 3, 3, 1]  # the last one is left alone: one-trial path
+    assert "fused_k" not in trials[-1].user_attrs
 
 
 def test_extremes_lead_groups_of_their_architecture(workspace: Path) -> None:
