@@ -206,8 +206,23 @@ class FusedPatchTST(nn.Module):
     ) -> torch.Tensor:
         """x + dropout(branch) with trial k's rate on branch[k] (x None: dropout only)."""
         if self.training and bool((rates > 0).any()):
-            branch = branch * fused_keep_mask(branch, rates)
+            branch = branch * fused_keep_mask(branch, self._on_device(rates))
         return branch if x is None else x + branch
+
+    def _on_device(self, rates: torch.Tensor) -> torch.Tensor:
+        """`rates` on the parameters' device, copied once (a copy from host memory is not
+        allowed inside a CUDA-graph capture; the eager warm-up steps fill this cache)."""
+        device = self.rows.device
+        if device.type == "cpu":
+            return rates
+        cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = self.__dict__.setdefault(
+            "_rate_cache", {}
+        )
+        hit = cache.get(id(rates))
+        if hit is None or hit[0] is not rates:
+            hit = (rates, rates.to(device))
+            cache[id(rates)] = hit
+        return hit[1]
 
 
 def fused_keep_mask(like: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
@@ -220,7 +235,7 @@ def fused_keep_mask(like: torch.Tensor, rates: torch.Tensor) -> torch.Tensor:
     k = like.shape[0]
     view = (k,) + (1,) * (like.dim() - 1)
     if like.device.type != "cpu":
-        r = rates.to(like.device, torch.float32).view(view)
+        r = rates.to(like.device, torch.float32).view(view)  # already there: no copy
         keep = torch.rand(like.shape, device=like.device) >= r
         return keep.to(like.dtype) / (1 - r).to(like.dtype)
     dropped = torch.round(rates.double() * 65536).clamp_(max=65535).to(torch.int32)

@@ -127,6 +127,7 @@ class FusedStep:
         self._graph: torch.cuda.CUDAGraph | None = None
         self._static: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._stream: torch.cuda.Stream | None = None
+        self._capture_from = WARMUP_GRAPH_STEPS  # eager steps first, as capture requires
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, rates: list[float]) -> torch.Tensor:
         if not self.model.training:
@@ -139,6 +140,7 @@ class FusedStep:
     def invalidate(self) -> None:
         """After a repack: shapes changed, a captured graph no longer applies."""
         self._graph, self._static = None, None
+        self._capture_from = self.steps + 1  # one eager step at the new shape first
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad()
@@ -168,7 +170,7 @@ class FusedStep:
                 sy.copy_(y, non_blocking=True)
                 self._graph.replay()
                 return sloss.clone()
-        if self._graph is None and self.steps >= WARMUP_GRAPH_STEPS:
+        if self._graph is None and self.steps >= self._capture_from:
             sx, sy = x.clone(), y.clone()
             self.optimizer.zero_grad()
             graph = torch.cuda.CUDAGraph()
