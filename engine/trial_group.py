@@ -56,6 +56,28 @@ SHAPE_PARAMS = ("epochs", "batch_size")  # searched knobs a group's members shar
 
 def run_group(worker: Worker, entry: Entry, study: optuna.Study, leader: optuna.trial.Trial) -> int:
     """Ask the rest of the leader's group, train it; the number of trials run."""
+    cfg = entry.config
+    try:
+        data, k, calibration = _group_size(worker, entry, leader)
+    except Exception:  # data or device unusable: the one-trial path records why
+        worker._train(entry, study, leader)
+        return 1
+    k = min(k, max(1, cfg.n_trials // 2))  # most of an experiment is never one architecture
+    members, extra = _ask_members(worker, entry, study, leader, k - 1)
+    trials = [leader, *members]
+    if len(trials) == 1:
+        worker._train(entry, study, leader)  # the one-trial path, as fuse = 1
+    else:
+        _train_members(worker, entry, study, trials, data, calibration)
+    for trial in extra:
+        worker._train(entry, study, trial)
+    return len(trials) + len(extra)
+
+
+def _group_size(
+    worker: Worker, entry: Entry, leader: optuna.trial.Trial
+) -> tuple[Any, int, dict[str, Any] | None]:
+    """(prepared data, K before the trial-count caps, "auto"'s calibration figures)."""
     from engine.model.memory import max_fused_trials
     from engine.train.device import resolve_device, training_dtype
     from engine.train.fuse_size import MAX_AUTO, choose_fuse
@@ -67,26 +89,14 @@ def run_group(worker: Worker, entry: Entry, study: optuna.Study, leader: optuna.
     dtype = training_dtype(device, cfg.precision)
     spec = data.spec
     shape = {"context_len": spec.context_len, "patch_len": spec.patch_len, "stride": spec.stride}
-    calibration: dict[str, Any] | None = None
     batch = min(params.batch_size, len(data.train))
     if cfg.fuse == "auto":
         choice = choose_fuse(arch, data.n_features, batch, device, dtype, cap=MAX_AUTO, **shape)
-        k, calibration = choice.k, choice.to_dict()
-    else:
-        bound = max_fused_trials(
-            arch, data.n_features, batch, device, cap=int(cfg.fuse), dtype=dtype or _fp32(), **shape
-        )
-        k = max(1, bound)
-    k = min(k, max(1, cfg.n_trials // 2))  # most of an experiment is never one architecture
-    members, extra = _ask_members(worker, entry, study, leader, k - 1)
-    trials = [leader, *members]
-    if len(trials) == 1:
-        worker._train(entry, study, leader)  # the one-trial path, as fuse = 1
-    else:
-        _train_members(worker, entry, study, trials, data, calibration)
-    for trial in extra:
-        worker._train(entry, study, trial)
-    return len(trials) + len(extra)
+        return data, choice.k, choice.to_dict()
+    bound = max_fused_trials(
+        arch, data.n_features, batch, device, cap=int(cfg.fuse), dtype=dtype or _fp32(), **shape
+    )
+    return data, max(1, bound), None
 
 
 def _fp32() -> Any:

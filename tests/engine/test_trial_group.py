@@ -132,3 +132,16 @@ def test_fuse_1_never_groups(workspace: Path) -> None:
     assert worker.run_one()
     (trial,) = queue.entry(exp.name).trials
     assert trial.state == TrialState.COMPLETE and "fused_k" not in trial.user_attrs
+
+
+def test_a_group_whose_data_fails_records_the_failure(workspace: Path) -> None:
+    exp = _experiment(fuse=2)
+    split = dataclasses.replace(exp.data.split, min_val_windows=10**6)
+    broken = dataclasses.replace(exp, data=dataclasses.replace(exp.data, split=split))
+    queue = _setup(workspace, broken)
+    events: list[p.Event] = []
+    worker = _worker(queue, events)
+    assert worker.run_one()  # no crash: the leader fails as a one-trial run would
+    (trial,) = queue.entry(exp.name).trials
+    assert trial.state == TrialState.FAIL
+    assert [e.state for e in events if isinstance(e, p.TrialFinished)] == ["failed"]
