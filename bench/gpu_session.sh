@@ -9,7 +9,8 @@
 # share: the CUDA tests (tests/gpu: CUDA-graph step against eager, the memory estimate
 # against the allocator's peak, a trainer run, NVML against nvidia-smi), where a deep
 # model's step spends its GPU time (bench/cuda_kernels.py), the GPU shapes
-# (bench/train_throughput.py --device cuda --cuda-graph), a real 50-epoch `hpotui train`
+# (bench/train_throughput.py --device cuda --cuda-graph), fused groups of K trials
+# against the one-trial CUDA-graph path (bench/fused_trials.py), a real 50-epoch `hpotui train`
 # on the embedded data, the demo campaign in batch mode, and engine throughput with one
 # worker against automatic workers. Logs go to OUT_DIR, one file per step.
 #
@@ -27,7 +28,7 @@ else
     export PYTHONPATH=$PWD
 fi
 
-STEPS=${STEPS:-tests kernels throughput train batch hpo}
+STEPS=${STEPS:-tests kernels throughput fused train batch hpo}
 
 step() {  # step NAME SECONDS COMMAND...: run, log to OUT_DIR/NAME.log, say how it went
     local name=$1 limit=$2
@@ -48,6 +49,7 @@ step tests 120 python3 -m pytest -q -s -p no:cacheprovider tests/gpu tests/train
 TAIL=22 step kernels 45 python3 bench/cuda_kernels.py --arch 64,48,2,256 --batch 256
 TAIL=40 step throughput 180 python3 bench/train_throughput.py --device cuda --cuda-graph \
     --rounds 3 --steps 10
+TAIL=40 step fused 240 python3 bench/fused_trials.py --device cuda --threads 4
 step train 60 python3 -m hpotui.cli train --arch 64,48,2,256 --epochs 50 --patience 50 \
     --device cuda --json
 step batch 90 python3 -m hpotui.cli --batch configs/demo.toml

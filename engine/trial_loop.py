@@ -158,7 +158,12 @@ class Worker:
             return False
         entry, study, trial = asked
         try:
-            self._train(entry, study, trial)
+            if entry.config.fuse != 1:  # a fused group led by this trial
+                from engine.trial_group import run_group
+
+                self.trials_run += run_group(self, entry, study, trial) - 1
+            else:
+                self._train(entry, study, trial)
         except optuna.exceptions.UpdateFinishedTrialError:
             self.emit(
                 p.TrialFinished(

@@ -344,6 +344,7 @@ def _experiment(
         forced_extremes=layer.get("forced_extremes", True),
         device=layer.get("device", "auto"),
         precision=layer.get("precision", "auto"),
+        fuse=layer.get("fuse", 1),
         timeout_s=layer.get("timeout"),
         max_consecutive_failures=layer.get("max_consecutive_failures", 3),
         objective=layer.get("objective", "val_bce"),

@@ -73,6 +73,7 @@ class ExperimentConfig:
     forced_extremes: bool = True
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    fuse: int | Literal["auto"] = 1  # trials of one architecture trained as one model
     timeout_s: float | None = None  # none unless the config sets one
     max_consecutive_failures: int = 3
     # "val_bce" | "val_auc": what picks the best epoch and trial (docs/model.md)
@@ -108,6 +109,7 @@ class ExperimentConfig:
             forced_extremes=bool(d.get("forced_extremes", True)),
             device=d.get("device", "auto"),
             precision=d.get("precision", "auto"),
+            fuse=d.get("fuse", 1),
             timeout_s=d.get("timeout_s"),
             max_consecutive_failures=int(d.get("max_consecutive_failures", 3)),
             objective=d.get("objective", "val_bce"),  # studies from before it: BCE

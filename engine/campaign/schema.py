@@ -140,6 +140,15 @@ def workers(value: Any) -> int | str:
     return value
 
 
+def fuse(value: Any) -> int | str:
+    """`fuse`: "auto" or how many same-architecture trials train as one model."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Invalid(f'expected "auto" or an integer >= 1 (1: one trial at a time), {_got(value)}')
+    return value
+
+
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$"
 )
@@ -240,6 +249,7 @@ EXPERIMENT: dict[str, Check] = {
     "forced_extremes": boolean,
     "device": string,
     "precision": choice("auto", "fp32", "bf16"),
+    "fuse": fuse,
     "timeout": duration,
     "max_consecutive_failures": integer(1),
     "objective": choice("val_bce", "val_auc"),

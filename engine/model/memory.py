@@ -82,15 +82,22 @@ def estimate_peak_bytes(
     stride: int = 5,
     dtype: torch.dtype = torch.float32,
     device_type: str = "cpu",
+    fused: int = 1,
 ) -> int:
-    """Peak bytes of one training step at `batch_size`, computing in `dtype`."""
+    """Peak bytes of one training step at `batch_size`, computing in `dtype`.
+
+    `fused` = K > 1: a fused group of K trials (`engine.model.fused`): K times the
+    weights, optimizer state, activations and inputs, and the fused AdamW's temporaries
+    (three (K, row) fp32 buffers: the clip's scaled gradient, the step, its denominator),
+    which live after backward has freed the activations.
+    """
     params = count_params(arch, n_features, context_len, patch_len, stride)
     model_dtype, _ = split_precision(torch.device(device_type), dtype)
-    state = params * (16 if model_dtype is None else 24)
+    state = fused * params * (16 if model_dtype is None else 24)
     acts = activation_bytes(
         arch,
         n_features,
-        batch_size,
+        batch_size * fused,
         context_len=context_len,
         patch_len=patch_len,
         stride=stride,
@@ -99,8 +106,10 @@ def estimate_peak_bytes(
     d, ff = arch.d_model, arch.d_ff
     layer = 4 * d * d + 2 * d * ff + 9 * d + ff  # qkv, proj, ff1, ff2, two LayerNorms
     step_temporaries = max(layer, patch_len * n_features * d) * 4
+    if fused > 1:
+        step_temporaries = max(step_temporaries, 3 * fused * params * 4)
     inputs = batch_size * context_len * n_features * 4 * (2 if device_type == "cpu" else 1)
-    return state + max(acts, step_temporaries) + inputs
+    return state + max(acts, step_temporaries) + inputs * fused
 
 
 def available_memory_bytes(device: torch.device) -> int:
@@ -169,3 +178,37 @@ def plan_micro_batch(
         else:
             high = mid
     return low
+
+
+def max_fused_trials(
+    arch: Architecture,
+    n_features: int,
+    batch_size: int,
+    device: torch.device,
+    *,
+    cap: int,
+    available: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    context_len: int = 60,
+    patch_len: int = 10,
+    stride: int = 5,
+) -> int:
+    """Largest K <= cap whose fused step at the full `batch_size` fits the device
+    (a fused group does not split its batch); 0 when not even K = 1 does."""
+    limit = available if available is not None else available_memory_bytes(device)
+    budget = int(limit * SAFETY)
+    for k in range(max(1, cap), 0, -1):
+        peak = estimate_peak_bytes(
+            arch,
+            n_features,
+            batch_size,
+            context_len=context_len,
+            patch_len=patch_len,
+            stride=stride,
+            dtype=dtype,
+            device_type=device.type,
+            fused=k,
+        )
+        if peak <= budget:
+            return k
+    return 0

@@ -1,7 +1,8 @@
 """Peak RSS growth of PatchTST training steps, one forked child per architecture.
 
-argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch[,bf16]" (bf16: a bf16
-model with fp32 masters, as `precision = "auto"` trains on CPUs with AMX). Prints one line per
+argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch[,bf16][,kN]" (bf16: a bf16
+model with fp32 masters, as `precision = "auto"` trains on CPUs with AMX; kN: a fused
+group of N trials, engine.model.fused). Prints one line per
 group: the growth in bytes of the child's peak RSS over its RSS before the model existed.
 torch is imported once here and each child is a fresh fork, so every peak is its own.
 """
@@ -16,13 +17,23 @@ import psutil
 import torch
 
 from engine.model.architecture import Architecture
+from engine.model.fused import FusedPatchTST
 from engine.model.patchtst import PatchTST
+from engine.train.fused_step import FusedAdamW, FusedStep
 from engine.train.step import TrainStep, build_optimizer
 
 
 def _train(
-    arch: Architecture, n_features: int, batch: int, steps: int, dtype: torch.dtype | None
+    arch: Architecture,
+    n_features: int,
+    batch: int,
+    steps: int,
+    dtype: torch.dtype | None,
+    fused: int = 1,
 ) -> None:
+    if fused > 1:
+        _train_fused(arch, n_features, batch, steps, dtype, fused)
+        return
     model = PatchTST(arch, n_features).to(dtype)  # as the trainer builds it on CPU
     optimizer = build_optimizer(model, 1e-3, 1e-4)
     step = TrainStep(model, optimizer, grad_clip=1.0)
@@ -32,14 +43,34 @@ def _train(
         step(x, y)
 
 
+def _train_fused(
+    arch: Architecture, n_features: int, batch: int, steps: int, dtype: torch.dtype | None, k: int
+) -> None:
+    models = [PatchTST(arch, n_features).to(dtype) for _ in range(k)]
+    fused = FusedPatchTST.stack(models, [0.1] * k, [0.0] * k)
+    del models
+    step = FusedStep(fused, FusedAdamW(fused, [1e-4] * k, [1.0] * k))
+    x = torch.randn(k, batch, 60, n_features)
+    y = (torch.rand(k, batch) < 0.5).float()
+    for _ in range(steps):
+        step(x, y, [1e-3] * k)
+
+
 def _measure(
-    d: int, layers: int, heads: int, ff: int, n_features: int, batch: int, dtype: torch.dtype | None
+    d: int,
+    layers: int,
+    heads: int,
+    ff: int,
+    n_features: int,
+    batch: int,
+    dtype: torch.dtype | None,
+    fused: int = 1,
 ) -> int:
     torch.manual_seed(0)
     torch.set_num_threads(1)  # the peak does not depend on threads; the wall time does
     _train(Architecture(16, 1, 2, 32), n_features, 8, 2, dtype)  # lazy init of kernels, pools
     before = psutil.Process().memory_info().rss
-    _train(Architecture(d, layers, heads, ff), n_features, batch, 2, dtype)  # 2nd: AdamW state
+    _train(Architecture(d, layers, heads, ff), n_features, batch, 2, dtype, fused)  # 2nd: AdamW
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
 
 
@@ -47,12 +78,13 @@ def main() -> None:
     for group in sys.argv[1:]:
         fields = group.split(",")
         values = [int(v) for v in fields[:6]]
-        dtype = torch.bfloat16 if fields[6:] == ["bf16"] else None
+        dtype = torch.bfloat16 if "bf16" in fields[6:] else None
+        fused = next((int(f[1:]) for f in fields[6:] if f.startswith("k")), 1)
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read)
-            os.write(write, str(_measure(*values, dtype=dtype)).encode())
+            os.write(write, str(_measure(*values, dtype=dtype, fused=fused)).encode())
             os._exit(0)
         os.close(write)
         with os.fdopen(read) as pipe:
