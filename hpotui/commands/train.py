@@ -197,12 +197,14 @@ def run(args: argparse.Namespace) -> int:
     )
     for info in data.report:
         note("  " + info.line())
+    for drift in data.facts.drifts() if data.facts else []:
+        note(f"  warning: {drift}")
     note(f"{arch.label}: {n_params:,} parameters on {device}")
 
     def on_epoch(report: EpochReport) -> None:
         note(
             f"epoch {report.epoch:>3}/{params.epochs}  train {report.train_loss:.4f}  "
-            f"val {report.val_loss:.4f}  lr {report.learning_rate:.2e}  {report.elapsed_s:.1f}s"
+            f"val {report.val_loss:.4f}  auc {report.val_auc:.3f}  lr {report.learning_rate:.2e}  {report.elapsed_s:.1f}s"
         )
 
     try:
