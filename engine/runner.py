@@ -28,6 +28,7 @@ from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
+from engine.dataset.spec import DataSpec
 from engine.errors import UserError
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.engine_hosts import EngineHosts
@@ -81,16 +82,15 @@ def plan_experiment(exp: ExperimentConfig, plan: Plan) -> None:
     plan.extremes[exp.name] = extreme_params(exp, indices, space)
 
 
-def data_facts(exp: ExperimentConfig) -> dict[str, Any] | None:
-    """The experiment's split facts as stored with its study (None: data unreadable,
-    which pre-flight has already reported)."""
+def data_facts(data: DataSpec) -> dict[str, Any] | None:
+    """An experiment's split facts as stored with its study (None: data unreadable, which
+    pre-flight has already reported)."""
     from engine.dataset.manifest import load_processed
     from engine.dataset.splits import split_facts
 
-    d = exp.data
     try:
-        frame, _ = load_processed(d.dataset, d.tier, d.version)
-        return split_facts(frame, d).to_dict()
+        frame, _ = load_processed(data.dataset, data.tier, data.version)
+        return split_facts(frame, data).to_dict()
     except UserError:
         return None
 
@@ -190,7 +190,7 @@ class Engine:
             self.plan.space_keys[exp.name],
             self.plan.extremes[exp.name],
         )
-        facts = data_facts(exp)
+        facts = data_facts(exp.data)
         if facts is not None:
             self.queue.set_splits(exp.name, facts)
         return created

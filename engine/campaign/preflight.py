@@ -26,7 +26,7 @@ import torch
 from engine import journal_check, paths
 from engine.campaign.config import Locations, load_located
 from engine.campaign.model import Campaign, ExperimentConfig
-from engine.campaign.space_checks import dead_ranges
+from engine.campaign.space_checks import dead_ranges, values_of
 from engine.dataset.spec import DataSpec
 from engine.dataset.splits import SplitFacts
 from engine.errors import UserError, UserErrors
@@ -421,13 +421,7 @@ class _Checker:
 
 
 def _largest_batch(exp: ExperimentConfig) -> int:
-    from engine.train.config import TrainParams
-
-    for spec in exp.search_space:
-        if spec.name == "batch_size":
-            values = spec.choices if spec.kind == "categorical" else (spec.high,)
-            return int(max(v for v in values if v is not None))
-    return int(exp.fixed_params.get("batch_size", TrainParams().batch_size))
+    return max(int(b) for b in values_of(exp, "batch_size") if b is not None)
 
 
 def _split_key(error: UserError) -> str:

@@ -25,17 +25,7 @@ import torch
 from engine.dataset.labels import make_labels
 from engine.dataset.normalize import NormStats, instance_normalize, normalize_rows
 from engine.dataset.spec import DataSpec
-from engine.dataset.splits import (  # noqa: F401  (re-exported: the split layout's old home)
-    SPLITS,
-    SplitFacts,
-    SplitInfo,
-    count_blocks,
-    facts_of,
-    gap_of,
-    purge_of,
-    split_days,
-    split_positions,
-)
+from engine.dataset.splits import SPLITS, SplitFacts, SplitInfo, facts_of, gap_of, split_days
 from engine.errors import UserError
 
 

@@ -199,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for info in data.report:
         note("  " + info.line())
+    for drift in data.facts.drifts() if data.facts else []:
+        note(f"  warning: {drift}")
     note(f"{arch.label}: {n_params:,} parameters on {device}")
 
     progress: EpochProgress | None = None

@@ -52,7 +52,8 @@ def test_phase6a_is_the_reference_campaign() -> None:
         assert space["epochs"].choices == (50, 75, 100)
         assert space["batch_size"].choices == (64, 128, 256, 512)
         assert (space["weight_decay"].low, space["weight_decay"].high) == (1e-5, 1e-3)
-        assert space["warmup_steps"].choices == (100, 200, 300, 500)
+        # issue 13: the reference's 100 .. 500 warmup steps outlasted the shortest trials
+        assert space["warmup_steps"].choices == (0, 20, 60)
         assert (space["dropout"].kind, space["dropout"].low, space["dropout"].high) == (
             "uniform",
             0.1,

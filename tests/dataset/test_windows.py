@@ -12,7 +12,8 @@ from market_data import random_ohlcv
 
 from engine.dataset.labels import make_labels
 from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
-from engine.dataset.windows import count_blocks, prepare_data, split_positions
+from engine.dataset.splits import count_blocks, split_positions
+from engine.dataset.windows import prepare_data
 from engine.errors import UserError
 
 CPU = torch.device("cpu")

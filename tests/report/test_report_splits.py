@@ -38,7 +38,7 @@ def test_report_shows_each_experiments_split_facts(synthetic: SyntheticCampaign)
     for h, facts in expected.items():
         for info in facts.splits:
             row = (
-                f"| 1K_h{h} | zscore | {info.name} | {info.size} | {info.start} | {info.end} | "
+                f"| 1K_h{h} | rolling | {info.name} | {info.size} | {info.start} | {info.end} | "
                 f"{info.label_rate:.3f} |"
             )
             assert row in text
@@ -57,4 +57,4 @@ def test_missing_dataset_is_said_in_the_section_not_a_crash(synthetic: Synthetic
     synthetic.add_trial(exp, 0.6, 1000, ARCH)
     report = build_report(synthetic.storage, "synth", NO_WORK, load_data=no_training)
     assert isinstance(report.splits["1K_h1"], str) and "NOPE" in report.splits["1K_h1"]
-    assert "| 1K_h1 | zscore | - |" in markdown(report)
+    assert "| 1K_h1 | rolling | - |" in markdown(report)
