@@ -389,13 +389,14 @@ def report_outages(storage: BaseStorage, emit: Callable[[p.Event], None], source
 
 
 def heartbeats_trusted(storage: BaseStorage) -> bool:
-    """False during an outage and for one grace period after it: a stale heartbeat then
-    means the database was away, not the worker (see `OutageGuard.quiet_after_outage`)."""
+    """False during an outage and for one grace period after it (plus the longest retry
+    pause, which a worker's heartbeat thread may still be sleeping when the database
+    returns): a stale heartbeat then means the database was away, not the worker."""
     guard = guard_of(storage)
     grace = getattr(storage, "grace_period", None) or 2 * (
         getattr(storage, "heartbeat_interval", None) or 60
     )
-    return guard is None or not guard.quiet_after_outage(float(grace))
+    return guard is None or not guard.quiet_after_outage(float(grace) + MAX_DELAY_S)
 
 
 def guard_storage(storage: BaseStorage, guard: OutageGuard) -> BaseStorage:

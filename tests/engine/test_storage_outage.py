@@ -205,3 +205,20 @@ def test_a_pidless_running_trial_on_a_database_is_dead_after_the_patience(
     assert [t.state for t in trials if t.user_attrs.get(T_RETRY_OF) == orphan.number] == [
         TrialState.WAITING
     ]
+
+
+def test_heartbeats_are_not_trusted_until_a_grace_after_an_outage(tmp_path: Any) -> None:
+    """Reapers (engine.fleet.heartbeat, engine.recovery) ask this before judging anyone."""
+    from engine.storage import open_storage
+    from engine.storage_outage import guard_storage, heartbeats_trusted
+
+    fake = FakeTime()
+    raw = open_storage(f"sqlite:///{tmp_path / 'c.db'}", heartbeat_interval=1, grace_period=2)
+    storage = guard_storage(raw, OutageGuard(60, clock=fake.clock, sleep=fake.sleep))
+    assert heartbeats_trusted(storage)
+    storage.guard.call(_flaky(2, lambda: ConnectionResetError("reset")))  # type: ignore[attr-defined]
+    assert not heartbeats_trusted(storage)
+    fake.now += 2 + 5 - 0.1  # grace + the longest retry pause a heartbeat may still sleep
+    assert not heartbeats_trusted(storage)
+    fake.now += 0.2
+    assert heartbeats_trusted(storage)
