@@ -58,7 +58,7 @@ def main() -> None:
     (home / "outputs").mkdir()
     build_tiny(home)
     config = home / "fleet.toml"
-    config.write_text((FIXTURES / "fleet_by_fit.toml").read_text().replace("24", "200"))
+    config.write_text((FIXTURES / "fleet_by_fit.toml").read_text().replace("n_trials = 16", "n_trials = 400"))
     env = {**os.environ, "HPOTUI_HOME": str(home), "PYTHONPATH": args.code}
     if args.pool_size:
         env["HPOTUI_POOL_SIZE"] = str(args.pool_size)
