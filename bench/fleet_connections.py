@@ -5,7 +5,7 @@
 Starts a throw-away PostgreSQL server (tests/fleet/pg_server.py), builds the TINY dataset,
 and runs the fleet of the issue: an engine (`python -m engine`, 1 local worker) and two
 `hpotui worker` nodes (1 worker each) on tests/fleet/fixtures/fleet_by_fit.toml. Every
-0.5 s it counts the server's client connections, in total and per `application_name`
+0.5 s, once each machine has started a trial, it counts the server's client connections, in total and per `application_name`
 (hpotui names each process's connections: engine.fleet.pool). Prints the peak and the
 mean while trials run.
 
@@ -48,17 +48,41 @@ def count(url: str) -> Counter[str]:
     return Counter({(name or "(unnamed)"): int(n) for name, n in rows})
 
 
+def wait_for_hosts(url: str, hosts: set[str], timeout: float) -> None:
+    """Until a trial of each host has started (every process is connected and working)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline and not hosts <= seen:
+        time.sleep(2)
+        with engine.connect() as c:
+            rows = c.execute(
+                sqlalchemy.text(
+                    "SELECT DISTINCT value_json FROM trial_user_attributes "
+                    "WHERE key = 'hpotui.host'"
+                )
+            ).all()
+        seen = {str(r[0]).strip('"') for r in rows}
+    engine.dispose()
+    if not hosts <= seen:
+        raise SystemExit(f"only {sorted(seen)} started trials in {timeout:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--code", default=str(ROOT), help="checkout the fleet runs from")
-    parser.add_argument("--seconds", type=float, default=90.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="sampling, once all work")
     parser.add_argument("--pool-size", type=int, help="$HPOTUI_POOL_SIZE for every process")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="hpotui-conn-"))
     (home / "outputs").mkdir()
     build_tiny(home)
     config = home / "fleet.toml"
-    config.write_text((FIXTURES / "fleet_by_fit.toml").read_text().replace("24", "200"))
+    config.write_text(
+        (FIXTURES / "fleet_by_fit.toml").read_text().replace("n_trials = 16", "n_trials = 400")
+    )
     env = {**os.environ, "HPOTUI_HOME": str(home), "PYTHONPATH": args.code}
     if args.pool_size:
         env["HPOTUI_POOL_SIZE"] = str(args.pool_size)
@@ -108,6 +132,7 @@ def main() -> None:
                         stderr=subprocess.DEVNULL,
                     )
                 )
+            wait_for_hosts(url, {"engine-host", "node-1", "node-2"}, timeout=900)
             peak: Counter[str] = Counter()
             totals: list[int] = []
             end = time.monotonic() + args.seconds

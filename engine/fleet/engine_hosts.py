@@ -42,7 +42,8 @@ class EngineHosts:
         self.thermal = "unknown"
         self.views: list[dict[str, Any]] = []
         self._shown: object = None
-        self._seen_commands: dict[str, int] = {}
+        self._seen_commands: dict[str, int] = {}  # host -> seq of the last command logged
+        self._started_ns = time.time_ns()
         self._next_read = 0.0
 
     # ---------------------------------------------------------------- events in
@@ -84,8 +85,9 @@ class EngineHosts:
             if not isinstance(command, dict):
                 continue
             seq = int(command.get("seq", 0))
-            if self._seen_commands.get(view["host"], 0) < seq:
-                if view["host"] in self._seen_commands and view["host"] != self.host:
+            # commands obeyed before this engine started are history, not news
+            if self._seen_commands.get(view["host"], self._started_ns) < seq:
+                if view["host"] != self.host:  # our own are logged when obeyed
                     self.engine.log("info", f"{view['host']} obeyed: {_describe(command)}")
                 self._seen_commands[view["host"]] = seq
         shown = [{k: v for k, v in view.items() if k != "seen_s_ago"} for view in self.views]

@@ -73,11 +73,12 @@ def test_nodes_split_work_by_fit_and_one_is_drained(pg_url: str, tmp_path: Path)
     config = home_c / "fleet.toml"
     config.write_text((FIXTURES / "fleet_by_fit.toml").read_text())
 
-    # the campaign, created as `hpotui worker CONFIG` does (heartbeat 1 s, grace 6 s)
+    # the campaign, created as `hpotui worker CONFIG` does (heartbeat 2 s, grace 60 s: a starved
+    # worker on a loaded machine must not look dead)
     os.environ["HPOTUI_HOME"] = str(home_c)
     try:
         storage = open_storage(pg_url, heartbeat_interval=None)
-        create_campaign(storage, load_campaign(config), HeartbeatSettings(1, 6))
+        create_campaign(storage, load_campaign(config), HeartbeatSettings(2, 60))
     finally:
         del os.environ["HPOTUI_HOME"]
     queue = CampaignQueue(storage, "fleet")
@@ -113,8 +114,17 @@ def test_nodes_split_work_by_fit_and_one_is_drained(pg_url: str, tmp_path: Path)
             stderr=logs[host][1],
         )
 
+    b = node(home_b, "machine-b", small)  # alone first: it gets trials on a loaded machine
+
+    def trials_on(host: str) -> list[Any]:
+        return [t for t in queue.entries()[0].trials if t.user_attrs.get(T_HOST) == host]
+
+    try:
+        _wait("a trial on machine-b", lambda: any(is_counted(t) for t in trials_on("machine-b")))
+    except AssertionError:
+        b.kill()
+        raise
     a = node(home_a, "machine-a", big)
-    b = node(home_b, "machine-b", small)
     c_err = (tmp_path / "machine-c.err").open("wb")
     c = subprocess.Popen(
         [
@@ -145,14 +155,6 @@ def test_nodes_split_work_by_fit_and_one_is_drained(pg_url: str, tmp_path: Path)
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
-
-        def trials_on(host: str) -> list[Any]:
-            return [t for t in queue.entries()[0].trials if t.user_attrs.get(T_HOST) == host]
-
-        def b_done() -> bool:
-            return sum(is_counted(t) for t in trials_on("machine-b")) >= 2
-
-        _wait("two trials on machine-b", b_done)
         hosts = _wait("three host records", lambda: len(host_views(storage, queue)) == 3)
         assert hosts
 
