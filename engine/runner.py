@@ -283,6 +283,8 @@ class Engine:
             self.channels.add_client(source)
         elif kind == "eof" and source is None:
             self.log("info", "front-end gone (stdin closed); running headless")
+        elif kind == "eof" and isinstance(source, Client):
+            source.close()  # a detached socket front-end: not kept open (hpotui status)
         elif kind == "worker":
             if isinstance(payload, p.TrialStarted | p.TrialFinished):
                 self.watcher.note_local(payload.experiment, payload.trial)

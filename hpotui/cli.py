@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from engine.errors import UserError, UserErrors
 from engine.worker_pool import workers_arg
 
-SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker")
+SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker", "status")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
