@@ -175,9 +175,15 @@ def main(argv: list[str] | None = None) -> int:
         monitor=not args.no_monitor,
         config_path=str(config),
     )
+    from engine.monitor.keep_awake import KeepAwake
+
+    awake = KeepAwake.hold(os.getpid(), f"hpotui campaign {campaign.name} running")
+    if awake.holding and awake.command:
+        engine.notes.append(("info", f"keeping this machine awake ({awake.command[0]})"))
     try:
         return _serve(engine, report, out, campaign_name, str(config))
     finally:
+        awake.release()
         with contextlib.suppress(OSError):
             (folder / "engine.pid").unlink()
         lock.close()

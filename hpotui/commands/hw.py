@@ -11,6 +11,7 @@ The table also shows what the thermal policy (default thresholds) would decide.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 from engine.campaign.model import MonitorSpec
 from engine.errors import UserError
+from engine.monitor.keep_awake import PowerState, read_power_state
 from engine.monitor.policy import PolicyDecision, ThermalPolicy
 from engine.monitor.probe import make_probe
 from engine.monitor.sample import HardwareSample, Reading
@@ -56,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise UserError(f"--count must be >= 1, got {args.count}", where="command line")
     count = (args.count or 0) if args.watch else 1
+    from engine.monitor.macos import run_command
+
+    power = read_power_state(run_command)  # Low Power Mode, battery: macOS only
     policy = ThermalPolicy(MonitorSpec())
     reason = ""
     with make_probe() as probe:
@@ -71,11 +76,14 @@ def run(args: argparse.Namespace) -> int:
                 decision = policy.update(sample, trial_running=False)
                 reason = decision.transition[2] if decision.transition else reason
                 if args.json:
-                    print(json.dumps(sample.to_dict(), allow_nan=False), flush=True)
+                    row = sample.to_dict()
+                    if power is not None:
+                        row["power"] = dataclasses.asdict(power)
+                    print(json.dumps(row, allow_nan=False), flush=True)
                 elif live is not None:
-                    live.update(render(sample, decision, reason))
+                    live.update(render(sample, decision, reason, power))
                 else:
-                    _print(render(sample, decision, reason))
+                    _print(render(sample, decision, reason, power))
                 taken += 1
                 if count and taken >= count:
                     break
@@ -109,7 +117,9 @@ def _print(renderable: Any) -> None:
     Console().print(renderable)
 
 
-def render(sample: HardwareSample, decision: PolicyDecision, reason: str) -> Any:
+def render(
+    sample: HardwareSample, decision: PolicyDecision, reason: str, power: PowerState | None = None
+) -> Any:
     """A rich table of one sample: every sensor, or why it is unavailable."""
     from rich.table import Table
 
@@ -157,6 +167,9 @@ def render(sample: HardwareSample, decision: PolicyDecision, reason: str) -> Any
     if not sample.gpus:
         table.add_row("gpu", f"[yellow]none[/] ({sample.gpu_unavailable})")
     table.add_row("accelerator memory", _reading_gb(sample.accelerator_memory_bytes))
+    if power is not None:
+        slow = power.on_battery or power.low_power_mode
+        table.add_row("power", f"[yellow]{power.words()}[/] (slower)" if slow else power.words())
     colour = {"ok": "green", "unknown": "yellow", "warning": "yellow"}.get(decision.state, "red")
     table.add_row(
         "thermal policy (defaults)",
