@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine import protocol as p
+from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.errors import UserError, UserErrors
 from engine.worker_pool import workers_arg
 
@@ -55,7 +56,9 @@ class _SafeStream:
         return 2
 
 
-def _fail(out: IO[str], lines: list[str], campaign: str, config: str) -> int:
+def _fail(
+    out: IO[str], lines: list[str], campaign: str, config: str, exit_code: int = EXIT_USAGE
+) -> int:
     events: list[p.Event] = [
         p.Hello(
             protocol_version=p.PROTOCOL_VERSION,
@@ -69,14 +72,15 @@ def _fail(out: IO[str], lines: list[str], campaign: str, config: str) -> int:
         )
     ]
     events += [p.ErrorRaised(message=line) for line in lines]
-    events.append(p.Bye(reason="config or pre-flight error; nothing started", exit_code=2))
+    why = "config or pre-flight error" if exit_code == EXIT_USAGE else "environment fault"
+    events.append(p.Bye(reason=f"{why}; nothing started", exit_code=exit_code))
     for line in lines:
         print(f"hpotui: {line}", file=sys.stderr)
     with contextlib.suppress(OSError, ValueError):
         for event in events:
             out.write(p.encode(event) + "\n")
         out.flush()
-    return EXIT_USAGE
+    return exit_code
 
 
 def _lock_campaign(folder: Path) -> Any:
@@ -159,11 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     repairs: list[str] = []  # a torn journal tail cut back (engine/journal_check.py)
     try:
         storage = open_storage(url, warn=repairs.append)
-    except UserError as error:
+    except (UserError, OSError) as error:
+        fault = describe_fault(error)
+        if fault is None and not isinstance(error, UserError):
+            raise
         with contextlib.suppress(OSError):
             (folder / "engine.pid").unlink()
         lock.close()
-        return _fail(out, [str(error)], campaign_name, str(config))
+        code = EXIT_ENVIRONMENT if fault else EXIT_USAGE
+        return _fail(out, [fault or str(error)], campaign_name, str(config), code)
     report.warnings[:0] = repairs
     engine = Engine(
         campaign,
@@ -197,6 +205,11 @@ def _serve(engine: Any, report: Any, out: IO[str], name: str, config: str) -> in
         return _fail(out, errors.lines(), name, config)
     except UserError as error:
         return _fail(out, [str(error)], name, config)
+    except OSError as error:  # disk full or outputs unwritable at start-up
+        fault = describe_fault(error)
+        if fault is None:
+            raise
+        return _fail(out, [fault], name, config, EXIT_ENVIRONMENT)
     engine.notes += [("warning", line) for line in report.warnings]
     engine.notes += [
         ("warning", f"{x} excluded: no architecture fits this device") for x in report.excluded

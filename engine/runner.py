@@ -22,6 +22,7 @@ from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
+from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.fleet.hosts import TrialWatcher
@@ -208,6 +209,12 @@ class Engine:
         reason = "campaign complete"
         try:
             exit_code, reason = self._loop()
+        except OSError as error:  # a full disk, outputs made unwritable: stop cleanly
+            fault = describe_fault(error)
+            if fault is None:
+                raise
+            exit_code, reason = EXIT_ENVIRONMENT, fault
+            self.channels.emit(p.ErrorRaised(message=fault))
         finally:
             if monitor is not None:
                 monitor.stop(timeout=2)
@@ -217,9 +224,13 @@ class Engine:
                 while self.local.alive() and time.monotonic() < deadline:
                     time.sleep(0.05)
                 self.local.kill_all()
+        if exit_code == EXIT_ENVIRONMENT:
+            with contextlib.suppress(OSError):  # where the fault allows: else at restart
+                self.recover()
         self.channels.emit(p.Bye(reason=reason, exit_code=exit_code))
         self.channels.close()
-        self.outputs.close()
+        with contextlib.suppress(OSError):
+            self.outputs.close()
         return exit_code
 
     def _loop(self) -> tuple[int, str]:

@@ -340,7 +340,16 @@ def main(argv: list[str] | None = None) -> int:
         salt=args.salt,
         lock_path=args.lock,
     )
-    code = worker.run()
+    from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
+
+    try:
+        code = worker.run()
+    except OSError as error:  # disk full, outputs unwritable: one line, the engine stops
+        fault = describe_fault(error)
+        if fault is None:
+            raise
+        print(f"worker {args.worker_id}: {fault}", file=sys.stderr)
+        code = EXIT_ENVIRONMENT
     sys.stderr.flush()
     os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown
 

@@ -23,6 +23,7 @@ SUBCOMMANDS = ("data", "grid", "train", "hw", "check", "report", "worker", "stat
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3  # disk full or outputs unwritable (engine/env_faults.py); resumable
 EXIT_INTERRUPTED = 130
 
 
