@@ -32,6 +32,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine import protocol as p
+from engine.env_faults import describe_fault
 from engine.filelock import held
 from engine.queue import (
     T_COUNTED,
@@ -285,6 +286,12 @@ class Worker:
             if self.flags.orphaned():
                 reason = "engine gone"
             interrupt_trial(self.storage, entry, self.storage.get_trial(tid), reason)
+        except OSError as exc:
+            if describe_fault(exc):
+                raise  # the machine's fault, not the trial's: left to recovery, not failed
+            reason = f"{type(exc).__name__}: {exc}".strip()
+            traceback.print_exc()
+            self._fail(tid, reason)
         except (TrialDoesNotFit, Exception) as exc:
             reason = f"{type(exc).__name__}: {exc}".strip()
             if not isinstance(exc, TrialDoesNotFit):

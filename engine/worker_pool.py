@@ -348,9 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         fault = describe_fault(error)
         if fault is None:
             raise
-        print(f"worker {args.worker_id}: {fault}", file=sys.stderr)
+        with contextlib.suppress(OSError):  # workers.log may be on the full disk
+            print(f"worker {args.worker_id}: {fault}", file=sys.stderr)
         code = EXIT_ENVIRONMENT
-    sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown
 
 
