@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from engine import protocol as p
 from engine.campaign.schema import duration_arg
+from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.errors import UserError, UserErrors
 from engine.worker_pool import workers_arg
 
@@ -62,7 +63,7 @@ def _fail(
     campaign: str,
     config: str,
     exit_code: int = EXIT_USAGE,
-    reason: str = "config or pre-flight error; nothing started",
+    reason: str | None = None,
 ) -> int:
     events: list[p.Event] = [
         p.Hello(
@@ -77,6 +78,9 @@ def _fail(
         )
     ]
     events += [p.ErrorRaised(message=line) for line in lines]
+    if reason is None:
+        why = "config or pre-flight error" if exit_code == EXIT_USAGE else "environment fault"
+        reason = f"{why}; nothing started"
     events.append(p.Bye(reason=reason, exit_code=exit_code))
     for line in lines:
         print(f"hpotui: {line}", file=sys.stderr)
@@ -183,11 +187,15 @@ def main(argv: list[str] | None = None) -> int:
         storage = open_guarded(
             url, patience, None, give_up=lambda: bool(stops["now"]), warn=repairs.append
         )
-    except UserError as error:
+    except (UserError, OSError) as error:
+        fault = describe_fault(error)
+        if fault is None and not isinstance(error, UserError):
+            raise
         with contextlib.suppress(OSError):
             (folder / "engine.pid").unlink()
         lock.close()
-        return _fail(out, [str(error)], campaign_name, str(config))
+        code = EXIT_ENVIRONMENT if fault else EXIT_USAGE
+        return _fail(out, [fault or str(error)], campaign_name, str(config), code)
     report.warnings[:0] = repairs
     engine = Engine(
         campaign,
@@ -200,9 +208,15 @@ def main(argv: list[str] | None = None) -> int:
         config_path=str(config),
     )
     engine.workers_explicit = args.workers is not None
+    from engine.monitor.keep_awake import KeepAwake
+
+    awake = KeepAwake.hold(os.getpid(), f"hpotui campaign {campaign.name} running")
+    if awake.holding and awake.command:
+        engine.notes.append(("info", f"keeping this machine awake ({awake.command[0]})"))
     try:
         return _serve(engine, report, out, campaign_name, str(config), stops)
     finally:
+        awake.release()
         with contextlib.suppress(OSError):
             (folder / "engine.pid").unlink()
         lock.close()
@@ -223,6 +237,11 @@ def _serve(
         return _fail(out, errors.lines(), name, config)
     except UserError as error:
         return _fail(out, [str(error)], name, config)
+    except OSError as error:  # disk full or outputs unwritable at start-up
+        fault = describe_fault(error)
+        if fault is None:
+            raise
+        return _fail(out, [fault], name, config, EXIT_ENVIRONMENT)
     engine.notes += [("info", f"{PREFLIGHT}{line}") for line in report.lines]
     engine.notes += [("warning", line) for line in report.warnings]
     engine.notes += [

@@ -196,8 +196,11 @@ class CheckedJournalBackend(JournalFileBackend):
                     while view:
                         view = view[os.write(fd, view) :]
                     os.fsync(fd)
-                except BaseException:
+                except OSError as error:
                     os.ftruncate(fd, start)  # no half record for a reader to find
+                    raise OSError(error.errno, error.strerror, self._file_path) from error
+                except BaseException:
+                    os.ftruncate(fd, start)
                     raise
             finally:
                 os.close(fd)

@@ -29,6 +29,7 @@ from engine.campaign.model import Campaign, ExperimentConfig
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
 from engine.dataset.spec import DataSpec
+from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.errors import UserError
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.engine_hosts import EngineHosts
@@ -263,9 +264,14 @@ class Engine:
         except StorageUnreachable as error:
             exit_code, reason, reachable = EXIT_STORAGE_UNREACHABLE, str(error), False
         except Exception as exc:
-            self.notifier.engine_crashed(f"{type(exc).__name__}: {exc}")
-            self.notifier.close()
-            raise
+            fault = describe_fault(exc) if isinstance(exc, OSError) else None
+            if fault is None:
+                self.notifier.engine_crashed(f"{type(exc).__name__}: {exc}")
+                self.notifier.close()
+                raise
+            # a full disk, outputs made unwritable: stop cleanly
+            exit_code, reason = EXIT_ENVIRONMENT, fault
+            self.channels.emit(p.ErrorRaised(message=fault))
         finally:
             if monitor is not None:
                 monitor.stop(timeout=2)
@@ -276,9 +282,12 @@ class Engine:
                     time.sleep(0.05)
                 self.local.kill_all()
             if self.hosts is not None and reachable:
-                with contextlib.suppress(StorageUnreachable):
+                with contextlib.suppress(StorageUnreachable, OSError):
                     self.hosts.leave()
-        if reachable:
+        if exit_code == EXIT_ENVIRONMENT:
+            with contextlib.suppress(OSError):  # where the fault allows: else at restart
+                self.recover()
+        elif reachable:
             try:
                 self.final_sweep()
             except StorageUnreachable as error:
@@ -290,7 +299,8 @@ class Engine:
             self.notifier.engine_crashed(reason)
         self.notifier.close()  # bounded: the last message goes out before the exit
         self.channels.close()
-        self.outputs.close()
+        with contextlib.suppress(OSError):
+            self.outputs.close()
         return exit_code
 
     def _loop(self) -> tuple[int, str]:
@@ -379,6 +389,8 @@ class Engine:
             self.channels.add_client(source)
         elif kind == "eof" and source is None:
             self.log("info", "front-end gone (stdin closed); running headless")
+        elif kind == "eof" and isinstance(source, Client):
+            source.close()  # a detached socket front-end: not kept open (hpotui status)
         elif kind == "worker":
             if isinstance(payload, p.TrialStarted | p.TrialFinished):
                 self.watcher.note_local(payload.experiment, payload.trial)

@@ -39,6 +39,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine import protocol as p
+from engine.env_faults import describe_fault
 from engine.filelock import held
 from engine.fleet.fit import FitJudge, defer_trial
 from engine.queue import (
@@ -334,6 +335,8 @@ class Worker:
             capacity = self.fit.capacity(entry)
             defer_trial(self.storage, entry, self.storage.get_trial(tid), capacity, reason)
         except Exception as exc:
+            if isinstance(exc, OSError) and describe_fault(exc):
+                raise  # the machine's fault, not the trial's: left to recovery, not failed
             reason = f"{type(exc).__name__}: {exc}".strip()
             traceback.print_exc()
             self._fail(tid, reason)

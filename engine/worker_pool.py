@@ -372,8 +372,19 @@ def main(argv: list[str] | None = None) -> int:
         memory_limit=args.memory_limit or memory_limit_from_env(),
         lock_path=args.lock,
     )
-    code = run_worker(worker)
-    sys.stderr.flush()
+    from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
+
+    try:
+        code = run_worker(worker)
+    except OSError as error:  # disk full, outputs unwritable: one line, the engine stops
+        fault = describe_fault(error)
+        if fault is None:
+            raise
+        with contextlib.suppress(OSError):  # workers.log may be on the full disk
+            print(f"worker {args.worker_id}: {fault}", file=sys.stderr)
+        code = EXIT_ENVIRONMENT
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown
 
 

@@ -31,11 +31,13 @@ SUBCOMMANDS = (
     "hosts",
     "notify",
     "serve",
+    "status",
 )
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3  # disk full or outputs unwritable (engine/env_faults.py); resumable
 EXIT_INTERRUPTED = 130
 EXIT_STORAGE_UNREACHABLE = 75  # the database stayed away past storage_patience; resumable
 

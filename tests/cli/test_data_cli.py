@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,14 +32,11 @@ def hpotui(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_build_verify_list_on_the_embedded_sample(tmp_path: Path) -> None:
     """The issue's 'done when': a fresh workspace, no network, no manual step."""
-    started = time.monotonic()
     built = hpotui("data", "build", cwd=tmp_path)
-    elapsed = time.monotonic() - started
     assert built.returncode == 0, built.stderr
     assert built.stdout.startswith(
         "built SP500/a25/v1: 4832 rows, 1999-10-18..2018-12-31, 25 columns"
     )
-    assert elapsed < 30  # measured ~1.5 s; the bound only catches a pathological slowdown
     verified = hpotui("data", "verify", cwd=tmp_path)
     assert (verified.returncode, verified.stdout) == (
         0,

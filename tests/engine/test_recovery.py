@@ -56,6 +56,7 @@ def _kill_at_random(engine: EngineProcess, rng: random.Random) -> str:
     return moment
 
 
+@pytest.mark.timeout(1200)  # a safety net: under load (2 cores shared) it runs for minutes
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(workspace: Path) -> None:
     rng = random.Random(4)
     config = copy_fixture(workspace, "micro.toml")
@@ -65,7 +66,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(workspace: Path)
 
     # A user's reorder must survive every crash.
     first = EngineProcess(config, workspace, "--workers", "2")
-    first.wait_for(lambda e: isinstance(e, p.Hello), 60)
+    first.wait_for(lambda e: isinstance(e, p.Hello), 300)
     assert first.command(p.Move(id="m", experiment="1.8K_h2", to=0)).ok
     runs = [first]
     moments = []
@@ -81,7 +82,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(workspace: Path)
     # and a worker killed mid-trial: the engine records its trial and starts another worker
     killed_worker = False
     try:
-        final.wait_for(lambda e: isinstance(e, p.TrialStarted), 60)
+        final.wait_for(lambda e: isinstance(e, p.TrialStarted), 300)
         victims = worker_pids(final.proc.pid)
         if victims:
             os.kill(victims[0], signal.SIGKILL)
@@ -152,7 +153,7 @@ def test_a_worker_killed_inside_ask_does_not_hold_the_campaign_end(workspace: Pa
     config = copy_fixture(workspace, "micro.toml")
     config.write_text(config.read_text().replace("n_trials = 4", "n_trials = 30"))
     engine = EngineProcess(config, workspace, "--workers", "2")
-    started = engine.wait_for(lambda e: isinstance(e, p.TrialStarted), 60)
+    started = engine.wait_for(lambda e: isinstance(e, p.TrialStarted), 300)
     assert isinstance(started, p.TrialStarted)
     journal = workspace / "outputs" / "micro" / "optuna.journal"
     storage = open_storage(str(journal))
