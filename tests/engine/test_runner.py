@@ -156,8 +156,11 @@ def test_link_attaches_to_a_running_engine_and_replays_history(workspace: Path) 
         assert second.attached
         hello2 = await second.next_event()
         assert isinstance(hello2, p.Hello) and hello2.pid == hello.pid
-        snap = await second.next_event()
+        stored = []  # every stored trial comes first, one event per experiment
+        while isinstance(snap := await second.next_event(), p.ExperimentTrials):
+            stored.append(snap.experiment)
         assert isinstance(snap, p.QueueSnapshot) and snap.paused_all
+        assert stored == [e.name for e in snap.experiments]
         past = history(workspace / "outputs" / "micro")
         assert any(isinstance(e, p.Reply) for e in past)
         await second.send(p.Stop(id=second.new_id(), mode="now"))

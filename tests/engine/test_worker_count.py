@@ -12,20 +12,21 @@ from enginehelp import EngineProcess, copy_fixture
 
 from engine import protocol as p
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+WAIT_S = 300.0  # three engine starts, on a shared and loaded machine
 
 
 def _start(config: Path, workspace: Path, *extra: str) -> tuple[EngineProcess, p.Hello]:
     engine = EngineProcess(config, workspace, *extra)
-    hello = engine.wait_for(lambda e: True, 180)
+    hello = engine.wait_for(lambda e: True, WAIT_S)
     assert isinstance(hello, p.Hello)
     return engine, hello
 
 
 def _stop(engine: EngineProcess) -> None:
     try:
-        engine.command(p.Stop(id="stop", mode="now"))
-        engine.drain()
+        engine.command(p.Stop(id="stop", mode="now"), WAIT_S)
+        engine.drain(WAIT_S)
     finally:
         engine.kill()
 
@@ -35,18 +36,18 @@ def test_worker_count_survives_a_restart_and_trials_come_after_hello(workspace: 
     engine, hello = _start(config, workspace)
     try:
         assert hello.workers == 1
-        snap = engine.wait_for(lambda e: isinstance(e, p.QueueSnapshot))
+        snap = engine.wait_for(lambda e: isinstance(e, p.QueueSnapshot), WAIT_S)
         assert isinstance(snap, p.QueueSnapshot)
         stored = engine.seen(lambda e: isinstance(e, p.ExperimentTrials))
         assert [e.experiment for e in stored] == [x.name for x in snap.experiments]  # type: ignore[attr-defined]
-        assert engine.command(p.SetWorkers(id="w", workers=2)).ok
+        assert engine.command(p.SetWorkers(id="w", workers=2), WAIT_S).ok
     finally:
         _stop(engine)
 
     engine, hello = _start(config, workspace)
     try:
         assert hello.workers == 2  # the count set before the restart
-        engine.wait_for(lambda e: isinstance(e, p.QueueSnapshot))
+        engine.wait_for(lambda e: isinstance(e, p.QueueSnapshot), WAIT_S)
         assert len(engine.seen(lambda e: isinstance(e, p.ExperimentTrials))) == len(
             engine.snapshot().experiments
         )
