@@ -172,3 +172,15 @@ def test_different_data_specs_within_a_horizon_are_warned(synthetic: SyntheticCa
     report = build_report(synthetic.storage, "synth", STORED_ONLY, load_data=no_training)
     assert len(report.warnings) == 1 and "h1: the experiments" in report.warnings[0]
     assert "2 different data specs" in report.warnings[0]
+
+
+def test_the_demo_campaign_has_enough_sizes_for_a_verdict() -> None:
+    from pathlib import Path
+
+    from engine.campaign.config import load_campaign
+    from engine.report.powerlaw import MIN_SIZES
+
+    demo = load_campaign(Path(__file__).parents[2] / "configs" / "demo.toml")
+    for horizon in {e.horizon for e in demo.experiments}:
+        budgets = {e.budget for e in demo.experiments if e.horizon == horizon}
+        assert len(budgets) >= MIN_SIZES, (horizon, budgets)
