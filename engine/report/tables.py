@@ -146,6 +146,9 @@ def baseline_table(report: ScalingReport) -> list[list[str]]:
 
 
 def _fit_cells(horizon: int, of: str, fit: PowerLawFit) -> list[str]:
+    if fit.verdict == "too few sizes":  # no line through fewer than MIN_SIZES sizes
+        counts = [str(fit.n_points), str(fit.n_sizes), str(fit.n_configs)]
+        return [str(horizon), of, *counts, "n/a", "n/a", "n/a", "n/a", fit.verdict]
     return [
         str(horizon),
         of,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from engine.report.baselines import LOGISTIC
+from engine.report.baselines import LOGISTIC, PERSISTENCE
 from engine.report.compare import Comparison
 from engine.report.powerlaw import MIN_SIZES, PowerLawFit, alpha_text
 
@@ -65,6 +65,7 @@ class DriftFact:
 
 
 Fact = FitFact | VersusFact | LosesToLinearFact | DriftFact
+_NO_ARTICLE = (LOGISTIC, PERSISTENCE)  # "loses to logistic regression", "beats persistence"
 
 
 def say(fact: Fact) -> str:
@@ -132,10 +133,10 @@ def _versus(fact: VersusFact) -> str:
         verb = "loses to"
     else:
         verb = "neither beats nor loses to"
-    name = bce.baseline
+    name = bce.baseline if bce.baseline in _NO_ARTICLE else f"the {bce.baseline}"
     if bce.oracle:
         name += " (an oracle: it knows the test label rate; a reference, not a competitor)"
-    return f"{bce.experiment} {verb} the {name}: {_part(bce, 'test BCE')}; {_part(auc, 'ROC-AUC')}"
+    return f"{bce.experiment} {verb} {name}: {_part(bce, 'test BCE')}; {_part(auc, 'ROC-AUC')}"
 
 
 def _drift(fact: DriftFact) -> str:

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from engine.report.baselines import CONSTANT_PRIOR, LOGISTIC, ORACLE, Baseline
+from engine.report.baselines import CONSTANT_PRIOR, LOGISTIC, ORACLE, PERSISTENCE, Baseline
 from engine.report.compare import compare
 from engine.report.powerlaw import fit_power_law
 from engine.report.words import (
@@ -73,7 +73,7 @@ def test_bigger_models_close_the_gap_to_logistic_regression() -> None:
 def test_loses_to_logistic_regression() -> None:
     fact = versus("x", [0.37, 0.38, 0.36], [0.70, 0.72, 0.66], baseline(LOGISTIC, 0.2775, 0.831))
     assert say(fact) == (
-        "20K_h1 loses to the logistic regression: test BCE 0.3700 ± 0.0100 vs 0.2775 "
+        "20K_h1 loses to logistic regression: test BCE 0.3700 ± 0.0100 vs 0.2775 "
         "(0 of 3 runs better); ROC-AUC 0.6933 ± 0.0306 vs 0.8310 (0 of 3 runs better)"
     )
 
@@ -88,6 +88,11 @@ def test_neither_beats_nor_loses_says_how_many_runs_do() -> None:
     line = say(fact)
     assert line.startswith("20K_h1 neither beats nor loses to the constant prior")
     assert "(1 of 2 runs better)" in line
+
+
+def test_beats_persistence() -> None:
+    fact = versus("x", [0.30], [0.7], baseline(PERSISTENCE, 0.40, 0.56))
+    assert say(fact).startswith("20K_h1 beats persistence: test BCE 0.3000 vs 0.4000")
 
 
 def test_the_oracle_is_marked_as_an_oracle() -> None:
