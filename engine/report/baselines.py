@@ -1,16 +1,25 @@
-"""Baselines on the test split: did any model learn more than the label rate?
+"""Baselines on the test split: did any model learn more than simple rules do?
 
-Both are fitted on the same windows the retrained models train on (train + validation)
-and evaluated once on the same untouched test split, with the trainer's own metrics
-(`engine.train.metrics.classification_metrics`), so the numbers sit side by side:
+All are evaluated once on the same untouched test windows as the retrained models, with
+the same threshold-free scores (engine/report/scores.py), so the numbers sit side by side:
 
 - constant prior: always predict the train+validation label rate p. Its test BCE is
-  -(q log p + (1 - q) log(1 - p)) for a test label rate q, its ROC-AUC 0.5.
+  -(q log p + (1 - q) log(1 - p)) for a test label rate q, its ROC-AUC 0.5 (one score
+  for every window: all ties, a chance ranking).
+- persistence: the most recent label whose horizon has closed at prediction time. A
+  window predicting from day t (its last input row) may use the label of day t - h at
+  the latest: that label reads prices t-h+1 .. t, all known at t; the label of t - h + 1
+  would read day t + 1. The lagged label is turned into a probability by the label rate
+  of train+validation windows with that lagged label (add-one smoothed), so its BCE is
+  finite.
 - logistic regression on the last day of each window: the F normalized features of the
   window's most recent row (the day the label is predicted from), standardized and L2
-  regularized (C = 1). Solver Newton-Cholesky: the indicator columns are nearly collinear
-  and L-BFGS needed hundreds of iterations. The F1 threshold is chosen the way the
-  models' is: fitted on train, chosen on validation, refitted on train + validation.
+  regularized (C = 1), fitted on train+validation. Solver Newton-Cholesky: the
+  indicator columns are nearly collinear and L-BFGS needed hundreds of iterations. Its
+  precision and recall come from the same regression fitted on train only, at the
+  best-F1 threshold chosen on validation (data it did not train on).
+- oracle constant, clearly marked: always predict the test label rate itself. No model
+  can know it; it shows how much of the prior's loss is label drift alone.
 """
 
 from __future__ import annotations
@@ -26,10 +35,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from engine.dataset.windows import PreparedData, WindowSet
-from engine.train.metrics import best_f1_threshold, classification_metrics, sigmoid
+from engine.report.scores import at_threshold, threshold_free
+from engine.train.metrics import best_f1_threshold, sigmoid
 
 CONSTANT_PRIOR = "constant prior"
+PERSISTENCE = "persistence"
 LOGISTIC = "logistic regression"
+ORACLE = "oracle constant"
+BASELINE_NAMES = (CONSTANT_PRIOR, PERSISTENCE, LOGISTIC, ORACLE)
 LOGISTIC_FEATURES = "last day of the window ({n} normalized features)"
 
 
@@ -42,6 +55,7 @@ class Baseline:
     fitted_on: str
     fitted_windows: int
     test_metrics: dict[str, float]
+    oracle: bool = False  # uses the test labels: a reference, never a competitor
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +63,11 @@ class Baseline:
 
 def _labels(windows: WindowSet) -> NDArray[np.float64]:
     return np.asarray(windows.y.detach().cpu().numpy(), dtype=np.float64)
+
+
+def _logit(p: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
 def last_day_features(windows: WindowSet) -> NDArray[np.float64]:
@@ -61,10 +80,39 @@ def constant_prior(
 ) -> dict[str, float]:
     """Test metrics of always predicting the training label rate."""
     rate = float(np.mean(train_labels))
-    p = min(max(rate, 1e-7), 1 - 1e-7)
-    logits = np.full(len(test_labels), math.log(p / (1 - p)))
-    metrics = classification_metrics(logits, test_labels, 0.5)
+    metrics = threshold_free(np.full(len(test_labels), float(_logit(rate))), test_labels)
     metrics["prior"] = rate
+    return metrics
+
+
+def lagged_labels(
+    day_labels: NDArray[np.float64], days: NDArray[np.int64], horizon: int
+) -> NDArray[np.float64]:
+    """For windows ending on `days`, the label of day t - horizon: the latest one whose
+    future has closed by day t (NaN before the data starts or where it has no label)."""
+    lagged = np.asarray(days, dtype=np.int64) - horizon
+    out = np.full(len(lagged), np.nan)
+    ok = lagged >= 0
+    out[ok] = day_labels[lagged[ok]]
+    return out
+
+
+def persistence(day_labels: NDArray[np.float64], data: PreparedData) -> dict[str, float]:
+    """Test metrics of the lagged-label rule (module doc); `day_labels` is the label of
+    every row of the frame the windows came from (NaN where the future is missing)."""
+    h = data.horizon
+    fit_days = np.concatenate([data.train.days, data.val.days])
+    fit_y = np.concatenate([_labels(data.train), _labels(data.val)])
+    fit_lag = lagged_labels(day_labels, fit_days, h)
+    overall = float(fit_y.mean())
+    rate = {}
+    for value in (0.0, 1.0):
+        match = fit_lag == value
+        rate[value] = (float(fit_y[match].sum()) + 1) / (float(match.sum()) + 2)
+    test_lag = lagged_labels(day_labels, data.test.days, h)
+    probs = np.where(test_lag == 1.0, rate[1.0], np.where(test_lag == 0.0, rate[0.0], overall))
+    metrics = threshold_free(_logit(probs), _labels(data.test))
+    metrics["p_up_after_up"], metrics["p_up_after_down"] = rate[1.0], rate[0.0]
     return metrics
 
 
@@ -80,33 +128,51 @@ def logistic_regression(data: PreparedData) -> dict[str, float]:
     """Test metrics of a logistic regression on last-day features (see module doc)."""
     x_train, y_train = last_day_features(data.train), _labels(data.train)
     x_val, y_val = last_day_features(data.val), _labels(data.val)
+    x_test, y_test = last_day_features(data.test), _labels(data.test)
     if len(np.unique(y_train >= 0.5)) < 2:
         return {"bce": math.nan}
     on_train = _logistic(x_train, y_train)
     threshold = best_f1_threshold(sigmoid(on_train.decision_function(x_val)), y_val)
-    x_all, y_all = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
-    final = _logistic(x_all, y_all)
-    logits = np.asarray(final.decision_function(last_day_features(data.test)), dtype=np.float64)
-    return classification_metrics(logits, _labels(data.test), threshold)
+    final = _logistic(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]))
+    logits = np.asarray(final.decision_function(x_test), dtype=np.float64)
+    metrics = threshold_free(logits, y_test)
+    held_out = sigmoid(on_train.decision_function(x_test))
+    metrics.update(at_threshold(held_out, y_test, threshold))
+    return metrics
 
 
-def baselines(data: PreparedData) -> list[Baseline]:
-    """The constant prior and the logistic regression on `data`'s test split."""
+def oracle_constant(test_labels: NDArray[np.float64]) -> dict[str, float]:
+    """Always predicting the test label rate: knows what no model can (module doc)."""
+    return constant_prior(test_labels, test_labels)
+
+
+def baselines(data: PreparedData, day_labels: NDArray[np.float64] | None) -> list[Baseline]:
+    """The four baselines on `data`'s test split (persistence needs `day_labels`)."""
     fitted = len(data.train) + len(data.val)
     train_val = np.concatenate([_labels(data.train), _labels(data.val)])
-    return [
-        Baseline(
-            CONSTANT_PRIOR,
-            "none",
-            "train+val",
-            fitted,
-            constant_prior(train_val, _labels(data.test)),
-        ),
+    test = _labels(data.test)
+    out = [Baseline(CONSTANT_PRIOR, "none", "train+val", fitted, constant_prior(train_val, test))]
+    if day_labels is not None:
+        out.append(
+            Baseline(
+                PERSISTENCE,
+                f"the label of day t-{data.horizon} (the latest closed at day t)",
+                "train+val",
+                fitted,
+                persistence(day_labels, data),
+            )
+        )
+    out.append(
         Baseline(
             LOGISTIC,
             LOGISTIC_FEATURES.format(n=data.n_features),
             "train+val",
             fitted,
             logistic_regression(data),
-        ),
-    ]
+        )
+    )
+    out.append(
+        Baseline(ORACLE, "none: the test label rate", "test (oracle)", len(test),
+                 oracle_constant(test), oracle=True)
+    )  # fmt: skip
+    return out

@@ -1,4 +1,11 @@
-"""What a campaign's storage holds for the report: each experiment and its best trial.
+"""What a campaign's storage holds for the report: each experiment and its top trials.
+
+The report retrains the top `k` configurations of each experiment, not only the best:
+which configuration the search happened to pick is a source of noise at each size, and
+the interval for the scaling exponent must see it (engine/report/powerlaw.py). The top
+`k` are the best trials by validation BCE with distinct architectures where the search
+tried that many; otherwise the next best trials of an architecture already taken fill
+the list (other training parameters, still another configuration).
 
 Everything is read from the storage through the engine's queue (`engine.queue`), never
 from a config file: each study carries the resolved config it ran with, so the report
@@ -55,6 +62,7 @@ class ExperimentResult:
     n_complete: int
     best: BestTrial | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    top: tuple[BestTrial, ...] = ()  # best first; top[0] is `best`
 
     @property
     def budget(self) -> str:
@@ -97,8 +105,13 @@ def _missing_file(url: str) -> Path | None:
     return None
 
 
-def collect(storage: BaseStorage, campaign: str) -> list[ExperimentResult]:
-    """Every active experiment of `campaign`, in queue order, with its best trial."""
+DEFAULT_TOP_K = 3
+
+
+def collect(
+    storage: BaseStorage, campaign: str, top_k: int = DEFAULT_TOP_K
+) -> list[ExperimentResult]:
+    """Every active experiment of `campaign`, in queue order, with its top trials."""
     entries = CampaignQueue(storage, campaign).entries()
     if not entries:
         raise UserError(
@@ -106,16 +119,34 @@ def collect(storage: BaseStorage, campaign: str) -> list[ExperimentResult]:
             where="storage",
             hint="check the campaign name and --storage, or run the campaign first",
         )
-    return [_result(entry) for entry in entries]
+    return [_result(entry, top_k) for entry in entries]
 
 
-def _result(entry: Entry) -> ExperimentResult:
+def top_trials(trials: list[FrozenTrial], k: int) -> list[FrozenTrial]:
+    """The k best trials (lowest value), distinct architectures first (module doc)."""
+    ranked = sorted(trials, key=lambda t: (float(t.value or math.inf), t.number))
+    chosen: list[FrozenTrial] = []
+    seen: set[str] = set()
+    for t in ranked:
+        label = repr(sorted(t.user_attrs["architecture"].items()))
+        if label not in seen and len(chosen) < k:
+            chosen.append(t)
+            seen.add(label)
+    for t in ranked:
+        if len(chosen) >= k:
+            break
+        if t not in chosen:
+            chosen.append(t)
+    return sorted(chosen, key=lambda t: (float(t.value or math.inf), t.number))
+
+
+def _result(entry: Entry, top_k: int = DEFAULT_TOP_K) -> ExperimentResult:
     complete = [t for t in entry.trials if t.state == TrialState.COMPLETE]
     usable = [t for t in complete if _usable(t)]
     notes: list[str] = []
     if len(usable) < len(complete):
         notes.append(f"{len(complete) - len(usable)} complete trial(s) lack stored attributes")
-    best = min(usable, key=lambda t: (float(t.value or math.inf), t.number), default=None)
+    top = [_best(t) for t in top_trials(usable, max(top_k, 1))]
     return ExperimentResult(
         name=entry.name,
         study_name=entry.study_name,
@@ -123,8 +154,9 @@ def _result(entry: Entry) -> ExperimentResult:
         config=entry.config,
         n_trials=entry.config.n_trials,
         n_complete=len(complete),
-        best=_best(best) if best is not None else None,
+        best=top[0] if top else None,
         notes=tuple(notes),
+        top=tuple(top),
     )
 
 

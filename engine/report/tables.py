@@ -1,9 +1,15 @@
 """The report as files: markdown for people, CSV and JSON for tools.
 
-Every number carries where it came from: the search columns name the Optuna trial
-number in the experiment's study, the test columns the trial numbers of the seeds in
+Each step of the pipeline (engine/report/build.py) has its table under
+outputs/<campaign>/report/: configurations.csv (collect), runs.csv (retrain),
+baselines.csv, comparisons.csv, fits.csv; experiments.csv sums each experiment up,
+report.md and report.json hold everything with the sentences. Every number carries where
+it came from: search trial numbers in the experiment's study, run trial numbers in
 `<study>/retrain`. The terminal tables (hpotui/commands/report.py) use the same
-`search_table` and `holdout_table` as the markdown, so the two cannot drift.
+functions as the markdown, so the two cannot drift.
+
+Undefined numbers are "n/a" (never 0); a mean over runs says how many runs had the
+metric defined when some did not.
 
 Files are written to a temporary name and renamed, so a crash never leaves half a file.
 """
@@ -20,156 +26,218 @@ from pathlib import Path
 from typing import Any
 
 from engine import paths
-from engine.report.baselines import CONSTANT_PRIOR, LOGISTIC
-from engine.report.build import SUMMARY_METRICS, ExperimentRow, ScalingReport, report_dict
+from engine.report.baselines import Baseline
+from engine.report.build import (
+    MARGIN,
+    SUMMARY_METRICS,
+    ExperimentRow,
+    ScalingReport,
+    report_dict,
+    versus_lines,
+)
+from engine.report.powerlaw import PowerLawFit, alpha_text
 from engine.report.splits import splits_markdown
 
-SEARCH_HEADERS = (
+CONFIG_HEADERS = (
     "experiment",
-    "budget",
     "h",
+    "rank",
     "search trial",
     "val BCE (search)",
     "architecture",
     "params",
+    "best epoch",
     "retrain trials",
 )
-HOLDOUT_HEADERS = (
-    "experiment",
+HOLDOUT_HEADERS = ("experiment", "runs", "test BCE", "ROC-AUC", "PR-AUC", "Brier")
+BASELINE_HEADERS = (
+    "h",
+    "baseline",
+    "fitted on",
     "test BCE",
     "ROC-AUC",
     "PR-AUC",
-    "precision@thr",
-    "recall@thr",
-    "prior BCE",
-    "logreg BCE",
-    "logreg AUC",
+    "Brier",
+    "precision",
+    "recall",
+    "predicted +",
 )
+FIT_HEADERS = ("h", "of", "runs", "sizes", "configs", "alpha", "interval", "a", "c", "verdict")
 
 
 def report_dir(campaign: str) -> Path:
     return paths.outputs_dir() / campaign / "report"
 
 
-def _num(value: float | None, digits: int = 4) -> str:
+def num(value: float | None, digits: int = 4) -> str:
+    """A number, or "n/a" when it is undefined."""
     if value is None or not math.isfinite(value):
-        return "-"
+        return "n/a"
     return f"{value:.{digits}f}"
 
 
-def _mean_sd(row: ExperimentRow, metric: str) -> str:
+def mean_sd(row: ExperimentRow, metric: str) -> str:
+    """ "mean ± sd" over the runs where the metric is defined, with how many when not all."""
+    values = row.values(metric)
+    defined = sum(math.isfinite(v) for v in values)
     mean, sd = row.metric(metric)
     if not math.isfinite(mean):
-        return "-"
-    return f"{mean:.4f} ± {sd:.4f}" if math.isfinite(sd) else f"{mean:.4f}"
+        return "n/a"
+    text = f"{mean:.4f} ± {sd:.4f}" if math.isfinite(sd) else f"{mean:.4f}"
+    return text if defined == len(values) else f"{text} ({defined} of {len(values)} defined)"
 
 
-def _baseline_metric(row: ExperimentRow, name: str, metric: str) -> float | None:
-    baseline = row.baseline(name)
-    return None if baseline is None else baseline.test_metrics.get(metric)
-
-
-def search_table(report: ScalingReport) -> list[list[str]]:
-    """Per experiment, in the order of SEARCH_HEADERS: what the search found."""
+def config_table(report: ScalingReport) -> list[list[str]]:
+    """Per experiment and top configuration, in the order of CONFIG_HEADERS."""
     out: list[list[str]] = []
     for row in report.rows:
-        exp, best = row.result, row.result.best
-        out.append(
-            [
-                exp.name,
-                exp.budget,
-                str(exp.horizon),
-                "-" if best is None else f"#{best.number}",
-                "-" if best is None else _num(best.value),
-                "-" if best is None else best.architecture.label,
-                "-" if best is None else f"{best.n_params:,}",
-                ", ".join(f"#{r.trial_number}" for r in row.seeds) or "-",
-            ]
-        )
+        exp = row.result
+        if not exp.top:
+            out.append([exp.name, str(exp.horizon), "-", "-", "-", "-", "-", "-", "-"])
+        for rank, t in enumerate(exp.top, start=1):
+            runs = [f"#{r.trial_number}" for r in row.runs if r.source_trial == t.number]
+            out.append(
+                [
+                    exp.name,
+                    str(exp.horizon),
+                    str(rank),
+                    f"#{t.number}",
+                    num(t.value),
+                    t.architecture.label,
+                    f"{t.n_params:,}",
+                    "n/a" if t.best_epoch is None else str(t.best_epoch),
+                    ", ".join(runs) or "-",
+                ]
+            )
     return out
 
 
 def holdout_table(report: ScalingReport) -> list[list[str]]:
-    """Per experiment, in the order of HOLDOUT_HEADERS: the retrained seeds on the test
-    split (mean ± standard deviation) and the baselines on the same split."""
+    """Per experiment: threshold-free test scores over its runs (configurations x seeds)."""
     return [
-        [
-            row.result.name,
-            _mean_sd(row, "bce"),
-            _mean_sd(row, "roc_auc"),
-            _mean_sd(row, "pr_auc"),
-            _mean_sd(row, "precision_at_best"),
-            _mean_sd(row, "recall_at_best"),
-            _num(_baseline_metric(row, CONSTANT_PRIOR, "bce")),
-            _num(_baseline_metric(row, LOGISTIC, "bce")),
-            _num(_baseline_metric(row, LOGISTIC, "roc_auc")),
-        ]
+        [row.result.name, str(len(row.runs)), *(mean_sd(row, m) for m in SUMMARY_METRICS)]
         for row in report.rows
     ]
 
 
-def _markdown_table(headers: tuple[str, ...], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+def _baseline_cells(horizon: int, b: Baseline) -> list[str]:
+    m = b.test_metrics
+    name = f"{b.name} (oracle)" if b.oracle else b.name
+    return [
+        str(horizon),
+        name,
+        b.fitted_on,
+        *(num(m.get(k)) for k in SUMMARY_METRICS),
+        num(m.get("precision"), 3),
+        num(m.get("recall"), 3),
+        num(m.get("predicted_positive_share"), 3),
+    ]
 
 
-def fit_lines(report: ScalingReport) -> list[str]:
-    """One line per horizon: the verdict of its power-law fit."""
-    return [f"h{h}: {fit.summary()}" for h, fit in sorted(report.fits.items())]
+def baseline_table(report: ScalingReport) -> list[list[str]]:
+    """Each horizon's baselines once (the experiments of a horizon share its test split;
+    data_spec_warnings says when they do not)."""
+    out: list[list[str]] = []
+    seen: set[int] = set()
+    for row in report.rows:
+        if row.baselines and row.result.horizon not in seen:
+            seen.add(row.result.horizon)
+            out += [_baseline_cells(row.result.horizon, b) for b in row.baselines]
+    return out
+
+
+def _fit_cells(horizon: int, of: str, fit: PowerLawFit) -> list[str]:
+    if fit.verdict == "too few sizes":  # no line through fewer than MIN_SIZES sizes
+        counts = [str(fit.n_points), str(fit.n_sizes), str(fit.n_configs)]
+        return [str(horizon), of, *counts, "n/a", "n/a", "n/a", "n/a", fit.verdict]
+    return [
+        str(horizon),
+        of,
+        str(fit.n_points),
+        str(fit.n_sizes),
+        str(fit.n_configs),
+        alpha_text(fit.alpha),
+        fit.interval_text(),
+        num(fit.a, 4) if not fit.at_bound else "n/a",
+        num(fit.c, 4),
+        fit.verdict,
+    ]
+
+
+def fit_table(report: ScalingReport) -> list[list[str]]:
+    of = "test BCE" if report.fit_source == "test" else "val BCE (biased)"
+    rows = [_fit_cells(h, of, f) for h, f in sorted(report.fits.items())]
+    return rows + [_fit_cells(h, MARGIN, f) for h, f in sorted(report.margin_fits.items())]
 
 
 def fit_source_text(report: ScalingReport) -> str:
     if report.fit_source == "test":
         return (
-            f"each retrained seed's test BCE ({report.options.seeds} seed(s) per experiment, "
-            "train+validation, untouched test split)"
+            f"the test BCE of each retrained run (top {report.options.top_k} configurations "
+            f"x {report.options.seeds} seed(s) per experiment, trained on train+validation, "
+            "tested once on the untouched test split)"
         )
     return (
-        "the best validation BCE of each experiment's search: biased low by the search "
-        "itself; retrain (without --no-retrain) for an honest fit"
+        "the best validation BCE of each experiment's top configurations: biased low by "
+        "the search itself; retrain (without --no-retrain) for an honest fit"
     )
 
 
+def _markdown_table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
+
+
 def markdown(report: ScalingReport) -> str:
+    pct = round(report.options.level * 100)
     lines = [
         f"# Scaling report: {report.campaign}",
         "",
         f"- created: {report.created}",
         f"- storage: {report.storage}",
         f"- fit of loss(N) = a * N^(-alpha) + c per horizon, on {fit_source_text(report)}",
-        f"- interval: {round(report.options.level * 100)}% bootstrap "
-        f"({report.options.n_boot} replicates of the fitted curve plus resampled residuals)",
+        f"- interval: {pct}% hierarchical bootstrap ({report.options.n_boot} replicates: "
+        "residuals resampled per size, per configuration within size, per seed within "
+        "configuration)",
         "",
-        "## Does loss fall as a power law in parameter count?",
+        "## Headline",
         "",
-    ]
-    lines += [f"- {line}" for line in fit_lines(report)] or ["- no experiments"]
-    lines += ["", "| horizon | points | sizes | alpha | interval | a | c | rmse | verdict |"]
-    lines.append("|---|---|---|---|---|---|---|---|---|")
-    for h, fit in sorted(report.fits.items()):
-        lines.append(
-            f"| {h} | {fit.n_points} | {fit.n_sizes} | {_num(fit.alpha, 3)} | "
-            f"{fit.interval_text()} | {_num(fit.a, 4)} | {_num(fit.c, 4)} | "
-            f"{_num(fit.rmse, 4)} | {fit.verdict} |"
-        )
-    lines += ["", "## Search: best trial per experiment", ""]
-    lines += _markdown_table(SEARCH_HEADERS, search_table(report))
-    lines += [
+        *([f"- {line}" for line in report.headline] or ["- nothing to report"]),
         "",
-        "- search trial / val BCE: the best complete trial of the experiment's Optuna study "
-        "(trial number) and its validation BCE, biased low by the search that picked it.",
-        "- retrain trials: trial numbers in the study `<study>/retrain`, one per seed.",
+        "## Power-law fits",
         "",
-        "## Test split: retrained seeds and baselines",
+        *_markdown_table(FIT_HEADERS, fit_table(report)),
         "",
-    ]
-    lines += _markdown_table(HOLDOUT_HEADERS, holdout_table(report))
-    lines += [
+        "## Models against each baseline (test split)",
         "",
-        "- model columns: mean ± standard deviation over the retrained seeds; precision and "
-        "recall at the best-F1 threshold chosen on validation during the search.",
-        f"- prior BCE: always predicting the train+validation label rate. logreg: {LOGISTIC} "
-        "on the last day of each window (normalized features), fitted on train+validation.",
+        *([f"- {line}" for line in versus_lines(report)] or ["- no baselines computed"]),
+        "",
+        "## Test split: retrained runs (mean ± sd over configurations x seeds)",
+        "",
+        *_markdown_table(HOLDOUT_HEADERS, holdout_table(report)),
+        "",
+        "- threshold-free scores only: the retrained models trained on the validation "
+        "windows, so no held-out data is left to choose them a threshold.",
+        "",
+        "## Baselines on the same test windows",
+        "",
+        *_markdown_table(BASELINE_HEADERS, baseline_table(report)),
+        "",
+        "- constant prior: the train+validation label rate. persistence: the label of day "
+        "t-h, the latest whose horizon has closed when predicting from day t, as the "
+        "train+validation rate after such a label. logistic regression: the last day's "
+        "normalized features, fitted on train+validation; its precision / recall / "
+        "predicted-positive share from the same regression fitted on train only, at the "
+        "best-F1 threshold chosen on validation. oracle constant: the test label rate "
+        "itself (no model can know it).",
+        "",
+        "## Configurations retrained (top trials of each search)",
+        "",
+        *_markdown_table(CONFIG_HEADERS, config_table(report)),
+        "",
+        "- search trial / val BCE: a trial of the experiment's Optuna study and its "
+        "validation BCE, biased low by the search that picked it; retrain trials: trial "
+        "numbers in `<study>/retrain`, one per seed.",
     ]
     lines += splits_markdown(report)
     problems = [f"- {row.result.name}: {row.error}" for row in report.rows if row.error]
@@ -193,146 +261,109 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([["" if c is None else c for c in r] for r in rows])
     return buffer.getvalue()
 
 
 def experiments_csv(report: ScalingReport) -> str:
-    header = [
-        "experiment",
-        "study",
-        "budget",
-        "horizon",
-        "state",
-        "n_complete",
-        "n_trials",
-        "search_trial",
-        "val_bce_search",
-        "d_model",
-        "n_layers",
-        "n_heads",
-        "d_ff",
-        "n_params",
-        "retrain_study",
-        "retrain_trials",
-        "n_seeds",
-    ]
+    header = ["experiment", "study", "budget", "horizon", "state", "n_complete", "n_trials"]
+    header += ["best_trial", "val_bce_search", "top_trials", "retrain_study", "n_runs"]
     for metric in SUMMARY_METRICS:
         header += [f"test_{metric}_mean", f"test_{metric}_sd"]
-    header += ["prior_bce", "logreg_bce", "logreg_roc_auc", "logreg_pr_auc", "error"]
+    header += ["error"]
     rows = []
     for row in report.rows:
         exp, best = row.result, row.result.best
-        arch = best.architecture.to_dict() if best else {}
         cells: list[Any] = [
-            exp.name,
-            exp.study_name,
-            exp.budget,
-            exp.horizon,
-            exp.state,
-            exp.n_complete,
-            exp.n_trials,
-            best.number if best else "",
-            best.value if best else "",
-            arch.get("d_model", ""),
-            arch.get("n_layers", ""),
-            arch.get("n_heads", ""),
-            arch.get("d_ff", ""),
-            best.n_params if best else "",
-            row.retrain_study or "",
-            " ".join(str(r.trial_number) for r in row.seeds),
-            len(row.seeds),
-        ]
+            exp.name, exp.study_name, exp.budget, exp.horizon, exp.state, exp.n_complete,
+            exp.n_trials, best.number if best else "", best.value if best else "",
+            " ".join(str(t.number) for t in exp.top), row.retrain_study or "", len(row.runs),
+        ]  # fmt: skip
         for metric in SUMMARY_METRICS:
             cells += list(row.metric(metric))
-        cells += [
-            _baseline_metric(row, CONSTANT_PRIOR, "bce"),
-            _baseline_metric(row, LOGISTIC, "bce"),
-            _baseline_metric(row, LOGISTIC, "roc_auc"),
-            _baseline_metric(row, LOGISTIC, "pr_auc"),
-            row.error,
-        ]
-        rows.append(["" if c is None else c for c in cells])
+        rows.append([*cells, row.error])
     return _csv(header, rows)
 
 
-def seeds_csv(report: ScalingReport) -> str:
-    keys = sorted({k for row in report.rows for r in row.seeds for k in r.test_metrics})
-    header = ["experiment", "retrain_study", "trial", "seed", "source_trial", "epochs"]
-    header += ["threshold", "duration_s", *[f"test_{k}" for k in keys]]
+def configurations_csv(report: ScalingReport) -> str:
+    header = ["experiment", "horizon", "rank", "search_trial", "val_bce_search", "d_model"]
+    header += ["n_layers", "n_heads", "d_ff", "n_params", "best_epoch"]
+    rows = []
+    for row in report.rows:
+        for rank, t in enumerate(row.result.top, start=1):
+            arch = t.architecture.to_dict()
+            rows.append(
+                [row.result.name, row.result.horizon, rank, t.number, t.value,
+                 arch.get("d_model"), arch.get("n_layers"), arch.get("n_heads"),
+                 arch.get("d_ff"), t.n_params, t.best_epoch]
+            )  # fmt: skip
+    return _csv(header, rows)
+
+
+def runs_csv(report: ScalingReport) -> str:
+    keys = sorted({k for row in report.rows for r in row.runs for k in r.test_metrics})
+    header = ["experiment", "retrain_study", "trial", "source_trial", "seed", "n_params"]
+    header += ["epochs", "duration_s", *[f"test_{k}" for k in keys]]
     rows = [
-        [
-            row.result.name,
-            row.retrain_study,
-            r.trial_number,
-            r.seed,
-            row.result.best.number if row.result.best else "",
-            r.epochs,
-            r.threshold,
-            round(r.duration_s, 3),
-            *[r.test_metrics.get(k, "") for k in keys],
-        ]
+        [row.result.name, row.retrain_study, r.trial_number, r.source_trial, r.seed,
+         r.n_params, r.epochs, round(r.duration_s, 3), *[r.test_metrics.get(k) for k in keys]]
         for row in report.rows
-        for r in row.seeds
-    ]
+        for r in row.runs
+    ]  # fmt: skip
     return _csv(header, rows)
 
 
 def fits_csv(report: ScalingReport) -> str:
-    header = ["horizon", "source", "n_points", "n_sizes", "a", "alpha", "alpha_low"]
-    header += ["alpha_high", "level", "c", "rmse", "at_bound", "verdict"]
+    header = ["horizon", "of", "source", "n_points", "n_sizes", "n_configs", "a", "alpha"]
+    header += ["alpha_low", "alpha_high", "level", "c", "rmse", "at_bound", "verdict"]
+    fits = [("loss", h, f) for h, f in sorted(report.fits.items())]
+    fits += [("margin_over_logistic", h, f) for h, f in sorted(report.margin_fits.items())]
     rows = [
-        [
-            h,
-            report.fit_source,
-            f.n_points,
-            f.n_sizes,
-            f.a,
-            f.alpha,
-            f.alpha_low,
-            f.alpha_high,
-            f.level,
-            f.c,
-            f.rmse,
-            f.at_bound,
-            f.verdict,
-        ]
-        for h, f in sorted(report.fits.items())
-    ]
-    return _csv(header, [["" if c is None else c for c in r] for r in rows])
+        [h, of, report.fit_source, f.n_points, f.n_sizes, f.n_configs, f.a, f.alpha,
+         f.alpha_low, f.alpha_high, f.level, f.c, f.rmse, f.at_bound, f.verdict]
+        for of, h, f in fits
+    ]  # fmt: skip
+    return _csv(header, rows)
 
 
 def baselines_csv(report: ScalingReport) -> str:
-    keys = ("bce", "roc_auc", "pr_auc", "precision_at_best", "recall_at_best", "label_rate")
-    header = ["experiment", "horizon", "baseline", "features", "fitted_on", "fitted_windows"]
-    header += [f"test_{k}" for k in keys]
+    keys = (*SUMMARY_METRICS, "precision", "recall", "predicted_positive_share", "label_rate")
+    header = ["experiment", "horizon", "baseline", "oracle", "features", "fitted_on"]
+    header += ["fitted_windows", *[f"test_{k}" for k in keys]]
     rows = [
-        [
-            row.result.name,
-            row.result.horizon,
-            b.name,
-            b.features,
-            b.fitted_on,
-            b.fitted_windows,
-            *[b.test_metrics.get(k, "") for k in keys],
-        ]
+        [row.result.name, row.result.horizon, b.name, b.oracle, b.features, b.fitted_on,
+         b.fitted_windows, *[b.test_metrics.get(k) for k in keys]]
         for row in report.rows
         for b in row.baselines
-    ]
+    ]  # fmt: skip
+    return _csv(header, rows)
+
+
+def comparisons_csv(report: ScalingReport) -> str:
+    header = ["experiment", "baseline", "oracle", "metric", "baseline_value", "model_mean"]
+    header += ["model_sd", "n_runs", "n_better", "outcome"]
+    rows = [
+        [c.experiment, c.baseline, c.oracle, c.metric, c.baseline_value, c.model_mean,
+         c.model_sd, c.n_runs, c.n_better, c.outcome]
+        for row in report.rows
+        for c in row.comparisons
+    ]  # fmt: skip
     return _csv(header, rows)
 
 
 def write_report(report: ScalingReport, directory: Path | None = None) -> list[Path]:
-    """Write report.md, report.json and the CSV tables; returns the paths written."""
+    """Write report.md, report.json and each step's CSV table; returns the paths."""
     out = directory or report_dir(report.campaign)
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "report.md": markdown(report),
         "experiments.csv": experiments_csv(report),
-        "seeds.csv": seeds_csv(report),
-        "fits.csv": fits_csv(report),
+        "configurations.csv": configurations_csv(report),
+        "runs.csv": runs_csv(report),
         "baselines.csv": baselines_csv(report),
-        "report.json": json.dumps(report_dict(report), indent=2, default=str) + "\n",
+        "comparisons.csv": comparisons_csv(report),
+        "fits.csv": fits_csv(report),
+        "report.json": report_json(report),
     }
     written = []
     for name, text in files.items():
@@ -342,3 +373,18 @@ def write_report(report: ScalingReport, directory: Path | None = None) -> list[P
         os.replace(temporary, path)
         written.append(path)
     return written
+
+
+def report_json(report: ScalingReport) -> str:
+    """report.json's text: NaN and infinities as null, so any JSON reader takes it."""
+    return json.dumps(_nulls(report_dict(report)), indent=2, default=str) + "\n"
+
+
+def _nulls(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _nulls(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nulls(v) for v in value]
+    return value

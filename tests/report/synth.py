@@ -118,7 +118,9 @@ class SyntheticCampaign:
         tid = self.storage.create_new_trial(sid, template_trial=trial)
         return self.storage.get_trial_number_from_id(tid)
 
-    def add_seed(self, exp: ExperimentConfig, source_trial: int, seed: int, bce: float) -> int:
+    def add_seed(
+        self, exp: ExperimentConfig, source_trial: int, seed: int, bce: float, n_params: int = 0
+    ) -> int:
         """A stored retraining seed, as `engine.report.retrain.run_seed` stores one."""
         source = self.study_name(exp)
         study = optuna.create_study(
@@ -129,15 +131,15 @@ class SyntheticCampaign:
         )
         study.set_user_attr(S_KIND, "retrain")
         study.set_user_attr(S_SOURCE_STUDY, source)
-        metrics = {"bce": bce, "roc_auc": 0.5, "pr_auc": 0.2, "precision_at_best": 0.2}
+        metrics = {"bce": bce, "roc_auc": 0.5, "pr_auc": 0.2, "brier": 0.2}
         trial = optuna.trial.create_trial(
             value=bce,
             user_attrs={
                 T_SEED: seed,
                 T_SOURCE_TRIAL: source_trial,
-                T_TEST_METRICS: {**metrics, "recall_at_best": 0.9},
+                T_TEST_METRICS: metrics,
                 "epochs": 2,
-                "threshold": 0.3,
+                "n_params": n_params,
                 T_DONE: True,
             },
         )
@@ -154,14 +156,22 @@ def write_power_law_campaign(
     seeds: int = 3,
     noise: float = 0.004,
     rng_seed: int = 0,
+    configs: int = 1,
+    config_noise: float = 0.0,
 ) -> None:
-    """Each size: a search with a worse and a best trial, and `seeds` stored retraining
-    seeds whose test BCE is loss(N) plus noise."""
+    """Each size: a search with a worse trial and `configs` good ones (distinct
+    architectures, parameter counts n, n+1, ...), and `seeds` stored retraining seeds of
+    each good one whose test BCE is loss(N) plus a configuration offset plus noise."""
     rng = np.random.default_rng(rng_seed)
     for n in sizes:
         exp = campaign.experiment(budget_label(n), horizon)
         arch = Architecture(d_model=16, n_layers=max(1, n // 100_000), n_heads=2, d_ff=32)
-        campaign.add_trial(exp, loss(n) + 0.05, n, arch)
-        best = campaign.add_trial(exp, loss(n) - 0.01, n, arch)
-        for seed in range(seeds):
-            campaign.add_seed(exp, best, seed, float(loss(n) + rng.normal(0, noise)))
+        campaign.add_trial(exp, loss(n) + 0.05, n, Architecture(8, 1, 2, 8))
+        for j in range(configs):
+            size = n + j
+            good = Architecture(arch.d_model, arch.n_layers, arch.n_heads, arch.d_ff + 32 * j)
+            best = campaign.add_trial(exp, loss(n) - 0.01 + 0.001 * j, size, good)
+            offset = rng.normal(0, config_noise) if config_noise else 0.0
+            for seed in range(seeds):
+                bce = float(loss(size) + offset + rng.normal(0, noise))
+                campaign.add_seed(exp, best, seed, bce, n_params=size)

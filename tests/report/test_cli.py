@@ -4,6 +4,7 @@ S&P 500 data, then the real command line, twice (the second run trains nothing).
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -55,6 +56,18 @@ def real_campaign() -> SyntheticCampaign:
     return campaign
 
 
+STEP_FILES = {
+    "report.md",
+    "report.json",
+    "experiments.csv",
+    "configurations.csv",
+    "runs.csv",
+    "baselines.csv",
+    "comparisons.csv",
+    "fits.csv",
+}
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as stream:
         return list(csv.DictReader(stream))
@@ -65,44 +78,48 @@ def test_report_runs_end_to_end_and_traces_to_stored_trials(
 ) -> None:
     campaign = real_campaign()
     assert main(["report", "e2e", "--seeds", "2", "--bootstrap", "200"]) == 0
-    first = capsys.readouterr().out
-    assert first.count("trained in") == 6 and "stored" not in first
+    first = capsys.readouterr()
+    # stdout is not a terminal here: the report alone on stdout; progress and each
+    # run's line on stderr, with the progress bar's ETA
+    assert first.err.count("trained in") == 6 and "stored" not in first.err
+    assert "ETA" in first.err and "6/6" in first.err
+    assert "trained in" not in first.out and "headline" in first.out
 
     out = workspace / "outputs" / "e2e" / "report"
-    names = {p.name for p in out.iterdir()}
-    assert names == {
-        "report.md",
-        "report.json",
-        "experiments.csv",
-        "seeds.csv",
-        "fits.csv",
-        "baselines.csv",
-    }
+    assert {p.name for p in out.iterdir()} == STEP_FILES
     storage = open_storage(campaign.url)
     rows = read_csv(out / "experiments.csv")
     assert [r["experiment"] for r in rows] == ["1K_h1", "3K_h1", "10K_h1"]
     for row in rows:
         search = optuna.load_study(study_name=row["study"], storage=storage)
-        best = search.trials[int(row["search_trial"])]
+        best = search.trials[int(row["best_trial"])]
         assert float(row["val_bce_search"]) == best.value
-        assert int(row["n_params"]) == best.user_attrs["n_params"]
         retrain = optuna.load_study(study_name=row["retrain_study"], storage=storage)
-        numbers = [int(n) for n in row["retrain_trials"].split()]
-        values = [retrain.trials[n].value for n in numbers]
-        assert all(retrain.trials[n].user_attrs["source_trial"] == best.number for n in numbers)
+        values = [t.value for t in retrain.trials]
+        assert all(t.user_attrs["source_trial"] == best.number for t in retrain.trials)
         assert float(row["test_bce_mean"]) == pytest.approx(sum(values) / len(values))  # type: ignore[arg-type]
-        assert math.isfinite(float(row["prior_bce"])) and math.isfinite(float(row["logreg_bce"]))
+    baselines = read_csv(out / "baselines.csv")
+    names = {b["baseline"] for b in baselines}
+    assert names == {"constant prior", "persistence", "logistic regression", "oracle constant"}
+    assert all(math.isfinite(float(b["test_bce"])) for b in baselines)
     fits = read_csv(out / "fits.csv")
     assert fits[0]["n_points"] == "6" and fits[0]["n_sizes"] == "3"
-    assert fits[0]["source"] == "test"
+    assert fits[0]["source"] == "test" and fits[0]["verdict"] == "too few sizes"
     markdown = (out / "report.md").read_text()
-    assert "| 1K_h1 | 1K | 1 | #0 |" in markdown
-    assert f"h1: {fits[0]['verdict']}" in markdown or "h1: loss falls" in markdown
+    assert "| 1K_h1 | 1 | 1 | #0 |" in markdown
+    assert "- h1: too few sizes for a verdict: 3 sizes, 6 runs" in markdown
+    for name in ("constant prior", "persistence", "logistic regression", "oracle constant"):
+        lines = markdown.splitlines()
+        assert any(ln.startswith("- 1K_h1 ") and f" {name}: test BCE" in ln for ln in lines), name
+    assert len(read_csv(out / "comparisons.csv")) == 3 * 4 * 2  # experiments x baselines x metrics
 
     # Everything is stored: the second run retrains nothing and reports the same numbers.
-    assert main(["report", "e2e", "--seeds", "2", "--bootstrap", "200"]) == 0
-    second = capsys.readouterr().out
-    assert second.count("stored") == 6 and "trained in" not in second
+    assert main(["report", "e2e", "--seeds", "2", "--bootstrap", "200", "--json"]) == 0
+    second = capsys.readouterr()
+    assert second.err.count("stored") == 6 and "trained in" not in second.err
+    assert "ETA" not in second.err  # nothing to train: no progress bar
+    document = json.loads(second.out)  # --json: stdout is pure JSON
+    assert document["campaign"] == "e2e" and len(document["experiments"]) == 3
     assert read_csv(out / "experiments.csv") == rows
 
 
@@ -120,6 +137,8 @@ def test_bad_arguments_are_user_errors(workspace: Path, capsys: pytest.CaptureFi
     assert "--seeds must be >= 0" in capsys.readouterr().err
     assert main(["report", str(workspace / "missing.toml")]) == 2
     assert "no such config file" in capsys.readouterr().err
+    assert main(["report", "x", "--top", "0"]) == 2
+    assert "--top must be >= 1" in capsys.readouterr().err
     assert main(["report", "x", "--device", "tpu"]) == 2
     assert "unknown device 'tpu'" in capsys.readouterr().err
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from engine.report.powerlaw import fit_power_law
+from engine.report.powerlaw import ALPHA_BOUND, alpha_text, fit_power_law
 
-SIZES = np.repeat([1e5, 1e6, 1e7, 1e8, 1e9], 3)  # 5 sizes x 3 seeds
+SIZES = np.repeat([1e5, 1e6, 1e7, 1e8, 1e9], 3)  # 5 sizes x 3 seeds of one configuration
 
 
 @pytest.mark.parametrize(("alpha", "a", "c"), [(0.25, 5.0, 0.55), (0.1, 2.0, 0.3)])
@@ -53,13 +53,54 @@ def test_rising_losses_are_inverse_scaling() -> None:
     assert "rises" in fit.summary()
 
 
-def test_too_few_points_gives_no_verdict() -> None:
-    two_sizes = fit_power_law([1e6, 1e6, 1e7, 1e7], [0.6, 0.61, 0.5, 0.52])
-    assert two_sizes.verdict == "too few points" and math.isnan(two_sizes.alpha)
-    four_points = fit_power_law([1e6, 1e7, 1e8, 1e9], [0.7, 0.6, 0.55, 0.52])
-    assert four_points.verdict == "too few points"
-    assert four_points.alpha_low is None
-    assert "too few points" in four_points.summary()
+def test_fewer_than_four_sizes_is_too_few_sizes_not_a_line() -> None:
+    """Three sizes: a three-parameter curve passes through their means whatever they
+    are, so no interval and no verdict, however many seeds."""
+    three = np.repeat([1e5, 1e6, 1e7], 5)
+    losses = 3.0 * three ** (-0.3) + 0.5 + np.random.default_rng(0).normal(0, 1e-4, 15)
+    fit = fit_power_law(three, losses, n_boot=200)
+    assert fit.verdict == "too few sizes" and fit.alpha_low is None
+    assert fit.alpha == pytest.approx(0.3, abs=0.05)  # the curve is still fitted
+    assert "too few sizes" in fit.summary() and "3 sizes" in fit.summary()
+    two = fit_power_law([1e6, 1e6, 1e7, 1e7], [0.6, 0.61, 0.5, 0.52])
+    assert two.verdict == "too few sizes" and math.isnan(two.alpha)
+    four = fit_power_law(np.repeat([1e5, 1e6, 1e7, 1e8], 2), np.repeat([0.7, 0.6, 0.55, 0.52], 2))
+    assert four.verdict != "too few sizes"
+
+
+def test_alpha_at_the_edge_of_its_range_is_unbounded_never_a_value() -> None:
+    """One step between the two smallest sizes and flat after: the best alpha runs to
+    the edge of the range, and is said to be unbounded."""
+    sizes = np.repeat([1e4, 1e5, 1e6, 1e7], 3)
+    losses = np.where(sizes < 5e4, 0.7, 0.6) + np.tile([-0.001, 0.0, 0.001], 4)
+    fit = fit_power_law(sizes, losses, n_boot=300)
+    assert fit.at_bound
+    assert alpha_text(fit.alpha) == "unbounded"
+    assert "alpha = unbounded" in fit.summary()
+    assert f"{ALPHA_BOUND:.3f}" not in fit.summary()
+    assert alpha_text(-ALPHA_BOUND) == "-unbounded" and alpha_text(0.25) == "0.250"
+
+
+def test_configuration_noise_widens_the_interval() -> None:
+    """Flat truth with a large offset per configuration and tiny seed noise: resampling
+    seeds alone would call a trend; the hierarchical interval contains 0 and is far
+    wider than with the same points taken as 12 unrelated seeds of one configuration
+    per size."""
+    rng = np.random.default_rng(4)
+    sizes, configs, n_params, losses = [], [], [], []
+    for i, budget in enumerate([1e4, 2.5e4, 6.25e4, 1.5e5]):
+        for j in range(3):
+            offset = rng.normal(0, 0.02)
+            for _ in range(3):
+                sizes.append(i)
+                configs.append(j)
+                n_params.append(budget * (1 + 0.1 * j))
+                losses.append(0.6 + offset + rng.normal(0, 0.001))
+    fit = fit_power_law(n_params, losses, sizes=sizes, configs=configs, n_boot=600)
+    assert fit.n_sizes == 4 and fit.n_configs == 12 and fit.n_points == 36
+    assert fit.verdict == "no evidence of scaling"
+    assert fit.alpha_low is not None and fit.alpha_high is not None
+    assert fit.alpha_low < 0 < fit.alpha_high
 
 
 def test_non_finite_points_are_ignored() -> None:
