@@ -37,6 +37,9 @@ def _campaign_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="with --batch: print raw events")
     parser.add_argument("--storage", help="Optuna storage URL (default: journal file in outputs/)")
     parser.add_argument("--workers", type=workers_arg, help='number of local workers or "auto"')
+    parser.add_argument(
+        "--pool-size", type=int, help="database connections per process at most (default 3)"
+    )
     parser.add_argument("--version", action="version", version=_version())
     return parser
 
@@ -61,6 +64,10 @@ def _run(argv: list[str]) -> int:
         args = _subcommand_parser().parse_args(argv)
         return int(args.func(args))
     args = _campaign_parser().parse_args(argv)
+    if args.pool_size is not None:  # the engine and its workers inherit it
+        from engine.fleet.pool import set_pool_size
+
+        set_pool_size(args.pool_size)
     if args.batch:
         from hpotui.batch import run_batch
 
