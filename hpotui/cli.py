@@ -63,6 +63,9 @@ def _campaign_parser() -> argparse.ArgumentParser:
         help='how long a database outage is waited out (seconds or "5m"; default: the '
         "config's storage_patience, else 5 minutes)",
     )
+    parser.add_argument(
+        "--pool-size", type=int, help="database connections per process at most (default 3)"
+    )
     parser.add_argument("--version", action="version", version=_version())
     return parser
 
@@ -87,6 +90,10 @@ def _run(argv: list[str]) -> int:
         args = _subcommand_parser().parse_args(argv)
         return int(args.func(args))
     args = _campaign_parser().parse_args(argv)
+    if args.pool_size is not None:  # the engine and its workers inherit it
+        from engine.fleet.pool import set_pool_size
+
+        set_pool_size(args.pool_size)
     if args.batch:
         from hpotui.batch import run_batch
 

@@ -57,6 +57,7 @@ def test_a_command_is_recorded_for_the_machine(
         (["workers", "gpu-box", "0"], "between 1 and"),
         (["stop", "gpu-box", "3"], "takes no number"),
         (["--campaign", "other"], "no campaign 'other'"),
+        (["--pool-size", "1"], "--pool-size: needs at least 2 connections per process"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
