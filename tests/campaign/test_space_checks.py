@@ -87,5 +87,5 @@ def test_check_prints_split_dates_and_drift(data_workspace: Path) -> None:
     report = run_preflight(load_campaign(ROOT / "configs" / "demo.toml"))
     text = "\n".join(report.lines)
     assert "train   3220 windows  2000-01-11 .. 2012-10-25  label rate 0.249" in text
-    assert "50K_h1: splits as 20K_h1" in text
+    assert "50K_h1: splits as 10K_h1" in text
     assert any("label rate drifts: test 0.119 vs train 0.249" in w for w in report.warnings)

@@ -110,7 +110,9 @@ def test_report_runs_end_to_end_and_traces_to_stored_trials(
     assert "- h1: too few sizes for a verdict: 3 sizes, 6 runs" in markdown
     for name in ("constant prior", "persistence", "logistic regression", "oracle constant"):
         lines = markdown.splitlines()
-        assert any(ln.startswith("- 1K_h1 ") and f" {name}: test BCE" in ln for ln in lines), name
+        assert any(
+            ln.startswith("- 1K_h1 ") and f" {name}" in ln and ": test BCE" in ln for ln in lines
+        ), name
     assert len(read_csv(out / "comparisons.csv")) == 3 * 4 * 2  # experiments x baselines x metrics
 
     # Everything is stored: the second run retrains nothing and reports the same numbers.
