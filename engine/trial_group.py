@@ -14,11 +14,13 @@ How a group is asked (under the ask lock, like a single trial):
   timing); never more than the trials left to the experiment, nor half its n_trials (so
   most of an experiment's trials never share one architecture), nor than the memory
   estimate allows at the full batch. A group of one is trained by the one-trial
-  path (`Worker._train`), exactly as `fuse = 1`.
+  path (`Worker._train`), exactly as `fuse = 1`; so is every trial of an experiment whose
+  `objective` is not "val_bce" (the fused trainer selects epochs by validation BCE).
 
 Every member is an ordinary Optuna trial: its own parameters, TrialStarted, EpochEnded
 per epoch, intermediate values and pruning, its own heartbeat, and its own
-TrialFinished / tell as soon as it leaves the group. Members carry the attributes
+TrialFinished / tell as soon as it leaves the group, its train losses (`train_losses`)
+and both selection figures stored as on a solo trial. Members carry the attributes
 `fused_group` (the leader's number) and `fused_k`; "auto" adds `fuse_calibration`.
 """
 
@@ -47,6 +49,7 @@ from engine.queue import (
 )
 from engine.recovery import HOST, interrupt_trial, process_start
 from engine.search import ARCH_PARAM, distributions, trial_inputs
+from engine.trial_records import TRAIN_LOSSES
 
 if TYPE_CHECKING:
     from engine.trial_loop import Worker
@@ -57,6 +60,9 @@ SHAPE_PARAMS = ("epochs", "batch_size")  # searched knobs a group's members shar
 def run_group(worker: Worker, entry: Entry, study: optuna.Study, leader: optuna.trial.Trial) -> int:
     """Ask the rest of the leader's group, train it; the number of trials run."""
     cfg = entry.config
+    if cfg.objective != "val_bce":  # the fused trainer selects epochs by validation BCE only
+        worker._train(entry, study, leader)
+        return 1
     try:
         data, k, calibration = _group_size(worker, entry, leader)
     except Exception:  # data or device unusable: the one-trial path records why
@@ -211,9 +217,12 @@ def _train_members(
         )
     heartbeats = [_Heartbeat(storage, t._trial_id) for t in trials]
     told: set[int] = set()
+    losses: list[list[list[float]]] = [[] for _ in trials]  # per member, as Worker._train
 
     def on_epoch(i: int, report: Any) -> None:
         trial = trials[i]
+        if math.isfinite(report.train_loss):
+            losses[i].append([report.epoch, report.train_loss])
         worker.emit(
             p.EpochEnded(
                 experiment=entry.name,
@@ -232,6 +241,7 @@ def _train_members(
     def on_done(i: int, result: Any, error: BaseException | None) -> None:
         told.add(i)
         heartbeats[i].stop()
+        storage.set_trial_user_attr(trials[i]._trial_id, TRAIN_LOSSES, losses[i])
         _finish(worker, entry, study, trials[i], arch, n_params, result, error, started)
 
     try:
@@ -300,6 +310,11 @@ def _finish(
                 ("device", result.device),
                 ("micro_batch", result.micro_batch),
                 ("train_duration_s", result.duration_s),
+                # both selection figures, as on a solo trial (engine.trial_loop)
+                ("val_bce", metrics.get("bce", math.nan)),
+                ("val_auc", metrics.get("roc_auc", math.nan)),
+                ("objective", entry.config.objective),
+                ("normalization", entry.config.data.normalization),
             ):
                 storage.set_trial_user_attr(tid, key, v)
             if not math.isfinite(value):

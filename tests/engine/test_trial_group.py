@@ -66,6 +66,11 @@ def test_a_group_is_k_ordinary_trials_of_one_shape(workspace: Path) -> None:
     for t in trials:  # each reports its own epochs as its own trial
         assert sorted(t.intermediate_values) == [1, 2]
         assert t.user_attrs["epochs_run"] == 2
+        # stored as a solo trial's: its loss curve after a restart, both selection figures
+        assert [epoch for epoch, _ in t.user_attrs["train_losses"]] == [1, 2]
+        assert t.user_attrs["val_bce"] == t.user_attrs["metrics"]["bce"]
+        assert 0.0 <= t.user_attrs["val_auc"] <= 1.0
+        assert t.user_attrs["objective"] == "val_bce"
     finished = [e for e in events if isinstance(e, p.TrialFinished)]
     assert sorted(e.trial for e in finished) == [t.number for t in trials]
     ended = [e for e in events if isinstance(e, p.EpochEnded)]
@@ -75,6 +80,17 @@ def test_a_group_is_k_ordinary_trials_of_one_shape(workspace: Path) -> None:
     entry = queue.entry(exp.name)
     assert entry.counts.complete == 6
     assert not worker.run_one()
+
+
+def test_an_auc_objective_trains_solo(workspace: Path) -> None:
+    """Groups select epochs by validation BCE: an experiment selecting by AUC runs solo."""
+    exp = dataclasses.replace(_experiment(fuse=3), objective="val_auc")
+    queue = _setup(workspace, exp)
+    worker = _worker(queue, [])
+    assert worker.run_one()
+    [trial] = queue.entry(exp.name).trials
+    assert "fused_k" not in trial.user_attrs
+    assert trial.value == pytest.approx(1 - trial.user_attrs["val_auc"])
 
 
 def test_trials_left_and_half_of_n_trials_cap_the_group(workspace: Path) -> None:
