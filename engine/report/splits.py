@@ -77,6 +77,26 @@ def splits_markdown(report: ScalingReport) -> list[str]:
     return lines
 
 
+def splits_lines(report: ScalingReport) -> list[str]:
+    """The splits in a few printed lines: experiments that share their splits (same data
+    spec) are named together, each split as `name windows first..last label rate`."""
+    groups: dict[str, list[str]] = {}
+    for row in report.rows:
+        facts = report.splits.get(row.result.name)
+        if isinstance(facts, SplitFacts):
+            text = " · ".join(
+                f"{i.name} {i.size} windows {i.start or '-'}..{i.end or '-'} "
+                f"label rate {i.label_rate:.3f}"
+                for i in facts.splits
+            )
+        elif isinstance(facts, str):
+            text = facts
+        else:
+            continue
+        groups.setdefault(text, []).append(row.result.name)
+    return [f"{', '.join(names)}: {text}" for text, names in groups.items()]
+
+
 def splits_json(report: ScalingReport) -> dict[str, Any]:
     return {
         name: ({"error": facts} if isinstance(facts, str) else facts.to_dict())

@@ -186,9 +186,15 @@ def _print(console: Any, report: Any) -> None:
 
     from engine.report import tables
     from engine.report.build import versus_lines
+    from engine.report.splits import splits_lines
 
     console.print(f"{report.campaign}: headline", style="bold")
     for line in report.headline:
+        console.print(f"  {line}", markup=False)
+    split_lines = splits_lines(report)
+    if split_lines:
+        console.print("splits (test untouched by the search; label-drift lines in report.md):")
+    for line in split_lines:
         console.print(f"  {line}", markup=False)
     console.print(f"fits on {tables.fit_source_text(report)}", markup=False)
     for title, headers, rows in (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import optuna
@@ -84,6 +85,12 @@ def test_report_runs_end_to_end_and_traces_to_stored_trials(
     assert first.err.count("trained in") == 6 and "stored" not in first.err
     assert "ETA" in first.err and "6/6" in first.err
     assert "trained in" not in first.out and "headline" in first.out
+    # the splits each experiment was scored on: windows, first..last day, label rate
+    assert re.search(
+        r"1K_h1, 3K_h1, 10K_h1: train \d+ windows \d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d "
+        r"label rate 0\.\d{3} · val \d+ windows .* · test \d+ windows ",
+        re.sub(r"\s+", " ", first.out),
+    )
 
     out = workspace / "outputs" / "e2e" / "report"
     assert {p.name for p in out.iterdir()} == STEP_FILES
