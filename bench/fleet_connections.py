@@ -60,13 +60,16 @@ def wait_for_hosts(url: str, hosts: set[str], timeout: float) -> None:
     seen: set[str] = set()
     while time.monotonic() < deadline and not hosts <= seen:
         time.sleep(2)
-        with engine.connect() as c:
-            rows = c.execute(
-                sqlalchemy.text(
-                    "SELECT DISTINCT value_json FROM trial_user_attributes "
-                    "WHERE key = 'hpotui.host'"
-                )
-            ).all()
+        try:
+            with engine.connect() as c:
+                rows = c.execute(
+                    sqlalchemy.text(
+                        "SELECT DISTINCT value_json FROM trial_user_attributes "
+                        "WHERE key = 'hpotui.host'"
+                    )
+                ).all()
+        except sqlalchemy.exc.ProgrammingError:  # no tables yet: the engine is starting
+            continue
         seen = {str(r[0]).strip('"') for r in rows}
     engine.dispose()
     if not hosts <= seen:
