@@ -455,6 +455,9 @@ class CampaignQueue:
                     self._close_waiting(e)
             elif before == "done" and c.finished < e.config.n_trials and not e.reason:
                 self._put_state(e, "queued")
+            elif before == "done" and c.waiting:
+                # a retry enqueued after it became done (a late reaper on another machine)
+                self._close_waiting(e)
             if e.stored_state != before:
                 changes.append((e, before))
         return changes

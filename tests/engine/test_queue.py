@@ -172,3 +172,9 @@ def test_a_done_experiment_keeps_no_waiting_retry(workspace: Path, campaign: Cam
     assert not [t for t in done.trials if t.state == TrialState.WAITING]
     closed = [t for t in done.trials if t.user_attrs.get("hpotui.retry_of") == 0]
     assert len(closed) == 1 and closed[0].user_attrs["hpotui.surplus"]
+    # a retry enqueued after the experiment became done (a late reaper elsewhere) too
+    study.enqueue_trial({}, user_attrs={"hpotui.retry_of": 1})
+    assert queue.refresh() == []  # no state change
+    late = queue.entry("1.8K_h1")
+    assert late.stored_state == "done" and late.counts.finished == late.config.n_trials
+    assert not [t for t in late.trials if t.state == TrialState.WAITING]
