@@ -301,28 +301,7 @@ def _finish(
                 traceback.print_exception(error)
             worker._fail(tid, reason)
         else:
-            value = float(result.value)
-            metrics = {k: float(v) for k, v in result.val_metrics.items()}
-            for key, v in (
-                ("metrics", metrics),
-                ("best_epoch", result.best_epoch),
-                ("epochs_run", result.epochs_run),
-                ("device", result.device),
-                ("micro_batch", result.micro_batch),
-                ("train_duration_s", result.duration_s),
-                # both selection figures, as on a solo trial (engine.trial_loop)
-                ("val_bce", metrics.get("bce", math.nan)),
-                ("val_auc", metrics.get("roc_auc", math.nan)),
-                ("objective", entry.config.objective),
-                ("normalization", entry.config.data.normalization),
-            ):
-                storage.set_trial_user_attr(tid, key, v)
-            if not math.isfinite(value):
-                reason, value = "loss is NaN or infinite", None
-                worker._fail(tid, reason)
-            else:
-                state = "complete"
-                study.tell(trial, value)
+            state, value, metrics, reason = worker.tell_result(entry, study, trial, result)
     except optuna.exceptions.UpdateFinishedTrialError:
         state, value = "interrupted", None
         reason = "declared dead (heartbeat late); its retry runs instead"

@@ -341,30 +341,8 @@ class Worker:
             traceback.print_exc()
             self._fail(tid, reason)
         else:
-            value = float(result.value)
-            metrics = {k: float(v) for k, v in result.val_metrics.items()}
-            for key, v in (
-                ("metrics", metrics),
-                ("best_epoch", result.best_epoch),
-                ("epochs_run", result.epochs_run),
-                ("device", result.device),
-                ("micro_batch", result.micro_batch),
-                ("train_duration_s", result.duration_s),
-                # both selection figures, whichever the experiment's objective is
-                ("val_bce", metrics.get("bce", math.nan)),
-                ("val_auc", metrics.get("roc_auc", math.nan)),
-                ("objective", cfg.objective),
-                ("normalization", cfg.data.normalization),
-                (TRAIN_LOSSES, train_losses),
-            ):
-                self.storage.set_trial_user_attr(tid, key, v)
-            if not math.isfinite(value):
-                reason = "loss is NaN or infinite"
-                value = None
-                self._fail(tid, reason)
-            else:
-                state = "complete"
-                study.tell(trial, value)
+            self.storage.set_trial_user_attr(tid, TRAIN_LOSSES, train_losses)
+            state, value, metrics, reason = self.tell_result(entry, study, trial, result)
         finally:
             heartbeat.stop()
         self.emit(
@@ -382,6 +360,36 @@ class Worker:
                 reason=reason,
             )
         )
+
+    def tell_result(
+        self, entry: Entry, study: optuna.Study, trial: optuna.trial.Trial, result: Any
+    ) -> tuple[p.TrialState, float | None, dict[str, float], str]:
+        """Store a trained trial's result attributes and tell Optuna its value (a NaN or
+        infinite one fails it, counted): (state, value, metrics, reason). One trial trained
+        alone (`_train`) or as a member of a fused group (`engine.trial_group`)."""
+        cfg, tid = entry.config, trial._trial_id
+        value = float(result.value)
+        metrics = {k: float(v) for k, v in result.val_metrics.items()}
+        for key, v in (
+            ("metrics", metrics),
+            ("best_epoch", result.best_epoch),
+            ("epochs_run", result.epochs_run),
+            ("device", result.device),
+            ("micro_batch", result.micro_batch),
+            ("train_duration_s", result.duration_s),
+            # both selection figures, whichever the experiment's objective is
+            ("val_bce", metrics.get("bce", math.nan)),
+            ("val_auc", metrics.get("roc_auc", math.nan)),
+            ("objective", cfg.objective),
+            ("normalization", cfg.data.normalization),
+        ):
+            self.storage.set_trial_user_attr(tid, key, v)
+        if not math.isfinite(value):
+            reason = "loss is NaN or infinite"
+            self._fail(tid, reason)
+            return "failed", None, metrics, reason
+        study.tell(trial, value)
+        return "complete", value, metrics, ""
 
     def _fail(self, tid: int, reason: str) -> None:
         self.storage.set_trial_user_attr(tid, T_COUNTED, True)
