@@ -147,8 +147,15 @@ def test_dashboard_in_a_headless_browser(
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+
+    def cmdline(process: psutil.Process) -> list[str]:
+        try:
+            return process.cmdline()
+        except psutil.NoSuchProcess:  # exited between the listing and this read
+            return []
+
     tabs = lambda: [  # noqa: E731
-        c for c in psutil.Process(server.pid).children(recursive=True) if "--tab" in c.cmdline()
+        c for c in psutil.Process(server.pid).children(recursive=True) if "--tab" in cmdline(c)
     ]
     try:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_JS})
