@@ -26,8 +26,6 @@ and both selection figures stored as on a solo trial. Members carry the attribut
 
 from __future__ import annotations
 
-import math
-import os
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -35,21 +33,13 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from engine import protocol as p
+from engine import trial_lifecycle as lifecycle
 from engine.queue import (
     T_COUNTED,
-    T_EXTREME,
-    T_HOST,
-    T_PID,
-    T_PID_START,
-    T_REASON,
     T_SURPLUS,
-    T_WORKER,
     Entry,
 )
-from engine.recovery import HOST, interrupt_trial, process_start
 from engine.search import ARCH_PARAM, distributions, trial_inputs
-from engine.trial_records import TRAIN_LOSSES
 
 if TYPE_CHECKING:
     from engine.trial_loop import Worker
@@ -127,7 +117,7 @@ def _ask_members(
     """Up to n more trials of the leader's shape (module docstring); and any trial popped
     that turned out to have another shape (a race with another machine's worker),
     which the caller runs on its own."""
-    from engine.trial_loop import _first_beat, ask_lock
+    from engine.trial_loop import ask_lock
 
     fixed = {k: leader.params[k] for k in (ARCH_PARAM, *SHAPE_PARAMS) if k in leader.params}
     space = distributions(entry.config, len(entry.grid))
@@ -154,15 +144,7 @@ def _ask_members(
                 finally:
                     study.sampler = base
             tid = trial._trial_id
-            _first_beat(storage, tid)
-            pid = os.getpid()
-            for key, value in (
-                (T_WORKER, worker.worker_id),
-                (T_HOST, HOST),
-                (T_PID, pid),
-                (T_PID_START, process_start(pid)),
-            ):
-                storage.set_trial_user_attr(tid, key, value)
+            lifecycle.claim(worker, tid)
             if worker._surplus(entry, trial.number):
                 storage.set_trial_user_attr(tid, T_SURPLUS, True)
                 storage.set_trial_state_values(tid, TrialState.FAIL)
@@ -182,73 +164,40 @@ def _train_members(
     data: Any,
     calibration: dict[str, Any] | None,
 ) -> None:
+    """Train the group as one model; each member is announced, recorded per epoch and
+    settled exactly as a solo trial (`engine.trial_lifecycle`) as soon as it leaves."""
     from engine.train.config import RunOptions
     from engine.train.fused_trainer import train_group
-    from engine.trial_loop import _Heartbeat
 
     cfg, storage = entry.config, worker.storage
     inputs = [trial_inputs(t.params, cfg, entry.grid) for t in trials]
-    arch, n_params = inputs[0][0], inputs[0][1]
+    extra: dict[str, Any] = {"fused_group": trials[0].number, "fused_k": len(trials)}
+    if calibration is not None:
+        extra["fuse_calibration"] = calibration
+    stored = [
+        lifecycle.announce(worker, entry, t, i, extra) for t, i in zip(trials, inputs, strict=True)
+    ]
     started = time.monotonic()
-    for trial, (_, _, params) in zip(trials, inputs, strict=True):
-        tid = trial._trial_id
-        extreme = storage.get_trial(tid).user_attrs.get(T_EXTREME) is not None
-        for key, value in (
-            ("architecture", arch.to_dict()),
-            ("n_params", n_params),
-            ("train_params", params.to_dict()),
-            ("fused_group", trials[0].number),
-            ("fused_k", len(trials)),
-        ):
-            storage.set_trial_user_attr(tid, key, value)
-        if calibration is not None:
-            storage.set_trial_user_attr(tid, "fuse_calibration", calibration)
-        worker.emit(
-            p.TrialStarted(
-                experiment=entry.name,
-                trial=trial.number,
-                params=dict(trial.params),
-                architecture=arch.to_dict(),
-                n_params=n_params,
-                worker=worker.worker_id,
-                host=HOST,
-                forced_extreme=extreme,
-            )
-        )
-    heartbeats = [_Heartbeat(storage, t._trial_id) for t in trials]
+    recorders = [lifecycle.EpochRecorder(worker, entry, t) for t in trials]
+    heartbeats = [lifecycle.Heartbeat(storage, t._trial_id) for t in trials]
     told: set[int] = set()
-    losses: list[list[list[float]]] = [[] for _ in trials]  # per member, as Worker._train
 
     def on_epoch(i: int, report: Any) -> None:
-        trial = trials[i]
-        if math.isfinite(report.train_loss):
-            losses[i].append([report.epoch, report.train_loss])
-        worker.emit(
-            p.EpochEnded(
-                experiment=entry.name,
-                trial=trial.number,
-                epoch=report.epoch,
-                train_loss=report.train_loss,
-                val_loss=report.val_loss,
-                elapsed_s=report.elapsed_s,
-            )
-        )
-        if math.isfinite(report.val_loss):
-            trial.report(report.val_loss, report.epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {report.epoch}")
+        recorders[i](report)
 
     def on_done(i: int, result: Any, error: BaseException | None) -> None:
         told.add(i)
         heartbeats[i].stop()
-        storage.set_trial_user_attr(trials[i]._trial_id, TRAIN_LOSSES, losses[i])
-        _finish(worker, entry, study, trials[i], arch, n_params, result, error, started)
+        losses = recorders[i].losses
+        outcome = lifecycle.settle(worker, entry, study, trials[i], result, error, losses)
+        start = stored[i].datetime_start
+        lifecycle.finished(worker, entry, trials[i], outcome, inputs[i], start, started)
 
     try:
         device = worker.device or cfg.device
         options = RunOptions(device=device, precision=cfg.precision, threads=worker.threads)
         train_group(
-            arch,
+            inputs[0][0],
             [params for _, _, params in inputs],
             data,
             options,
@@ -257,6 +206,8 @@ def _train_members(
             on_done=on_done,
         )
     except Exception as exc:  # building or training the group failed: every member left
+        if lifecycle.machine_fault(exc):
+            raise  # the members stay RUNNING: recovery records them interrupted
         traceback.print_exc()
         for i in range(len(trials)):
             if i not in told:
@@ -264,59 +215,3 @@ def _train_members(
     finally:
         for beat in heartbeats:
             beat.stop()
-
-
-def _finish(
-    worker: Worker,
-    entry: Entry,
-    study: optuna.Study,
-    trial: optuna.trial.Trial,
-    arch: Any,
-    n_params: int,
-    result: Any,
-    error: BaseException | None,
-    started: float,
-) -> None:
-    """Tell one member's outcome, as `Worker._train` tells a solo trial's."""
-    from engine.train.result import TrialDoesNotFit, TrialStopped
-
-    storage, tid = worker.storage, trial._trial_id
-    state: p.TrialState = "failed"
-    value: float | None = None
-    metrics: dict[str, float] = {}
-    reason = ""
-    try:
-        if isinstance(error, optuna.TrialPruned):
-            state, reason = "pruned", str(error)
-            storage.set_trial_user_attr(tid, T_REASON, reason)
-            study.tell(trial, state=TrialState.PRUNED)
-        elif isinstance(error, TrialStopped):
-            state, reason = "interrupted", "stopped"
-            if worker.flags.orphaned():
-                reason = "engine gone"
-            interrupt_trial(storage, entry, storage.get_trial(tid), reason)
-        elif error is not None:
-            reason = f"{type(error).__name__}: {error}".strip()
-            if not isinstance(error, TrialDoesNotFit):
-                traceback.print_exception(error)
-            worker._fail(tid, reason)
-        else:
-            state, value, metrics, reason = worker.tell_result(entry, study, trial, result)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        state, value = "interrupted", None
-        reason = "declared dead (heartbeat late); its retry runs instead"
-    worker.emit(
-        p.TrialFinished(
-            experiment=entry.name,
-            trial=trial.number,
-            state=state,
-            value=value,
-            duration_s=time.monotonic() - started,
-            worker=worker.worker_id,
-            host=HOST,
-            architecture=arch.to_dict(),
-            n_params=n_params,
-            metrics=metrics,
-            reason=reason,
-        )
-    )

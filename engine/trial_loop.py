@@ -24,12 +24,8 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
-import os
-import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,25 +35,18 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine import protocol as p
-from engine.env_faults import describe_fault
+from engine import trial_lifecycle as lifecycle
 from engine.filelock import held
 from engine.fleet.fit import FitJudge, defer_trial
 from engine.queue import (
     T_COUNTED,
-    T_EXTREME,
-    T_HOST,
-    T_PID,
-    T_PID_START,
     T_REASON,
     T_SURPLUS,
-    T_WORKER,
     CampaignQueue,
     Entry,
 )
-from engine.recovery import HOST, interrupt_trial, process_start
+from engine.recovery import HOST
 from engine.search import ARCH_PARAM, distributions, make_pruner, make_sampler, trial_inputs
-from engine.storage_outage import StorageUnreachable
-from engine.trial_records import TRAIN_LOSSES
 
 Emit = Callable[[p.Event], None]
 MAX_DEFERRALS = 3  # fresh asks per pick whose architecture may not fit this worker
@@ -175,7 +164,7 @@ class Worker:
                     duration_s=0.0,
                     worker=self.worker_id,
                     host=HOST,
-                    reason="declared dead (heartbeat late); its retry runs instead",
+                    reason=lifecycle.DECLARED_DEAD,
                 )
             )
         self.trials_run += 1
@@ -200,15 +189,7 @@ class Worker:
             )
             trial = self.fit.ask(study, entry, distributions(cfg, len(entry.grid)))
             tid = trial._trial_id
-            _first_beat(self.storage, tid)
-            pid = os.getpid()
-            for key, value in (
-                (T_WORKER, self.worker_id),
-                (T_HOST, HOST),
-                (T_PID, pid),
-                (T_PID_START, process_start(pid)),
-            ):
-                self.storage.set_trial_user_attr(tid, key, value)
+            lifecycle.claim(self, tid)
             self.queue.mark_started(entry)
             if self._surplus(entry, trial.number):
                 self.storage.set_trial_user_attr(tid, T_SURPLUS, True)
@@ -246,55 +227,17 @@ class Worker:
         return self._data[key]
 
     def _train(self, entry: Entry, study: optuna.Study, trial: optuna.trial.Trial) -> None:
+        """Train one trial alone and settle it (`engine.trial_lifecycle`)."""
         from engine.train.config import RunOptions
-        from engine.train.result import TrialDoesNotFit, TrialStopped
 
         cfg = entry.config
-        tid = trial._trial_id
-        arch, n_params, params = trial_inputs(trial.params, cfg, entry.grid)
-        frozen = self.storage.get_trial(tid)
-        extreme = frozen.user_attrs.get(T_EXTREME) is not None
-        self.storage.set_trial_user_attr(tid, "architecture", arch.to_dict())
-        self.storage.set_trial_user_attr(tid, "n_params", n_params)
-        self.storage.set_trial_user_attr(tid, "train_params", params.to_dict())
-        self.emit(
-            p.TrialStarted(
-                experiment=entry.name,
-                trial=trial.number,
-                params=dict(trial.params),
-                architecture=arch.to_dict(),
-                n_params=n_params,
-                worker=self.worker_id,
-                host=HOST,
-                forced_extreme=extreme,
-            )
-        )
+        inputs = trial_inputs(trial.params, cfg, entry.grid)
+        frozen = lifecycle.announce(self, entry, trial, inputs)
         started = time.monotonic()
-        state: p.TrialState = "failed"
-        value: float | None = None
-        metrics: dict[str, float] = {}
-        reason = ""
-        train_losses: list[list[float]] = []  # stored with the trial: its loss curve
-
-        def on_epoch(report: Any) -> None:
-            if math.isfinite(report.train_loss):
-                train_losses.append([report.epoch, report.train_loss])
-            self.emit(
-                p.EpochEnded(
-                    experiment=entry.name,
-                    trial=trial.number,
-                    epoch=report.epoch,
-                    train_loss=report.train_loss,
-                    val_loss=report.val_loss,
-                    elapsed_s=report.elapsed_s,
-                )
-            )
-            if math.isfinite(report.objective):
-                trial.report(report.objective, report.epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {report.epoch}")
-
-        heartbeat = _Heartbeat(self.storage, tid)
+        recorder = lifecycle.EpochRecorder(self, entry, trial)
+        heartbeat = lifecycle.Heartbeat(self.storage, trial._trial_id)
+        result: Any = None
+        error: Exception | None = None
         try:
             # torch is imported here, after TrialStarted, so a front-end sees the trial
             # (and its data preparation) at once
@@ -310,56 +253,21 @@ class Worker:
                 memory_limit_bytes=self.memory_limit,
                 objective=cfg.objective,
             )
+            arch, _, params = inputs
             result = train_trial(
                 arch,
                 params,
                 data,
                 options,
-                on_epoch=on_epoch,
+                on_epoch=recorder,
                 should_stop=self.flags.should_interrupt,
             )
-        except optuna.TrialPruned as exc:
-            state, reason = "pruned", str(exc)
-            self.storage.set_trial_user_attr(tid, TRAIN_LOSSES, train_losses)
-            self.storage.set_trial_user_attr(tid, T_REASON, reason)
-            study.tell(trial, state=TrialState.PRUNED)
-        except TrialStopped:
-            state, reason = "interrupted", "stopped"
-            if self.flags.orphaned():
-                reason = "engine gone"
-            interrupt_trial(self.storage, entry, self.storage.get_trial(tid), reason)
-        except StorageUnreachable:
-            raise  # not the trial's fault: it is recovered as interrupted, never failed
-        except TrialDoesNotFit as exc:  # free memory shrank since the pick: not a failure
-            state, reason = "interrupted", f"deferred: {exc}"
-            capacity = self.fit.capacity(entry)
-            defer_trial(self.storage, entry, self.storage.get_trial(tid), capacity, reason)
         except Exception as exc:
-            if isinstance(exc, OSError) and describe_fault(exc):
-                raise  # the machine's fault, not the trial's: left to recovery, not failed
-            reason = f"{type(exc).__name__}: {exc}".strip()
-            traceback.print_exc()
-            self._fail(tid, reason)
-        else:
-            self.storage.set_trial_user_attr(tid, TRAIN_LOSSES, train_losses)
-            state, value, metrics, reason = self.tell_result(entry, study, trial, result)
+            error = exc
         finally:
             heartbeat.stop()
-        self.emit(
-            p.TrialFinished(
-                experiment=entry.name,
-                trial=trial.number,
-                state=state,
-                value=value,
-                duration_s=_stored_duration(frozen.datetime_start, started),
-                worker=self.worker_id,
-                host=HOST,
-                architecture=arch.to_dict(),
-                n_params=n_params,
-                metrics=metrics,
-                reason=reason,
-            )
-        )
+        outcome = lifecycle.settle(self, entry, study, trial, result, error, recorder.losses)
+        lifecycle.finished(self, entry, trial, outcome, inputs, frozen.datetime_start, started)
 
     def tell_result(
         self, entry: Entry, study: optuna.Study, trial: optuna.trial.Trial, result: Any
@@ -395,45 +303,3 @@ class Worker:
         self.storage.set_trial_user_attr(tid, T_COUNTED, True)
         self.storage.set_trial_user_attr(tid, T_REASON, reason[:500])
         self.storage.set_trial_state_values(tid, TrialState.FAIL)
-
-
-def _stored_duration(stored_start: Any, started: float) -> float:
-    """The trial's duration as the storage will hold it (from its stored start, data
-    preparation included), so a front-end shows the same figure live and after a
-    restart; the local clock only when the storage has no start."""
-    if stored_start is None:
-        return time.monotonic() - started
-    now = datetime.datetime.now(stored_start.tzinfo)
-    return max(0.0, float((now - stored_start).total_seconds()))
-
-
-def _first_beat(storage: BaseStorage, trial_id: int) -> None:
-    from optuna.storages._heartbeat import BaseHeartbeat
-
-    if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None:
-        storage.record_heartbeat(trial_id)
-
-
-class _Heartbeat:
-    """Optuna's heartbeat for ask/tell trials on storages that support it (RDB), so a
-    dead worker's RUNNING trial is found stale and failed by `fail_stale_trials`."""
-
-    def __init__(self, storage: BaseStorage, trial_id: int) -> None:
-        from optuna.storages._heartbeat import BaseHeartbeat
-
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None:
-            interval = storage.get_heartbeat_interval() or 60
-            storage.record_heartbeat(trial_id)
-
-            def beat() -> None:
-                while not self._stop.wait(interval):
-                    with contextlib.suppress(Exception):
-                        storage.record_heartbeat(trial_id)
-
-            self._thread = threading.Thread(target=beat, daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()

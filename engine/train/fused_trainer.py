@@ -194,6 +194,7 @@ class FusedTrainer:
             val_loss=val_loss,
             elapsed_s=time.perf_counter() - started,
             learning_rate=self._lr_of(member),
+            objective=val_loss,  # a fused group selects by validation BCE
         )
         member.curve.append(report)
         if on_epoch is not None:

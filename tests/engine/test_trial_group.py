@@ -161,3 +161,42 @@ def test_a_group_whose_data_fails_records_the_failure(workspace: Path) -> None:
     (trial,) = queue.entry(exp.name).trials
     assert trial.state == TrialState.FAIL
     assert [e.state for e in events if isinstance(e, p.TrialFinished)] == ["failed"]
+
+
+def test_storage_gone_mid_group_leaves_members_running_never_failed(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database outage past its patience is the machine's fault, not the trials': as
+    for a solo trial, the members stay RUNNING (recovery records them interrupted and
+    re-enqueues them) and none is failed or counted."""
+    import optuna
+
+    from engine.storage_outage import StorageUnreachable
+
+    exp = _experiment(fuse=2)
+    queue = _setup(workspace, exp)
+
+    def unreachable(self: object, value: float, step: int) -> None:
+        raise StorageUnreachable("database unreachable for 5m")
+
+    monkeypatch.setattr(optuna.trial.Trial, "report", unreachable)
+    events: list[p.Event] = []
+    with pytest.raises(StorageUnreachable):
+        _worker(queue, events).run_one()
+    trials = queue.entry(exp.name).trials
+    assert len(trials) == 2
+    assert all(t.state == TrialState.RUNNING for t in trials)
+    assert not any(isinstance(e, p.TrialFinished) for e in events)
+
+
+def test_member_durations_are_measured_from_their_stored_start(workspace: Path) -> None:
+    exp = _experiment(fuse=2)
+    queue = _setup(workspace, exp)
+    events: list[p.Event] = []
+    assert _worker(queue, events).run_one()
+    stored = {t.number: t for t in queue.entry(exp.name).trials}
+    for event in (e for e in events if isinstance(e, p.TrialFinished)):
+        t = stored[event.trial]
+        held = (t.datetime_complete - t.datetime_start).total_seconds()
+        # the event is emitted just after the tell: never shorter than what is stored
+        assert held - 0.05 <= event.duration_s <= held + 30
