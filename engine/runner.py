@@ -106,7 +106,8 @@ def resolve_workers(
 
         dev = str(resolve_device(device or campaign.experiments[0].device))
         largest = max((g[-1]["n_params"] for g in plan.grids.values() if g), default=0)
-        return auto_workers(cores, dev, largest)
+        fused = any(e.fuse != 1 for e in campaign.experiments)
+        return auto_workers(cores, dev, largest, fused)
 
     return resolve_worker_count(spec, auto)
 

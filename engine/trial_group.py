@@ -76,7 +76,7 @@ def _group_size(
     """(prepared data, K before the trial-count caps, "auto"'s calibration figures)."""
     from engine.model.memory import max_fused_trials
     from engine.train.device import resolve_device, training_dtype
-    from engine.train.fuse_size import MAX_AUTO, choose_fuse
+    from engine.train.fuse_size import choose_fuse
 
     cfg = entry.config
     arch, _, params = trial_inputs(leader.params, cfg, entry.grid)
@@ -87,7 +87,7 @@ def _group_size(
     shape = {"context_len": spec.context_len, "patch_len": spec.patch_len, "stride": spec.stride}
     batch = min(params.batch_size, len(data.train))
     if cfg.fuse == "auto":
-        choice = choose_fuse(arch, data.n_features, batch, device, dtype, cap=MAX_AUTO, **shape)
+        choice = choose_fuse(arch, data.n_features, batch, device, dtype, **shape)
         return data, choice.k, choice.to_dict()
     bound = max_fused_trials(
         arch, data.n_features, batch, device, cap=int(cfg.fuse), dtype=dtype or _fp32(), **shape

@@ -32,17 +32,31 @@ SMALL_MODEL = 5_000_000
 MEDIUM_MODEL = 60_000_000
 
 
-def auto_workers(cores: int, device: str, largest_params: int) -> tuple[int, int]:
+def auto_workers(
+    cores: int, device: str, largest_params: int, fused: bool = False
+) -> tuple[int, int]:
     """(workers, threads per worker) that keep this machine busy.
 
     Small models cannot use many cores each (their matrices are too small, the reference
-    ran at 25% CPU), so on CPU they get one process per core with one thread each; bigger
-    models get fewer processes with more threads. On an accelerator, several small trials
-    share it (a small model leaves most of a GPU idle), the CPU cores split between them.
+    ran at 25% CPU), so on CPU they get one process per core with one thread each (each
+    worker then fuses trials where its calibration shows a gain); bigger models get
+    fewer processes with more threads.
+
+    On an accelerator (CUDA, MPS) several small trials share it, the CPU cores split
+    between them. Processes do not add up there: kernels of different processes do not
+    run at the same time on one GPU (each has its own context, and the GPU time-slices
+    between contexts unless NVIDIA's MPS daemon is running), so once one trial's step
+    sits at its kernel floor (a CUDA graph of thousands of tiny kernels) a second
+    process mostly waits its turn: 4 workers gave 1.06x one on an H200. The width has
+    to come from inside one process, by fusing trials (`fuse`). With fused groups two
+    workers per accelerator are enough: one steps its group while the other evaluates,
+    tells Optuna and asks its next group on the CPU.
     """
     cores = max(1, cores)
     if device.startswith(("cuda", "mps")):
         n = 4 if largest_params <= SMALL_MODEL else 2 if largest_params <= MEDIUM_MODEL else 1
+        if fused:
+            n = min(n, 2)
         n = min(n, cores)
         return n, max(1, cores // n)
     if largest_params <= SMALL_MODEL:

@@ -4,12 +4,17 @@ K is chosen per (device, architecture class, batch, precision), once per process
 (`architecture_class`):
 1. the memory estimate gives the largest K <= cap whose fused step fits the device at the
    full batch (`engine.model.memory.max_fused_trials`);
-2. a calibration times a few fused steps at K = 1, 2, 4, 8, ... up to that bound on
-   random windows, and keeps the K with the lowest time per trial-step, stopping at the
-   first doubling that gains less than `MIN_GAIN` (per trial-step): past that point a
-   larger K only ties more trials to one architecture for nothing.
-The figures (seconds per step at each K tried) are returned so the caller can store
-them with the trial (`fuse_calibration` attribute).
+2. a calibration times a few steps of the one-trial path (`TrainStep`, what `fuse = 1`
+   runs) and of fused groups at K = 2, 4, 8, ... up to that bound, on random windows,
+   and keeps the K with the lowest time per trial-step, stopping at the first doubling
+   that gains less than `MIN_GAIN`: past that point a larger K only ties more trials to
+   one architecture for nothing. K = 1 (the one-trial path) wins unless a group beats it
+   by `MIN_GAIN`; a K whose timing would take over `CALIBRATION_BUDGET_S` is not tried
+   (a step that long is compute-bound: fusing saves per-operation overhead only). On a CPU the steps are timed in CPU seconds of this process, not wall
+   time: other work on the machine then slows neither side (on 2 loaded cores wall-time
+   steps had picked a K that trained 0.72x as fast); on a GPU in synchronised wall time.
+The figures (seconds per step at each K tried, K = 1 being the one-trial path) are
+returned so the caller can store them with the trial (`fuse_calibration` attribute).
 
 A fused group never splits its batch into micro-batches; a trial that does not fit even
 alone is left to the solo path, whose memory guard shrinks the micro-batch.
@@ -18,6 +23,7 @@ alone is left to the solo path, whose memory guard shrinks the micro-batch.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,10 +34,15 @@ from engine.model.memory import max_fused_trials
 from engine.model.patchtst import PatchTST
 from engine.train.device import split_precision
 from engine.train.fused_step import FusedAdamW, FusedStep
+from engine.train.step import TrainStep, build_optimizer
 
-MAX_AUTO = 8  # the largest K "auto" tries (a group shares one architecture)
+MAX_AUTO = 8  # the largest K "auto" tries on a CPU or MPS (a group shares one architecture)
+MAX_AUTO_CUDA = 16  # a big GPU runs 16 small trials' kernels side by side before they fill it
 MIN_GAIN = 0.10  # a doubling of K must cut the time per trial-step by 10% to be taken
-CALIBRATION_STEPS = 3  # timed steps per K (the fastest counts), after a warm-up step
+CALIBRATION_STEPS = 3  # timed steps per K at least (the fastest counts), after the warm-up
+CALIBRATION_MORE_S = 0.3  # cheap steps are timed up to 10 times while under this total
+WARMUP_STEPS = {"cpu": 2, "cuda": 4}  # untimed steps: allocator, kernels, a graph's capture
+CALIBRATION_BUDGET_S = 8.0  # a K whose timing would take longer is not tried
 
 
 @dataclass(frozen=True)
@@ -58,13 +69,15 @@ def choose_fuse(
     device: torch.device,
     dtype: torch.dtype | None,
     *,
-    cap: int = MAX_AUTO,
+    cap: int | None = None,
     context_len: int = 60,
     patch_len: int = 10,
     stride: int = 5,
     available: int | None = None,
 ) -> FuseChoice:
-    """The K to fuse for this shape on this device (cached for the process)."""
+    """The K to fuse for this shape on this device (cached for the process); `cap`
+    defaults to `max_auto(device)`."""
+    cap = max_auto(device) if cap is None else cap
     key: tuple[object, ...] = (str(device), dtype, batch_size, cap, n_features, context_len)
     key += (patch_len, stride)
     key += architecture_class(arch)
@@ -86,10 +99,12 @@ def choose_fuse(
     best = min(1, bound)
     if bound >= 2:
         shape = (context_len, patch_len, stride)
-        k = 1
-        while k <= bound:
+        times[1] = time_solo_step(arch, n_features, batch_size, device, dtype, shape)
+        k = 2
+        warmup = WARMUP_STEPS.get(device.type, 2)
+        while k <= bound and (warmup + CALIBRATION_STEPS) * k * times[1] <= CALIBRATION_BUDGET_S:
             times[k] = time_fused_step(arch, n_features, batch_size, device, dtype, k, shape)
-            if k > 1 and times[k] / k > (1 - MIN_GAIN) * times[best] / best:
+            if times[k] / k > (1 - MIN_GAIN) * times[best] / best:
                 break
             best = k
             k *= 2
@@ -98,11 +113,39 @@ def choose_fuse(
     return choice
 
 
+def max_auto(device: torch.device) -> int:
+    """The largest K "auto" tries on `device`: `MAX_AUTO_CUDA` on CUDA, else `MAX_AUTO`
+    (MPS runs the same code path as CUDA, without CUDA graphs, on a smaller GPU)."""
+    return MAX_AUTO_CUDA if device.type == "cuda" else MAX_AUTO
+
+
 def architecture_class(arch: Architecture) -> tuple[int, int]:
     """Architectures whose K is chosen once: the same d_model and a number of layers in
     the same power-of-two bracket (1, 2-3, 4-7, ...). Their steps differ in length, not in
     how they use the device, and a calibration costs about a dozen steps."""
     return arch.d_model, arch.n_layers.bit_length()
+
+
+def time_solo_step(
+    arch: Architecture,
+    n_features: int,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    shape: tuple[int, int, int] = (60, 10, 5),
+    steps: int = CALIBRATION_STEPS,
+) -> float:
+    """Seconds of one step of the one-trial path (`fuse = 1`), timed as `time_fused_step`."""
+    context_len, patch_len, stride = shape
+    model_dtype, autocast = split_precision(device, dtype)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model = PatchTST(arch, n_features, context_len, patch_len, stride, dropout=0.1)
+        model = model.to(device, model_dtype)
+        optimizer = build_optimizer(model, 1e-4, 1e-4, capturable=device.type == "cuda")
+        step = TrainStep(model, optimizer, autocast_dtype=autocast, cuda_graph=True)
+        x = torch.randn(batch_size, context_len, n_features, device=device)
+        y = (torch.rand(batch_size, device=device) < 0.5).float()
+        return _fastest(lambda: step(x, y), device, steps)
 
 
 def time_fused_step(
@@ -128,18 +171,28 @@ def time_fused_step(
         ]
         fused = FusedPatchTST.stack(models, [0.1] * k, [0.0] * k)
         del models
-        step = FusedStep(fused, FusedAdamW(fused, [1e-4] * k, [1.0] * k), autocast_dtype=autocast)
+        optimizer = FusedAdamW(fused, [1e-4] * k, [1.0] * k)
+        step = FusedStep(fused, optimizer, autocast_dtype=autocast, cuda_graph=True)
         x = torch.randn(k, batch_size, context_len, n_features, device=device)
         y = (torch.rand(k, batch_size, device=device) < 0.5).float()
         rates = [1e-4] * k
-        step(x, y, rates)  # warm-up: allocations, kernel selection
-        times = []
-        for _ in range(steps):
-            _sync(device)
-            start = time.perf_counter()
-            step(x, y, rates)
-            _sync(device)
-            times.append(time.perf_counter() - start)
+        return _fastest(lambda: step(x, y, rates), device, steps)
+
+
+def _fastest(step: Callable[[], object], device: torch.device, steps: int) -> float:
+    """The fastest of `steps` calls after warm-up calls (allocations, kernel selection,
+    a CUDA graph's capture): in CPU seconds of this process on a CPU (other load on the
+    machine does not count), in synchronised wall seconds on a GPU."""
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    for _ in range(WARMUP_STEPS.get(device.type, 2)):
+        step()
+    times: list[float] = []
+    while len(times) < steps or (len(times) < 10 and sum(times) < CALIBRATION_MORE_S):
+        _sync(device)
+        start = clock()
+        step()
+        _sync(device)
+        times.append(clock() - start)
     return min(times)
 
 

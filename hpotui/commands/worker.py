@@ -271,7 +271,8 @@ def _workers(spec: str, storage: Any, campaign: str, device: str | None) -> tupl
         entries = CampaignQueue(storage, campaign).entries(with_trials=False)
         largest = max((int(e.grid[-1]["n_params"]) for e in entries if e.grid), default=0)
         wanted = device or (entries[0].config.device if entries else "auto")
-        return auto_workers(cores, str(resolve_device(wanted)), largest)
+        fused = any(e.config.fuse != 1 for e in entries)
+        return auto_workers(cores, str(resolve_device(wanted)), largest, fused)
 
     return resolve_worker_count(spec, auto)
 

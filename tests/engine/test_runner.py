@@ -197,3 +197,18 @@ def test_auto_workers_keep_the_machine_busy() -> None:
     assert auto_workers(16, "cpu", 2_000_000_000) == (1, 16)
     assert auto_workers(16, "cuda:0", 2_000_000) == (4, 4)  # small trials share the GPU
     assert auto_workers(16, "cuda", 2_000_000_000) == (1, 16)
+    # MPS takes the accelerator path: several small trials share the Apple GPU
+    assert auto_workers(10, "mps", 2_000_000) == (4, 2)
+
+
+def test_fused_groups_fill_an_accelerator_from_inside_two_workers() -> None:
+    """Processes time-slice one GPU; fused groups widen each step instead."""
+    from engine.worker_pool import auto_workers
+
+    assert auto_workers(16, "cuda:0", 2_000_000, fused=True) == (2, 8)
+    assert auto_workers(10, "mps", 2_000_000, fused=True) == (2, 5)
+    assert auto_workers(16, "cuda", 2_000_000_000, fused=True) == (1, 16)  # big: one
+    assert auto_workers(1, "cuda", 2_000_000, fused=True) == (1, 1)
+    # on a CPU every core keeps its own worker; each fuses where its calibration gains
+    assert auto_workers(2, "cpu", 20_000, fused=True) == (2, 1)
+    assert auto_workers(16, "cpu", 20_000_000, fused=True) == (4, 4)

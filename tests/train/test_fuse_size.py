@@ -1,0 +1,100 @@
+"""`fuse = "auto"`: K from the memory estimate and a timing against the one-trial path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.model.architecture import Architecture
+from engine.train import fuse_size
+
+ARCH = Architecture(16, 1, 2, 32)
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    fuse_size._CHOSEN.clear()
+
+
+def _timed(monkeypatch: pytest.MonkeyPatch, solo: float, fused: dict[int, float]) -> list[int]:
+    """Replace the step timings by fixed figures; the Ks the calibration timed."""
+    asked: list[int] = []
+    monkeypatch.setattr(fuse_size, "time_solo_step", lambda *a, **kw: solo)
+
+    def fused_step(*args: object, **kw: object) -> float:
+        k = int(args[5])  # type: ignore[call-overload]
+        asked.append(k)
+        return fused[k]
+
+    monkeypatch.setattr(fuse_size, "time_fused_step", fused_step)
+    return asked
+
+
+@pytest.mark.parametrize(
+    ("fused", "k"),
+    [
+        ({2: 0.19, 4: 0.30}, 1),  # 0.095 s per trial-step: under the 10% a group must gain
+        ({2: 0.16, 4: 0.30, 8: 0.50}, 2),  # K=4 gains 6% per trial-step over K=2: stop
+        ({2: 0.12, 4: 0.16, 8: 0.24}, 8),  # every doubling pays
+        ({2: 0.24, 4: 0.10}, 1),  # a slower K=2 ends the search: K=4 is never tried
+    ],
+)
+def test_auto_keeps_the_one_trial_path_unless_a_group_beats_it(
+    monkeypatch: pytest.MonkeyPatch, fused: dict[int, float], k: int
+) -> None:
+    asked = _timed(monkeypatch, 0.1, fused)
+    choice = fuse_size.choose_fuse(ARCH, 25, 64, CPU, None, available=1 << 34)
+    assert choice.k == k
+    assert choice.step_s[1] == 0.1  # the one-trial path is the baseline, stored
+    assert asked == sorted(asked) and asked[0] == 2
+    if k == 1 and 0.24 in fused.values():
+        assert asked == [2]
+
+
+def test_memory_bound_caps_k_and_one_fitting_trial_skips_the_timing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = _timed(monkeypatch, 0.1, {2: 0.12, 4: 0.16, 8: 0.24})
+    monkeypatch.setattr(fuse_size, "max_fused_trials", lambda *a, **kw: 4)
+    assert fuse_size.choose_fuse(ARCH, 25, 64, CPU, None).k == 4
+    assert asked == [2, 4]
+    fuse_size._CHOSEN.clear()
+    monkeypatch.setattr(fuse_size, "max_fused_trials", lambda *a, **kw: 1)
+    choice = fuse_size.choose_fuse(ARCH, 25, 64, CPU, None)
+    assert (choice.k, choice.step_s) == (1, {})
+
+
+def test_a_real_calibration_times_the_solo_path_and_groups() -> None:
+    choice = fuse_size.choose_fuse(ARCH, 5, 32, CPU, None, cap=2, available=1 << 34)
+    assert set(choice.step_s) == {1, 2}
+    assert all(s > 0 for s in choice.step_s.values())
+    assert choice.k in (1, 2)
+    # cached for the process: the same class is not timed again
+    assert fuse_size.choose_fuse(ARCH, 5, 32, CPU, None, cap=2, available=1 << 34) is choice
+
+
+@pytest.mark.parametrize(("device", "cap"), [("cpu", 8), ("mps", 8), ("cuda", 16)])
+def test_each_device_gets_its_cap_and_an_accelerator_may_fill_it(
+    monkeypatch: pytest.MonkeyPatch, device: str, cap: int
+) -> None:
+    """The selection logic as a Mac or a GPU box would run it (no such device here: the
+    memory estimate and the step timings are given)."""
+    bounds: list[int] = []
+
+    def memory_bound(*args: object, cap: int, **kw: object) -> int:
+        bounds.append(cap)
+        return cap
+
+    monkeypatch.setattr(fuse_size, "max_fused_trials", memory_bound)
+    # launch-bound steps: a group of K costs barely more than one trial
+    asked = _timed(monkeypatch, 0.010, {k: 0.010 + 0.001 * k for k in (2, 4, 8, 16)})
+    choice = fuse_size.choose_fuse(ARCH, 25, 256, torch.device(device), None)
+    assert bounds == [cap] and choice.k == cap and asked[-1] == cap
+
+
+def test_a_compute_bound_step_is_not_timed_past_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fuse_size, "max_fused_trials", lambda *a, **kw: 8)
+    asked = _timed(monkeypatch, 1.2, {2: 1.5, 4: 2.0, 8: 3.0})  # 5 steps x K=2 x 1.2 s > 8 s
+    choice = fuse_size.choose_fuse(ARCH, 25, 256, CPU, None)
+    assert (choice.k, asked) == (1, [])
