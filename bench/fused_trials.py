@@ -15,7 +15,9 @@ time is printed apart and not counted in the group's). Cases:
 - deep: d64-L48-h2 and d64-L32-h8 (2M parameters), batch 256, 2 epochs, in the
   precision `--deep-precision` (default bf16: the issue's "today's solo bf16 path");
 - demo: one architecture per demo budget (20K, 50K, 100K: the middle of each budget's
-  grid of configs/demo.toml), batch 256, 4 epochs (2 with --quick), precision auto.
+  grid of configs/demo.toml), batch 256, 4 epochs (2 with --quick), precision auto, on
+  the full training split (a demo trial's real shape; --quick cuts only the deep cases'
+  data, whose steps are compute-bound whatever their number).
 
 Threads: `--threads` per process (default 1). With workers=auto a CPU campaign runs one
 worker per core, 1 thread each, so today's workers=auto trials/h is (cores x) the 1-thread
@@ -24,14 +26,17 @@ thread is the campaign's ratio when the cores do not slow each other down (memor
 bandwidth is shared, so on a busy machine the gain can be smaller).
 
 Timings on a shared machine are noisy: each K is run after the solo trials of its case,
-in the same process; the last line is the ratio for the demo budgets,
-`fused/solo trials-per-hour: X.XXx` (fused auto over solo, summed over the budgets).
+in the same process, and every row also gives the ratio in CPU seconds of this process
+("cpu"), which other load on the machine does not inflate. The last line is the ratio
+for the demo budgets, `fused/solo trials-per-hour: X.XXx` (fused auto over solo, summed
+over the budgets, wall time), after the same ratio in CPU seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -58,7 +63,7 @@ DEMO_GRID = GridSpec(d_model=(16, 32, 64), n_layers=(1, 2, 4, 6), n_heads=(2, 4)
 DEMO_BUDGETS = ("20K", "50K", "100K")
 
 
-def load_data(device: torch.device, train_windows: int | None) -> PreparedData:
+def load_data(device: torch.device, train_windows: int | None = None) -> PreparedData:
     os.environ.setdefault("HPOTUI_HOME", tempfile.mkdtemp(prefix="hpotui-bench-"))
     from engine.dataset.build import ensure_dataset
     from engine.dataset.manifest import load_processed
@@ -66,11 +71,12 @@ def load_data(device: torch.device, train_windows: int | None) -> PreparedData:
     entry = ensure_dataset("SP500", "a25", 1)
     frame, _ = load_processed(entry.name, entry.tier, entry.version)
     data = prepare_data(frame, DataSpec(), device)
-    if train_windows is None:
-        return data
-    # --quick: the most recent training windows and a validation split of the same size
+    return data if train_windows is None else cut(data, train_windows)
+
+
+def cut(data: PreparedData, n: int) -> PreparedData:
+    """The most recent n training windows and a validation split of the same size."""
     train, val = data.train, data.val
-    n = train_windows
     cut = WindowSet("train", train.x[-n:], train.y[-n:], train.days[-n:])
     val = WindowSet("val", val.x[:n], val.y[:n], val.days[:n])
     return dataclasses.replace(data, train=cut, val=val)
@@ -100,6 +106,7 @@ class Row:
     seconds: float
     trials: int
     samples: int
+    cpu_seconds: float = math.nan
 
     @property
     def trials_per_h(self) -> float:
@@ -121,10 +128,17 @@ def run_case(
 ) -> tuple[Row, list[Row]]:
     steps = len(data.train) // min(batch, len(data.train))
     per_trial = epochs * steps * min(batch, len(data.train))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for params in members(solo_trials, epochs, batch):
         train_trial(arch, params, data, options)
-    solo = Row("solo", 1, time.perf_counter() - started, solo_trials, solo_trials * per_trial)
+    solo = Row(
+        "solo",
+        1,
+        time.perf_counter() - started,
+        solo_trials,
+        solo_trials * per_trial,
+        time.process_time() - cpu,
+    )
     print(_line(arch, solo, solo), flush=True)
     rows = []
     dtype = training_dtype(data.device, options.precision)
@@ -147,20 +161,27 @@ def run_case(
         flush=True,
     )
     for label, k in [*((f"K={k}", k) for k in ks), ("auto", choice.k)]:
-        started = time.perf_counter()
-        outcomes = train_group(arch, members(k, epochs, batch), data, options)
-        assert all(not isinstance(o, BaseException) for o in outcomes), outcomes
-        row = Row(label, k, time.perf_counter() - started, k, k * per_trial)
+        started, cpu = time.perf_counter(), time.process_time()
+        if k == 1 and label == "auto":  # a campaign runs a group of one on the solo path
+            for params in members(1, epochs, batch):
+                train_trial(arch, params, data, options)
+        else:
+            outcomes = train_group(arch, members(k, epochs, batch), data, options)
+            assert all(not isinstance(o, BaseException) for o in outcomes), outcomes
+        wall = time.perf_counter() - started
+        row = Row(label, k, wall, k, k * per_trial, time.process_time() - cpu)
         rows.append(row)
         print(_line(arch, row, solo), flush=True)
     return solo, rows
 
 
 def _line(arch: Architecture, row: Row, solo: Row) -> str:
+    cpu_ratio = (solo.cpu_seconds / solo.trials) / (row.cpu_seconds / row.trials)
     return (
         f"{arch.label:>20} {row.label:>8} trials/h {row.trials_per_h:9.0f}  "
         f"samples/s {row.samples_per_s:8.0f}  vs solo {row.trials_per_h / solo.trials_per_h:5.2f}x"
-        f"  ({row.trials} trials in {row.seconds:.1f} s)"
+        f" (cpu {cpu_ratio:4.2f}x)  ({row.trials} trials in {row.seconds:.1f} s, "
+        f"{row.cpu_seconds:.1f} cpu-s)"
     )
 
 
@@ -183,22 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         set_threads(args.threads)
     quick = args.quick
-    data = load_data(device, 512 if quick else None)
+    data = load_data(device, None)
     print(
         f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-        f"train windows {len(data.train)}, val {len(data.val)}"
-        + (" (--quick: cut)" if quick else ""),
+        f"train windows {len(data.train)}, val {len(data.val)}",
         flush=True,
     )
+    # untimed: the first trial of a process pays one-time costs (allocator, kernels)
+    train_trial(demo_archs()[0], members(1, 1, 256)[0], cut(data, 512), RunOptions(str(device)))
     if not args.skip_deep:
-        print(f"\ndeep 2M architectures, batch 256, 2 epochs, {args.deep_precision}:")
+        deep_data = cut(data, 512) if quick else data
+        print(
+            f"\ndeep 2M architectures, batch 256, 2 epochs, {args.deep_precision}, "
+            f"{len(deep_data.train)} train windows{' (--quick: cut)' if quick else ''}:"
+        )
         deep_options = RunOptions(device=str(device), precision=args.deep_precision)
         for arch in DEEP:
-            run_case(arch, data, deep_options, 2, 256, [2] if quick else [1, 2, 4, 8], 1)
+            run_case(arch, deep_data, deep_options, 2, 256, [2] if quick else [1, 2, 4, 8], 1)
     epochs = 2 if quick else 4
     print(f"\ndemo budgets, batch 256, {epochs} epochs, precision auto:")
-    solo_s = fused_s = 0.0
+    solo_s = fused_s = solo_cpu = fused_cpu = 0.0
     for arch in demo_archs():
         solo, rows = run_case(
             arch,
@@ -212,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         auto = rows[-1]
         solo_s += solo.seconds / solo.trials
         fused_s += auto.seconds / auto.trials
+        solo_cpu += solo.cpu_seconds / solo.trials
+        fused_cpu += auto.cpu_seconds / auto.trials
+    print(f"fused/solo trials-per-cpu-hour: {solo_cpu / fused_cpu:.2f}x")
     print(f"fused/solo trials-per-hour: {solo_s / fused_s:.2f}x")
     return 0
 

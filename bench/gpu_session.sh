@@ -12,7 +12,7 @@
 # (bench/train_throughput.py --device cuda --cuda-graph), fused groups of K trials
 # against the one-trial CUDA-graph path (bench/fused_trials.py), a real 50-epoch `hpotui train`
 # on the embedded data, the demo campaign in batch mode, and engine throughput with one
-# worker against automatic workers. Logs go to OUT_DIR, one file per step.
+# worker against automatic workers, with and without fused groups. Logs go to OUT_DIR, one file per step.
 #
 # Packages the GPU image lacks can travel as wheels in .whl/ (listed in
 # .git/info/exclude): they are installed into /tmp/site first when present.
@@ -53,7 +53,7 @@ TAIL=40 step fused 240 python3 bench/fused_trials.py --device cuda --threads 4
 step train 60 python3 -m hpotui.cli train --arch 64,48,2,256 --epochs 50 --patience 50 \
     --device cuda --json
 step batch 90 python3 -m hpotui.cli --batch configs/demo.toml
-step hpo 120 python3 bench/hpo_throughput.py --device cuda --trials 8 --runs 1,auto
+step hpo 180 python3 bench/hpo_throughput.py --device cuda --trials 16 --runs 1,auto,auto/auto
 TAIL=40 step variants 200 bash -c 'for shape in 64,48,2,256:256 256,32,2,512:256 \
     1024,128,2,4096:256 2048,3,8,8192:1024; do
     python3 bench/cuda_kernels.py --variants --arch "${shape%:*}" --batch "${shape#*:}"; done'

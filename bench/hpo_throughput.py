@@ -1,11 +1,13 @@
 """Throughput of the engine: trials per hour and CPU use, workers=1 against workers=auto.
 
     python bench/hpo_throughput.py [--trials 16] [--budget 20K] [--epochs 6]
-                                   [--device cpu|cuda|auto] [--hide-cuda] [--runs 1,auto]
+                                   [--device cpu|cuda|mps|auto] [--hide-cuda]
+                                   [--runs 1,auto[,auto/auto]]
 
 Each run is a fresh campaign of small-model experiments in a temporary workspace (the
 embedded S&P 500 data is built once), run by the real engine (`python -m engine`) with
-the given --workers. Trials per hour count finished trials (complete + pruned + failed)
+the given --workers (and `fuse`: a run "W/F" sets fuse = F, e.g. "auto/auto" for
+workers=auto with fused groups; plain "W" keeps fuse = 1). Trials per hour count finished trials (complete + pruned + failed)
 between the first trial start and the engine's Bye; CPU utilisation is the machine's
 average over the same window (psutil), so other load on the machine shows up too;
 "campaign cpu %" is the share of the machine used by the engine and its workers.
@@ -42,6 +44,7 @@ n_trials = {per_experiment}
 forced_extremes = false
 device = "{device}"
 precision = "auto"
+fuse = {fuse}
 
 [defaults.params]
 learning_rate = {{ log_uniform = [3e-4, 3e-3] }}
@@ -118,8 +121,11 @@ class CpuMeter:
         return sum(self.samples) / len(self.samples) if self.samples else float("nan")
 
 
-def run_once(workspace: Path, workers: str, args: argparse.Namespace) -> dict[str, object]:
-    name = f"bench_w{workers}_{int(time.time())}"
+def run_once(workspace: Path, run: str, args: argparse.Namespace) -> dict[str, object]:
+    """One campaign; `run` is a --workers value, or "WORKERS/FUSE" (e.g. "auto/auto")."""
+    workers, _, fuse = run.partition("/")
+    fuse = fuse or "1"
+    name = f"bench_w{workers}_f{fuse}_{int(time.time())}"
     config = workspace / f"{name}.toml"
     config.write_text(
         CONFIG.format(
@@ -128,6 +134,7 @@ def run_once(workspace: Path, workers: str, args: argparse.Namespace) -> dict[st
             device=args.device,
             epochs=args.epochs,
             budget=args.budget,
+            fuse=fuse if fuse.isdigit() else f'"{fuse}"',
         )
     )
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
@@ -171,7 +178,7 @@ def run_once(workspace: Path, workers: str, args: argparse.Namespace) -> dict[st
         print(f"engine (--workers {workers}) exit {proc.returncode}:\n{tail}", file=sys.stderr)
     elapsed = end - (first_start or end)
     return {
-        "workers": workers,
+        "workers": run,
         "resolved": f"{hello.get('workers')} ({log})",
         "trials": finished,
         "seconds": elapsed,
@@ -189,7 +196,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     parser.add_argument("--hide-cuda", action="store_true", help="CUDA_VISIBLE_DEVICES=''")
-    parser.add_argument("--runs", default="1,auto", help="comma-separated --workers values")
+    parser.add_argument(
+        "--runs",
+        default="1,auto",
+        help='comma-separated --workers values, each optionally "/FUSE" (e.g. 1,auto,auto/auto)',
+    )
     parser.add_argument("--workspace", help="reuse this workspace (default: a temp dir)")
     args = parser.parse_args()
 
