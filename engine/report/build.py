@@ -262,7 +262,7 @@ def fit_points(rows: list[ExperimentRow], source: FitSource) -> dict[int, list[F
             continue
         bucket = points.setdefault(exp.horizon, [])
         if source == "validation":
-            bucket.extend(FitPoint(t.n_params, t.value, exp.name, str(t.number)) for t in exp.top)
+            bucket.extend(FitPoint(t.n_params, t.val_bce, exp.name, str(t.number)) for t in exp.top)
         else:
             bucket.extend(
                 FitPoint(r.n_params, r.test_metrics.get("bce", math.nan), exp.name, str(r.source_trial))
@@ -400,6 +400,7 @@ def _experiment_dict(row: ExperimentRow) -> dict[str, Any]:
             {
                 "trial": t.number,
                 "value": t.value,
+                "val_bce": t.val_bce,
                 "architecture": t.architecture.to_dict(),
                 "n_params": t.n_params,
                 "best_epoch": t.best_epoch,

@@ -36,7 +36,8 @@ class BestTrial:
     """The search's best complete trial of one experiment (lowest validation BCE)."""
 
     number: int  # Optuna trial number in the experiment's study
-    value: float  # best validation BCE: biased low by the search that picked it
+    value: float  # the objective the search minimised: validation BCE, or 1 - ROC-AUC
+    val_bce: float  # its validation BCE whatever the objective: biased low by the search
     architecture: Architecture
     n_params: int
     train_params: dict[str, Any]
@@ -173,14 +174,21 @@ def _usable(t: FrozenTrial) -> bool:
 def _best(t: FrozenTrial) -> BestTrial:
     attrs = t.user_attrs
     best_epoch = attrs.get("best_epoch")
+    metrics = {k: float(v) for k, v in dict(attrs.get("metrics", {})).items()}
+    # the value is the BCE the search saw unless the objective was another (trials from
+    # before the objective was stored ran with val_bce)
+    val_bce = t.value
+    if attrs.get("objective", "val_bce") != "val_bce":
+        val_bce = attrs.get("val_bce", metrics.get("bce", math.nan))
     return BestTrial(
         number=t.number,
         value=float(t.value),  # type: ignore[arg-type]
+        val_bce=float(val_bce),  # type: ignore[arg-type]
         architecture=Architecture.from_dict(attrs["architecture"]),
         n_params=int(attrs["n_params"]),
         train_params=dict(attrs.get("train_params", {})),
         best_epoch=int(best_epoch) if best_epoch else None,
-        val_metrics={k: float(v) for k, v in dict(attrs.get("metrics", {})).items()},
+        val_metrics=metrics,
     )
 
 

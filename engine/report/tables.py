@@ -102,7 +102,7 @@ def config_table(report: ScalingReport) -> list[list[str]]:
                     str(exp.horizon),
                     str(rank),
                     f"#{t.number}",
-                    num(t.value),
+                    num(t.val_bce),
                     t.architecture.label,
                     f"{t.n_params:,}",
                     "n/a" if t.best_epoch is None else str(t.best_epoch),
@@ -276,7 +276,7 @@ def experiments_csv(report: ScalingReport) -> str:
         exp, best = row.result, row.result.best
         cells: list[Any] = [
             exp.name, exp.study_name, exp.budget, exp.horizon, exp.state, exp.n_complete,
-            exp.n_trials, best.number if best else "", best.value if best else "",
+            exp.n_trials, best.number if best else "", best.val_bce if best else "",
             " ".join(str(t.number) for t in exp.top), row.retrain_study or "", len(row.runs),
         ]  # fmt: skip
         for metric in SUMMARY_METRICS:
@@ -293,7 +293,7 @@ def configurations_csv(report: ScalingReport) -> str:
         for rank, t in enumerate(row.result.top, start=1):
             arch = t.architecture.to_dict()
             rows.append(
-                [row.result.name, row.result.horizon, rank, t.number, t.value,
+                [row.result.name, row.result.horizon, rank, t.number, t.val_bce,
                  arch.get("d_model"), arch.get("n_layers"), arch.get("n_heads"),
                  arch.get("d_ff"), t.n_params, t.best_epoch]
             )  # fmt: skip

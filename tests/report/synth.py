@@ -100,8 +100,11 @@ class SyntheticCampaign:
         train_params: dict[str, Any] | None = None,
         best_epoch: int = 2,
         threshold: float = 0.3,
+        val_bce: float | None = None,
     ) -> int:
-        """A COMPLETE search trial; returns its trial number."""
+        """A COMPLETE search trial; returns its trial number. `value` is the objective;
+        `val_bce` its validation BCE when the objective is another (1 - ROC-AUC)."""
+        bce = value if val_bce is None else val_bce
         trial = optuna.trial.create_trial(
             value=value,
             user_attrs={
@@ -110,8 +113,10 @@ class SyntheticCampaign:
                 "train_params": {"epochs": 3, "batch_size": 64}
                 if train_params is None
                 else train_params,
-                "metrics": {"bce": value, "threshold_best_f1": threshold, "roc_auc": 0.55},
+                "metrics": {"bce": bce, "threshold_best_f1": threshold, "roc_auc": 0.55},
                 "best_epoch": best_epoch,
+                "val_bce": bce,
+                "objective": "val_bce" if val_bce is None else "val_auc",
             },
         )
         sid = self.storage.get_study_id_from_name(self.study_name(exp))

@@ -58,6 +58,23 @@ def test_tables_show_trial_numbers_and_mean_sd(synthetic: SyntheticCampaign) -> 
     assert tested[0][:3] == ["100K_h1", "3", f"{mean:.4f} ± {sd:.4f}"]
 
 
+def test_the_val_bce_column_is_bce_whatever_the_objective(synthetic: SyntheticCampaign) -> None:
+    """Under objective = "val_auc" a trial's value is 1 - ROC-AUC: the column named
+    validation BCE shows its stored BCE, the ranking still follows the objective."""
+    from engine.model.architecture import Architecture
+
+    exp = synthetic.experiment("100K", 1)
+    arch = Architecture(16, 2, 2, 32)
+    better = synthetic.add_trial(exp, 0.30, 100_000, arch, val_bce=0.612)  # AUC 0.70
+    synthetic.add_trial(exp, 0.45, 100_000, arch, val_bce=0.598)  # AUC 0.55
+    for seed in range(3):  # its retraining is stored already: nothing trains
+        synthetic.add_seed(exp, better, seed, 0.6, 100_000)
+    report = build_report(synthetic.storage, "synth", OPTIONS, load_data=fail)
+    (row,) = config_table(report)
+    assert row[3] == f"#{better}" and row[4] == "0.6120"
+    assert "0.3000" not in " ".join(row)
+
+
 def test_undefined_metrics_are_n_a_and_not_averaged_in(synthetic: SyntheticCampaign) -> None:
     write_power_law_campaign(synthetic, SIZES[:1], lambda n: 0.6)
     report = build_report(synthetic.storage, "synth", OPTIONS, load_data=fail)
