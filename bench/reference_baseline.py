@@ -1,10 +1,16 @@
 """A plain re-implementation of the reference pipeline's model and loop (the baseline).
 
-What the reference did (original-pipeline.md): nn.MultiheadAttention pre-norm layers,
-a sigmoid inside the model then nn.BCELoss, a Dataset that slices one window per
-`__getitem__` and a DataLoader that collates batches, AdamW with default settings,
-gradient clipping, and the loss read back with `.item()` every batch. Same parameter
-count as engine.model.patchtst.PatchTST, so the two do the same arithmetic.
+What the reference did (original-pipeline.md; its src/models/patchtst.py): pre-norm
+layers of nn.MultiheadAttention and a GELU feed-forward, a sigmoid inside the model then
+nn.BCELoss, a Dataset that slices one window per `__getitem__` and a DataLoader that
+collates batches, AdamW with default settings, gradient clipping, and the loss read back
+with `.item()` every batch. Same parameter count as engine.model.patchtst.PatchTST, so
+the two do the same arithmetic.
+
+Dropout where the reference had it: the embeddings, and per layer the attention weights
+(nn.MultiheadAttention's `dropout`), the feed-forward hidden units and the feed-forward
+output; nothing on the attention branch's output. hpotui's `dropout_sites = "reference"`
+is the same set (engine.model.dropout_sites).
 """
 
 from __future__ import annotations
@@ -21,18 +27,20 @@ class RefLayer(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
         self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
-        self.drop1 = nn.Dropout(dropout)
         self.norm2 = nn.LayerNorm(d_model)
         self.ff = nn.Sequential(
-            nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model)
+            nn.Linear(d_model, d_ff),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_ff, d_model),
+            nn.Dropout(dropout),
         )
-        self.drop2 = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm1(x)
         a, _ = self.attn(h, h, h)
-        x = x + self.drop1(a)
-        out: torch.Tensor = x + self.drop2(self.ff(self.norm2(x)))
+        x = x + a  # the reference: no dropout on the attention output
+        out: torch.Tensor = x + self.ff(self.norm2(x))
         return out
 
 

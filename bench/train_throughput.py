@@ -14,10 +14,18 @@ DataLoader batches) runs in the same process, interleaved with hpotui's step in 
 so both see the same machine load, and the ratio is printed.
 
 On CPU the baseline runs in fp32, as the reference pipeline did, and hpotui runs in fp32
-and, on CPUs with AMX (where `precision = "auto"` trains a bf16 model with fp32 master
-weights), in bf16 too; each MFU is against the matmul peak of its own precision.
-`--precision` runs hpotui in that one. On GPUs everything runs in bf16, the precision of
-the issue's eager figures.
+and, on CPUs with AMX, in bf16 too; each MFU is against the matmul peak of its own
+precision. `--precision` runs hpotui in that one. On GPUs everything runs in bf16, the
+precision of the issue's eager figures.
+
+Equal dropout: hpotui's default `dropout_sites` ("residual": 2 masks per layer) is not
+the reference's (attention weights, feed-forward inner and output: 3 masks per layer, one
+of them on the (B, H, N, N) attention weights), so part of a ratio against the baseline
+is a different regularisation. The `hpotui-refdrop` variant runs hpotui with
+`dropout_sites = "reference"` in the precision of the first hpotui variant, and its line
+and the closing summary give the ratio at equal dropout. (The attention kernel is
+PyTorch's fused one throughout: the per-machine choice of `engine.train.autotune` is
+not applied here.)
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 from reference_baseline import RefPatchTST, RefTrainer, WindowDataset  # noqa: E402
 
 from engine.model.architecture import Architecture  # noqa: E402
+from engine.model.dropout_sites import DEFAULT as RESIDUAL_SITES  # noqa: E402
+from engine.model.dropout_sites import PRESETS  # noqa: E402
 from engine.model.params import count_params, n_patches  # noqa: E402
 from engine.model.patchtst import PatchTST  # noqa: E402
 from engine.train.device import cpu_has_amx, resolve_device, set_threads, split_precision  # noqa: E402
@@ -176,10 +186,11 @@ def _ours(
     dtype: torch.dtype | None,
     graph: bool,
     compile_model: bool,
+    sites: tuple[str, ...] = RESIDUAL_SITES,
 ) -> Callable[[], object]:
     device = windows.device
     with device:  # built in place: the 1.6B model's CPU initialisation takes 16 s here
-        model = PatchTST(arch, N_FEATURES)
+        model = PatchTST(arch, N_FEATURES, dropout_sites=sites)
     model_dtype, dtype = split_precision(device, dtype)  # as the trainer: CPU bf16 model
     model = model.to(model_dtype)
     if compile_model:
@@ -226,9 +237,10 @@ def bench_case(
     args: argparse.Namespace,
     peaks: dict[torch.dtype, float],
     precisions: dict[str, torch.dtype | None],
-) -> None:
+) -> dict[str, float]:
     """`precisions`: variant name -> training dtype, None for fp32 ("baseline" is the
-    reference design, autocast in that dtype)."""
+    reference design, autocast in that dtype; "hpotui-refdrop" hpotui with the reference's
+    dropout sites). Returns each variant's samples/s."""
     features, labels, windows, _ = data
     device = windows.device
     torch.manual_seed(0)
@@ -238,10 +250,13 @@ def bench_case(
         if name == "baseline":
             builders[name] = partial(_baseline, arch, features, labels, batch, device, dtype)
             continue
-        builders[name] = partial(_ours, arch, windows, labels, batch, dtype, False, args.compile)
+        sites = PRESETS["reference"] if name == "hpotui-refdrop" else RESIDUAL_SITES
+        builders[name] = partial(
+            _ours, arch, windows, labels, batch, dtype, False, args.compile, sites
+        )
         if args.cuda_graph and device.type == "cuda":
             builders[f"{name}+graph"] = partial(
-                _ours, arch, windows, labels, batch, dtype, True, args.compile
+                _ours, arch, windows, labels, batch, dtype, True, args.compile, sites
             )
             dtypes[f"{name}+graph"] = dtype
     setup: dict[str, tuple[float, int]] = {}
@@ -272,10 +287,12 @@ def bench_case(
     }
     n_train = int(0.7 * len(labels))
     base_sps = None
+    rates: dict[str, float] = {}
     for name, samples in times.items():
         dtype = dtypes[name] or torch.float32
         step_s = statistics.median(samples)
         sps = batch / step_s
+        rates[name] = sps
         mfu, own_mfu = flops * sps / peaks[dtype], flops * sps / own_peaks[dtype]
         spent, warm = setup[name]
         overhead = max(0.0, spent - warm * step_s)  # compile / capture / first-call cost
@@ -288,11 +305,13 @@ def bench_case(
         if name == "baseline":
             base_sps = sps
         elif base_sps:
-            line += f"  x{sps / base_sps:.2f} baseline"
+            equal = " (equal dropout)" if name.startswith("hpotui-refdrop") else ""
+            line += f"  x{sps / base_sps:.2f} baseline{equal}"
         if name != "baseline":  # a 50-epoch trial on the embedded data, setup included
             total = 50 * (n_train // batch) * batch
             line += f"  50-epoch {total / (total / sps + overhead):,.0f} samples/s"
         print(line, flush=True)
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         dtype = None if args.precision == "fp32" else bf16
         precisions = {"baseline": dtype, "hpotui": dtype}
+    precisions["hpotui-refdrop"] = precisions["hpotui"]  # equal dropout, equal precision
     if args.no_baseline:
         precisions.pop("baseline")
     cases = GPU_CASES if device.type == "cuda" else CPU_CASES
@@ -349,11 +369,19 @@ def main(argv: list[str] | None = None) -> int:
         f"device {name}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
         f"data: {data[3]}, {len(data[1])} windows; matmul peak GFLOP/s: {shown}"
     )
+    summary = []
     for shape, batch in cases:
         arch = Architecture(*shape)
         params = count_params(arch, N_FEATURES)
         print(f"-- {arch.label} ({params / 1e6:.2f}M params)", flush=True)
-        bench_case(arch, batch, data, args, peaks, precisions)
+        rates = bench_case(arch, batch, data, args, peaks, precisions)
+        if "baseline" in rates:
+            summary.append(
+                f"{arch.label} b{batch}: x{rates['hpotui'] / rates['baseline']:.2f} "
+                f"(equal dropout x{rates['hpotui-refdrop'] / rates['baseline']:.2f})"
+            )
+    if summary:
+        print("hpotui/reference samples/s: " + "; ".join(summary))
     print(f"total {time.perf_counter() - started:.0f}s")
     return 0
 

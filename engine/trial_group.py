@@ -195,7 +195,12 @@ def _train_members(
 
     try:
         device = worker.device or cfg.device
-        options = RunOptions(device=device, precision=cfg.precision, threads=worker.threads)
+        options = RunOptions(
+            device=device,
+            precision=cfg.precision,
+            threads=worker.threads,
+            dropout_sites=cfg.dropout_sites,
+        )
         train_group(
             inputs[0][0],
             [params for _, _, params in inputs],

@@ -252,6 +252,7 @@ class Worker:
                 threads=self.threads,
                 memory_limit_bytes=self.memory_limit,
                 objective=cfg.objective,
+                dropout_sites=cfg.dropout_sites,
             )
             arch, _, params = inputs
             result = train_trial(
@@ -290,6 +291,9 @@ class Worker:
             ("val_auc", metrics.get("roc_auc", math.nan)),
             ("objective", cfg.objective),
             ("normalization", cfg.data.normalization),
+            ("dropout_sites", list(cfg.dropout_sites)),
+            # precision, attention kernel, threads and the step times that chose them
+            ("run_choice", result.extra.get("run_choice")),
         ):
             self.storage.set_trial_user_attr(tid, key, v)
         if not math.isfinite(value):

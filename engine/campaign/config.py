@@ -39,6 +39,7 @@ from engine.campaign.toml_lines import KeyPath, locate_keys
 from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
 from engine.errors import UserError
 from engine.model.architecture import GridSpec
+from engine.model.dropout_sites import DEFAULT as DEFAULT_SITES
 from engine.notify.config import NotifySpec
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -348,6 +349,7 @@ def _experiment(
         timeout_s=layer.get("timeout"),
         max_consecutive_failures=layer.get("max_consecutive_failures", 3),
         objective=layer.get("objective", "val_bce"),
+        dropout_sites=layer.get("dropout_sites", DEFAULT_SITES),
     )
 
 

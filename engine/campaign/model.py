@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from engine.dataset.spec import DataSpec
 from engine.model.architecture import GridSpec
+from engine.model.dropout_sites import DEFAULT as DEFAULT_SITES
 from engine.notify.config import NotifySpec
 
 ParamKind = Literal["log_uniform", "uniform", "int", "categorical"]
@@ -78,6 +79,8 @@ class ExperimentConfig:
     max_consecutive_failures: int = 3
     # "val_bce" | "val_auc": what picks the best epoch and trial (docs/model.md)
     objective: Literal["val_bce", "val_auc"] = "val_bce"
+    # where the model applies dropout (engine.model.dropout_sites), resolved to sites
+    dropout_sites: tuple[str, ...] = DEFAULT_SITES
 
     @property
     def horizon(self) -> int:
@@ -113,6 +116,8 @@ class ExperimentConfig:
             timeout_s=d.get("timeout_s"),
             max_consecutive_failures=int(d.get("max_consecutive_failures", 3)),
             objective=d.get("objective", "val_bce"),  # studies from before it: BCE
+            # studies from before the option ran the residual sites
+            dropout_sites=tuple(d.get("dropout_sites", DEFAULT_SITES)),
         )
 
 

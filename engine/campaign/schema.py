@@ -140,6 +140,20 @@ def workers(value: Any) -> int | str:
     return value
 
 
+def dropout_sites(value: Any) -> tuple[str, ...]:
+    """`dropout_sites`: a preset ("residual", "reference") or a list of site names."""
+    from engine.model.dropout_sites import PRESETS, SITES, parse_sites
+
+    try:
+        return parse_sites(value)
+    except ValueError as error:
+        words = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        known = PRESETS if isinstance(value, str) else SITES
+        bad = [w for w in words if isinstance(w, str) and w not in known]
+        guess = nearest(bad[0], known) if bad else None
+        raise Invalid(str(error) + (f" (did you mean {guess!r}?)" if guess else "")) from None
+
+
 def fuse(value: Any) -> int | str:
     """`fuse`: "auto" or how many same-architecture trials train as one model."""
     if value == "auto":
@@ -253,6 +267,7 @@ EXPERIMENT: dict[str, Check] = {
     "timeout": duration,
     "max_consecutive_failures": integer(1),
     "objective": choice("val_bce", "val_auc"),
+    "dropout_sites": dropout_sites,
 }
 
 # Tables inside an experiment, merged key by key from defaults to grid to experiment.

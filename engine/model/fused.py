@@ -6,7 +6,8 @@ than K runs one after another (HFTA, MLSys 2021). Here:
 - every parameter of `PatchTST` is stacked to (K, *its shape), under the same name; the
   linear layers become batched matmuls over the trial axis, attention runs over
   (trials x samples) x heads, LayerNorm normalises without affine and then applies each
-  trial's own weight and bias, and each trial has its own dropout rate;
+  trial's own weight and bias, and each trial has its own dropout rate (at the
+  group's one set of `dropout_sites`);
 - the stacked parameters are views into one (K, row) buffer, row k holding trial k's
   parameters (decayed ones first: `decay_columns`), so the optimizer clips, decays and
   steps each trial's row with that trial's own settings in a few whole-buffer ops
@@ -27,7 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.model.architecture import Architecture
-from engine.model.patchtst import PatchTST, _paired_attention, _sdpa
+from engine.model.patchtst import (
+    PatchTST,
+    _math_attention,
+    _paired_attention,
+    _sdpa,
+    _split_heads,
+)
 
 _ALIGN = 16  # elements: each parameter's slice of a row starts on a 64-byte boundary
 
@@ -44,6 +51,7 @@ class FusedPatchTST(nn.Module):
         self.patch_len = template.patch_len
         self.stride = template.stride
         self.n_patches = template.n_patches
+        self.dropout_sites = template.dropout_sites
         shapes = {name: tuple(t.shape) for name, t in template.state_dict().items()}
         self.names = names
         self.shapes = [shapes[n] for n in names]
@@ -77,11 +85,20 @@ class FusedPatchTST(nn.Module):
         """The fused model of `models` (same architecture and data shape, one dtype)."""
         first = models[0]
         if any(
-            (m.arch, m.n_features, m.context_len, m.patch_len, m.stride)
-            != (first.arch, first.n_features, first.context_len, first.patch_len, first.stride)
+            (m.arch, m.n_features, m.context_len, m.patch_len, m.stride, m.dropout_sites)
+            != (
+                first.arch,
+                first.n_features,
+                first.context_len,
+                first.patch_len,
+                first.stride,
+                first.dropout_sites,
+            )
             for m in models
         ):
-            raise ValueError("fused trials need one architecture and one data shape")
+            raise ValueError(
+                "fused trials need one architecture, one data shape and one dropout_sites"
+            )
         states = [m.state_dict() for m in models]
         shapes = {name: tuple(t.shape) for name, t in states[0].items()}
         # decayed parameters (matrices, the positional embedding) first
@@ -159,7 +176,8 @@ class FusedPatchTST(nn.Module):
         patches = x.unfold(2, self.patch_len, self.stride)  # (K, B, N, F, P)
         patches = patches.reshape(k, b * n, f * self.patch_len)  # (K, B*N, F*P)
         z = self._linear("embed", patches).view(k, b, n, d) + self._p("pos")  # (K, B, N, D)
-        z = self._dropout_add(None, z, self.dropout)
+        if "embedding" in self.dropout_sites:
+            z = self._dropout_add(None, z, self.dropout)
         for i in range(self.arch.n_layers):
             z = self._layer(i, z)
         z = self._norm("norm", z).reshape(k, b, n * d)  # (K, B, N*D)
@@ -172,16 +190,25 @@ class FusedPatchTST(nn.Module):
         pre = f"layers.{i}."
         qkv = self._linear(pre + "qkv", self._norm(pre + "norm1", x).view(k, b * n, d))
         qkv = qkv.view(k * b, n, 3 * d)  # attention over (trials x samples) x heads
-        if x.device.type == "cpu" and (k * b) % 2 == 0:
+        sites, rates = self.dropout_sites, self.dropout
+        if "attention" in sites and self.training and bool((rates > 0).any()):
+            q, kt, v = _split_heads(qkv, h)  # (K*B, H, N, Dh); weights (K*B, H, N, N)
+            att = _math_attention(
+                q, kt, v, lambda w: self._dropout_add(None, w.view(k, -1), rates).view_as(w)
+            )
+            att = att.transpose(1, 2).reshape(k * b, n, d)  # (K*B, N, D)
+        elif x.device.type == "cpu" and (k * b) % 2 == 0:
             att = _paired_attention(qkv, h)
         else:
             q, kt, v = (t.transpose(1, 2) for t in qkv.view(k * b, n, 3, h, d // h).unbind(2))
             att = _sdpa(q, kt, v).transpose(1, 2).reshape(k * b, n, d)  # (K*B, N, D)
         proj = self._linear(pre + "proj", att.view(k, b * n, d)).view(k, b, n, d)
-        x = self._dropout_add(x, proj, self.dropout)
+        x = self._dropout_add(x, proj, rates) if "attention_out" in sites else x + proj
         inner = F.gelu(self._linear(pre + "ff1", self._norm(pre + "norm2", x).view(k, b * n, d)))
+        if "ffn_inner" in sites:
+            inner = self._dropout_add(None, inner, rates)
         ff = self._linear(pre + "ff2", inner).view(k, b, n, d)
-        return self._dropout_add(x, ff, self.dropout)
+        return self._dropout_add(x, ff, rates) if "ffn_out" in sites else x + ff
 
     def _linear(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """x (K, M, in) -> (K, M, out) with trial k's weight and bias: one bmm.

@@ -154,7 +154,9 @@ def build_report(
             row.note = f"no complete trial yet ({exp.state})"
             continue
         device = options.device or exp.config.device
-        run_options = RunOptions(device=device, precision=exp.config.precision)
+        run_options = RunOptions(
+            device=device, precision=exp.config.precision, dropout_sites=exp.config.dropout_sites
+        )
         try:
             if retraining:
                 if on_step is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from engine.model.dropout_sites import DEFAULT as DEFAULT_SITES
+
 Precision = Literal["auto", "fp32", "bf16"]
 Objective = Literal["val_bce", "val_auc"]
 
@@ -52,6 +54,9 @@ class RunOptions:
     # which validation figure picks the best epoch (and is the trial's value): BCE, or
     # ROC-AUC minimised as 1 - AUC (docs/model.md says why BCE is the default)
     objective: Objective = "val_bce"
+    # where the model applies `dropout` (engine.model.dropout_sites; an experiment's key,
+    # fixed for a study like the objective, so not a TrainParams field)
+    dropout_sites: tuple[str, ...] = DEFAULT_SITES
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

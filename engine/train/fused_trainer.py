@@ -31,8 +31,9 @@ from engine.errors import UserError
 from engine.model.architecture import Architecture
 from engine.model.fused import FusedPatchTST
 from engine.model.patchtst import PatchTST
+from engine.train.autotune import apply_run_choice
 from engine.train.config import RunOptions, TrainParams
-from engine.train.device import seed_everything, set_threads, split_precision, training_dtype
+from engine.train.device import seed_everything, split_precision
 from engine.train.fused_step import FusedAdamW, FusedStep
 from engine.train.metrics import base_rate_bce, classification_metrics
 from engine.train.result import EpochReport, TrainResult, TrialStopped
@@ -77,12 +78,22 @@ class FusedTrainer:
         for name in GROUP_FIELDS:
             if len({getattr(p, name) for p in params}) > 1:
                 raise UserError(f"fused trials must share {name}", where=name)
-        set_threads(options.threads)
         self.arch, self.data, self.options = arch, data, options
         self.device = data.device
-        self.dtype = training_dtype(self.device, options.precision)
-        model_dtype, self.autocast = split_precision(self.device, self.dtype)
         spec = data.spec
+        # timed as the solo model at K x the batch: the rows a fused step computes
+        self.run_choice = apply_run_choice(
+            arch,
+            data.n_features,
+            len(params) * min(params[0].batch_size, len(data.train)),
+            self.device,
+            options,
+            context_len=spec.context_len,
+            patch_len=spec.patch_len,
+            stride=spec.stride,
+        )
+        self.dtype = self.run_choice.dtype
+        model_dtype, self.autocast = split_precision(self.device, self.dtype)
         solos: list[PatchTST] = []
         for p in params:  # each member initialised exactly as its solo trial would be
             seed_everything(p.seed)
@@ -96,6 +107,7 @@ class FusedTrainer:
                         stride=spec.stride,
                         dropout=p.dropout,
                         head_dropout=p.head_dropout,
+                        dropout_sites=options.dropout_sites,
                     ).to(self.device, model_dtype)
                 )
         self.template = solos[0]
@@ -315,6 +327,7 @@ class FusedTrainer:
                 "params": member.params.to_dict(),
                 "options": self.options.to_dict(),
                 "precision": "fp32" if self.dtype is None else str(self.dtype).split(".")[-1],
+                "run_choice": self.run_choice.to_dict(),
                 "batch_size": self.batch_size,
                 "steps_per_epoch": self.steps_per_epoch,
                 "optimizer_steps": self.steps_per_epoch * len(curve),

@@ -39,8 +39,9 @@ from engine.errors import UserError
 from engine.model.architecture import Architecture
 from engine.model.memory import plan_micro_batch
 from engine.model.patchtst import PatchTST
+from engine.train.autotune import apply_run_choice
 from engine.train.config import RunOptions, TrainParams
-from engine.train.device import seed_everything, set_threads, split_precision, training_dtype
+from engine.train.device import seed_everything, split_precision
 from engine.train.metrics import base_rate_bce, classification_metrics
 from engine.train.result import EpochReport, TrainResult, TrialStopped
 from engine.train.schedule import warmup_cosine
@@ -80,14 +81,24 @@ class Trainer:
         options: RunOptions = RunOptions(),
     ) -> None:
         validate_params(params)
-        set_threads(options.threads)
-        seed_everything(params.seed)
         self.arch, self.params, self.data, self.options = arch, params, data, options
         self.device = data.device
-        self.dtype = training_dtype(self.device, options.precision)
+        spec = data.spec
+        # precision, attention kernel and threads: timed once per class on this machine
+        self.run_choice = apply_run_choice(
+            arch,
+            data.n_features,
+            min(params.batch_size, len(data.train)),
+            self.device,
+            options,
+            context_len=spec.context_len,
+            patch_len=spec.patch_len,
+            stride=spec.stride,
+        )
+        seed_everything(params.seed)
+        self.dtype = self.run_choice.dtype
         # bf16 as a bf16 model with fp32 masters in the optimizer (CPU), or as autocast
         model_dtype, self.autocast = split_precision(self.device, self.dtype)
-        spec = data.spec
         # On CUDA the model is built in place: initialising the 1.6B d1024-L128 on the
         # CPU first took 16 s on a 2-core machine. Elsewhere: built on the CPU, moved.
         with self.device if self.device.type == "cuda" else torch.device("cpu"):
@@ -99,6 +110,7 @@ class Trainer:
                 stride=spec.stride,
                 dropout=params.dropout,
                 head_dropout=params.head_dropout,
+                dropout_sites=options.dropout_sites,
             ).to(self.device, model_dtype)
         self.n_params = sum(p.numel() for p in self.model.parameters())
         n_train = len(data.train)
@@ -113,6 +125,7 @@ class Trainer:
             context_len=spec.context_len,
             patch_len=spec.patch_len,
             stride=spec.stride,
+            dropout_sites=options.dropout_sites,
         )
         # Inference keeps no activations for backward: a batch n_layers/2 times the
         # micro-batch needs about what training's saved activations need, and far fewer
@@ -264,6 +277,7 @@ class Trainer:
                 "params": self.params.to_dict(),
                 "options": self.options.to_dict(),
                 "precision": "fp32" if self.dtype is None else str(self.dtype).split(".")[-1],
+                "run_choice": self.run_choice.to_dict(),
                 "batch_size": self.batch_size,
                 "steps_per_epoch": self.steps_per_epoch,
                 "optimizer_steps": self.step.steps,

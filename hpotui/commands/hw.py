@@ -5,7 +5,9 @@
     hpotui hw --watch           a sample every --interval seconds until Ctrl-C
     hpotui hw --watch --json    JSON lines, one per sample
 
-The table also shows what the thermal policy (default thresholds) would decide. Reasons
+The table also shows what the thermal policy (default thresholds) would decide, and the
+run choices measured on this machine (precision, attention kernel, threads per
+architecture class, with the step times that chose them: engine.train.autotune). Reasons
 are printed literally (never read as rich markup: `hpotui[nvidia]` stays whole); the
 nvidia-ml-py install hint only on a machine with an NVIDIA device; campaign process
 figures only for a campaign engine running on this machine (this command's own process
@@ -270,7 +272,39 @@ def render(
         "thermal policy (defaults)",
         f"[{colour}]{decision.state}[/]" + (f" ({escape(reason)})" if reason else ""),
     )
+    for name, value in run_choice_rows():
+        table.add_row(escape(name), escape(value))
     return table
+
+
+def run_choice_rows() -> list[tuple[str, str]]:
+    """The autotune cache as table rows: its file, then one row per architecture class
+    measured on this machine (CPU model and torch version as now)."""
+    from engine.train.run_choice_cache import cache_path, cached_choices, machine
+
+    path = cache_path()
+    here = machine() + " | "
+    choices = cached_choices(path)
+    mine = {
+        k[len(here) :].replace(" | ", " · "): c for k, c in choices.items() if k.startswith(here)
+    }
+    others = len(choices) - len(mine)
+    summary = f"{len(mine)} measured here" if mine else "none yet (timed on first training)"
+    rows = [("run choices", f"{summary}{f', {others} other machines' if others else ''}; {path}")]
+    for key, choice in mine.items():
+        threads = "" if choice.threads is None else f" · {choice.threads} thread(s)"
+        times = "; ".join(
+            f"{stage}: " + ", ".join(f"{label} {ms:,.1f} ms" for label, ms in timed.items())
+            for stage, timed in choice.figures.items()
+        )
+        rows.append(
+            (
+                f"  {key}",
+                f"{choice.precision} · {choice.attention}{threads} "
+                f"(on {choice.measured_on}: {times}; took {choice.cost_s:.1f}s)",
+            )
+        )
+    return rows
 
 
 def _reading(reading: Reading, unit: str = "") -> str:

@@ -85,9 +85,17 @@ def register(sub: Any) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="auto: bf16 on CUDA GPUs and on CPUs with AMX, else fp32",
+        help="auto: the faster of fp32 and bf16, timed once per architecture class on this "
+        "machine (engine.train.autotune); bf16 on CUDA GPUs",
     )
     run_group.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    run_group.add_argument(
+        "--dropout-sites",
+        default="residual",
+        metavar="SITES",
+        help="where dropout applies: residual (default), reference, or site names joined "
+        "by commas (embedding, attention, attention_out, ffn_inner, ffn_out)",
+    )
     run_group.add_argument("--test", action="store_true", help="also evaluate the test split")
     run_group.add_argument("--json", action="store_true", help="print the result as JSON")
     run_group.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr")
@@ -166,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.dataset.build import ensure_dataset
     from engine.dataset.manifest import load_processed
     from engine.dataset.windows import prepare_data
+    from engine.model.dropout_sites import PRESETS, parse_sites
     from engine.model.params import count_params
     from engine.train.config import RunOptions, TrainParams
     from engine.train.device import resolve_device, set_threads
@@ -175,11 +184,17 @@ def run(args: argparse.Namespace) -> int:
 
     spec = data_spec(args)
     params = TrainParams(**{f.name: getattr(args, f.name) for f in fields(TrainParams)})
+    text = args.dropout_sites.strip()
+    try:
+        sites = parse_sites(text if text in PRESETS else [s.strip() for s in text.split(",") if s])
+    except ValueError as error:
+        raise UserError(str(error), where="--dropout-sites") from None
     options = RunOptions(
         device=args.device,
         precision=args.precision,
         threads=args.threads,
         evaluate_test=args.test,
+        dropout_sites=sites,
     )
     device = resolve_device(args.device)
     set_threads(args.threads)
@@ -242,6 +257,13 @@ def format_result(result: Any) -> str:
         f"{result.n_params:,} params, {result.device} {result.extra.get('precision', '')}, "
         f"micro-batch {result.micro_batch}]"
     ]
+    choice = result.extra.get("run_choice")
+    if choice:
+        threads = "" if choice["threads"] is None else f", {choice['threads']} thread(s)"
+        lines.append(
+            f"run choice: {choice['precision']}, {choice['attention']} attention{threads} "
+            f"({choice['source']})"
+        )
     splits = [("validation", result.val_metrics)]
     if result.test_metrics is not None:
         splits.append(("test", result.test_metrics))

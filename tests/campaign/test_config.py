@@ -145,6 +145,26 @@ def test_no_timeout_unless_set(tmp_path: Path) -> None:
     assert campaign.experiments[0].timeout_s is None
 
 
+def test_dropout_sites_a_preset_or_sites_default_residual(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[grid]", '[defaults]\ndropout_sites = "reference"\n\n[grid]')
+    text += (
+        '\n[[experiments]]\nbudget = "10K"\nhorizon = 2\ndropout_sites = ["ffn_out", "attention"]\n'
+    )
+    first, second = load_campaign(write_config(tmp_path, text)).experiments
+    assert first.dropout_sites == ("embedding", "attention", "ffn_inner", "ffn_out")
+    assert second.dropout_sites == ("attention", "ffn_out")  # model order, not the file's
+    stored = json.loads(json.dumps(second.to_dict()))  # as the study keeps it
+    assert ExperimentConfig.from_dict(stored) == second
+    default = load_campaign(write_config(tmp_path, MINIMAL)).experiments[0]
+    assert default.dropout_sites == ("embedding", "attention_out", "ffn_out")
+    old = {k: v for k, v in default.to_dict().items() if k != "dropout_sites"}
+    assert ExperimentConfig.from_dict(old).dropout_sites == default.dropout_sites
+    bad = MINIMAL.replace("[grid]", '[defaults]\ndropout_sites = "refrence"\n\n[grid]')
+    (line,) = errors_of(write_config(tmp_path, bad))
+    assert ":9: defaults.dropout_sites: expected a preset" in line
+    assert "did you mean 'reference'?" in line
+
+
 def test_several_tasks_put_the_task_in_the_name(tmp_path: Path) -> None:
     text = MINIMAL.replace(
         "horizons = [1]", 'horizons = [1]\ntasks = ["threshold_1pct", "threshold_2pct"]'

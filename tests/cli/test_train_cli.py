@@ -102,11 +102,24 @@ def test_training_flags_reach_the_trainer(home: Path, capsys: pytest.CaptureFixt
     assert result["test_metrics"] is None  # no --test: the test split is not looked at
 
 
+def test_dropout_sites_flag_reaches_the_trainer(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = {
+        "reference": ["embedding", "attention", "ffn_inner", "ffn_out"],
+        "ffn_out, attention": ["attention", "ffn_out"],
+    }
+    for flag, expected in sites.items():
+        result = train_json(capsys, "--epochs", "1", "--dropout-sites", flag)
+        assert result["extra"]["options"]["dropout_sites"] == expected
+
+
 def test_text_output_lists_the_metrics(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", *TINY, "--epochs", "1", "--test"]) == 0
     out = capsys.readouterr().out
     assert "validation BCE" in out and "best epoch 1 of 1" in out
     assert re.search(r"params, cpu (fp32|bfloat16), micro-batch", out)  # what it ran in
+    assert re.search(r"run choice: (fp32|bf16), (sdpa|math) attention, 1 thread", out)
     for label in ("ROC-AUC", "PR-AUC", "precision", "recall", "f1", "best F1 on val", "test"):
         assert label in out
 
@@ -121,6 +134,7 @@ def test_text_output_lists_the_metrics(home: Path, capsys: pytest.CaptureFixture
         (["--purge", "0"], "shorter than the horizon"),
         (["--batch-size", "0"], "batch_size must be >= 1"),
         (["--budget", "2M", "--arch-index", "999"], "outside the 2M grid"),
+        (["--dropout-sites", "attention,ffn_iner"], "unknown dropout site 'ffn_iner'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(

@@ -123,3 +123,39 @@ def test_a_study_refuses_a_changed_objective(workspace: Path) -> None:
     plan_experiment(changed, plan)
     with pytest.raises(Exception, match="objective differs"):
         queue.ensure(changed, plan.grids[exp.name], plan.space_keys[exp.name], [])
+
+
+@pytest.mark.parametrize("fuse", [1, 2])
+def test_dropout_sites_reach_training_from_the_config(
+    fuse: int, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dropout_sites` in the TOML builds the models of every trial (solo and fused) and is
+    stored with each trial, with the run choice its training used."""
+    from engine.model.patchtst import PatchTST
+
+    text = (FIXTURES / "micro.toml").read_text()
+    text = text.replace('precision = "fp32"', 'precision = "fp32"\ndropout_sites = "reference"')
+    text = text.replace("n_trials = 4", f"n_trials = 4\nfuse = {fuse}")
+    text = text.replace("forced_extremes = true", "forced_extremes = false")  # one group
+    path = workspace / "sites.toml"
+    path.write_text(text)
+    exp = load_campaign(path).experiments[0]
+    built: list[tuple[str, ...]] = []
+    init = PatchTST.__init__
+
+    def spy(self: PatchTST, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        built.append(self.dropout_sites)
+
+    monkeypatch.setattr(PatchTST, "__init__", spy)
+    queue = _setup(workspace, exp)
+    _worker(queue, []).run()
+    reference = ("embedding", "attention", "ffn_inner", "ffn_out")
+    assert len(built) >= 4 and set(built) == {reference}
+    complete = [t for t in queue.entry(exp.name).trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    for trial in complete:
+        assert trial.user_attrs["dropout_sites"] == list(reference)
+        choice = trial.user_attrs["run_choice"]
+        assert choice["precision"] == "fp32" and choice["source"] == "rule"  # tests: rules
+        assert trial.user_attrs.get("fused_k", 1) == fuse

@@ -1,8 +1,8 @@
 """Peak RSS growth of PatchTST training steps, one forked child per architecture.
 
-argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch[,bf16][,kN]" (bf16: a bf16
-model with fp32 masters, as `precision = "auto"` trains on CPUs with AMX; kN: a fused
-group of N trials, engine.model.fused). Prints one line per
+argv: groups of "d_model,n_layers,n_heads,d_ff,n_features,batch[,bf16][,kN][,ref]" (bf16: a
+bf16 model with fp32 masters, as `precision = "auto"` trains on CPUs with AMX; kN: a fused
+group of N trials, engine.model.fused; ref: `dropout_sites = "reference"`). Prints one line per
 group: the growth in bytes of the child's peak RSS over its RSS before the model existed.
 torch is imported once here and each child is a fresh fork, so every peak is its own.
 """
@@ -30,11 +30,12 @@ def _train(
     steps: int,
     dtype: torch.dtype | None,
     fused: int = 1,
+    sites: str = "residual",
 ) -> None:
     if fused > 1:
         _train_fused(arch, n_features, batch, steps, dtype, fused)
         return
-    model = PatchTST(arch, n_features).to(dtype)  # as the trainer builds it on CPU
+    model = PatchTST(arch, n_features, dropout_sites=sites).to(dtype)  # as the trainer does
     optimizer = build_optimizer(model, 1e-3, 1e-4)
     step = TrainStep(model, optimizer, grad_clip=1.0)
     x = torch.randn(batch, 60, n_features)
@@ -65,12 +66,13 @@ def _measure(
     batch: int,
     dtype: torch.dtype | None,
     fused: int = 1,
+    sites: str = "residual",
 ) -> int:
     torch.manual_seed(0)
     torch.set_num_threads(1)  # the peak does not depend on threads; the wall time does
     _train(Architecture(16, 1, 2, 32), n_features, 8, 2, dtype)  # lazy init of kernels, pools
     before = psutil.Process().memory_info().rss
-    _train(Architecture(d, layers, heads, ff), n_features, batch, 2, dtype, fused)  # 2nd: AdamW
+    _train(Architecture(d, layers, heads, ff), n_features, batch, 2, dtype, fused, sites)  # AdamW
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
 
 
@@ -80,11 +82,13 @@ def main() -> None:
         values = [int(v) for v in fields[:6]]
         dtype = torch.bfloat16 if "bf16" in fields[6:] else None
         fused = next((int(f[1:]) for f in fields[6:] if f.startswith("k")), 1)
+        sites = "reference" if "ref" in fields[6:] else "residual"
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read)
-            os.write(write, str(_measure(*values, dtype=dtype, fused=fused)).encode())
+            peak = _measure(*values, dtype=dtype, fused=fused, sites=sites)
+            os.write(write, str(peak).encode())
             os._exit(0)
         os.close(write)
         with os.fdopen(read) as pipe:

@@ -46,6 +46,26 @@ def test_estimate_within_30_percent_of_measured_rss_peak(precision: str) -> None
         assert 0.7 * peak <= estimate <= 1.3 * peak, (arch.label, estimate, peak)
 
 
+def test_estimate_covers_the_reference_dropout_sites() -> None:
+    """`dropout_sites = "reference"` saves a d_ff-wide mask per layer: its estimate grows,
+    and stays within 30% of the measured peak of such a model."""
+    from engine.model.dropout_sites import PRESETS
+
+    arch, batch = Architecture(128, 8, 4, 512), 512
+    out = subprocess.run(
+        [sys.executable, str(MEASURE), f"128,8,4,512,25,{batch},ref"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        timeout=240,
+    )
+    peak = int(out.stdout.split()[0])
+    estimate = estimate_peak_bytes(arch, 25, batch, dropout_sites=PRESETS["reference"])
+    assert estimate > estimate_peak_bytes(arch, 25, batch)
+    assert 0.7 * peak <= estimate <= 1.3 * peak, (estimate, peak)
+
+
 def test_estimate_grows_with_batch_layers_and_precision() -> None:
     arch = Architecture(128, 4, 4, 512)
     assert estimate_peak_bytes(arch, 25, 64) < estimate_peak_bytes(arch, 25, 128)
