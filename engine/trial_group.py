@@ -75,24 +75,48 @@ def _group_size(
 ) -> tuple[Any, int, dict[str, Any] | None]:
     """(prepared data, K before the trial-count caps, "auto"'s calibration figures)."""
     from engine.model.memory import max_fused_trials
-    from engine.train.device import resolve_device, training_dtype
+    from engine.train.autotune import apply_run_choice
+    from engine.train.device import resolve_device
     from engine.train.fuse_size import choose_fuse
 
     cfg = entry.config
     arch, _, params = trial_inputs(leader.params, cfg, entry.grid)
     device = resolve_device(worker.device or cfg.device)
     data = worker._prepared(entry, device)
-    dtype = training_dtype(device, cfg.precision)
     spec = data.spec
     shape = {"context_len": spec.context_len, "patch_len": spec.patch_len, "stride": spec.stride}
     batch = min(params.batch_size, len(data.train))
+    # the precision, threads and attention kernel a solo trial of it would run with
+    options = _run_options(worker, cfg)
+    dtype = apply_run_choice(arch, data.n_features, batch, device, options, **shape).dtype
+    memory = worker.memory_limit
     if cfg.fuse == "auto":
-        choice = choose_fuse(arch, data.n_features, batch, device, dtype, **shape)
+        choice = choose_fuse(arch, data.n_features, batch, device, dtype, available=memory, **shape)
         return data, choice.k, choice.to_dict()
     bound = max_fused_trials(
-        arch, data.n_features, batch, device, cap=int(cfg.fuse), dtype=dtype or _fp32(), **shape
+        arch,
+        data.n_features,
+        batch,
+        device,
+        cap=int(cfg.fuse),
+        available=memory,
+        dtype=dtype or _fp32(),
+        **shape,
     )
     return data, max(1, bound), None
+
+
+def _run_options(worker: Worker, cfg: Any) -> Any:
+    """How the group's trials run on this worker (as `Worker._train`'s options)."""
+    from engine.train.config import RunOptions
+
+    return RunOptions(
+        device=worker.device or cfg.device,
+        precision=cfg.precision,
+        threads=worker.threads,
+        memory_limit_bytes=worker.memory_limit,
+        dropout_sites=cfg.dropout_sites,
+    )
 
 
 def _fp32() -> Any:
@@ -166,7 +190,6 @@ def _train_members(
 ) -> None:
     """Train the group as one model; each member is announced, recorded per epoch and
     settled exactly as a solo trial (`engine.trial_lifecycle`) as soon as it leaves."""
-    from engine.train.config import RunOptions
     from engine.train.fused_trainer import train_group
 
     cfg, storage = entry.config, worker.storage
@@ -194,13 +217,7 @@ def _train_members(
         lifecycle.finished(worker, entry, trials[i], outcome, inputs[i], start, started)
 
     try:
-        device = worker.device or cfg.device
-        options = RunOptions(
-            device=device,
-            precision=cfg.precision,
-            threads=worker.threads,
-            dropout_sites=cfg.dropout_sites,
-        )
+        options = _run_options(worker, cfg)
         train_group(
             inputs[0][0],
             [params for _, _, params in inputs],

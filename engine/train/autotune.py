@@ -84,7 +84,8 @@ def arch_class(arch: Architecture, batch: int, patches: int) -> str:
     )
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
+    """The device as a cache key names it: the GPU's model on CUDA, else its type."""
     if device.type == "cuda":
         return str(torch.cuda.get_device_name(device))
     return device.type
@@ -174,7 +175,7 @@ def choose_run(
     key = " | ".join(
         (
             cache.machine(),
-            _device_name(device),
+            device_name(device),
             arch_class(arch, batch, patches),
             f"dropout {describe_sites(options.dropout_sites)}",
             f"precision {options.precision}",

@@ -1,7 +1,9 @@
 """How many trials to fuse (`fuse = "auto"`): the memory estimate, then a short timing.
 
-K is chosen per (device, architecture class, batch, precision), once per process
-(`architecture_class`):
+K is chosen per (machine, device, architecture class, batch, precision), once: the answer
+is cached with the run choices of `engine.train.autotune` (`run_choice_cache`, the
+user's cache directory), so the two workers of a campaign, and later campaigns on this
+machine, reuse it instead of timing again (`hpotui hw` lists it). How it is chosen:
 1. the memory estimate gives the largest K <= cap whose fused step fits the device at the
    full batch (`engine.model.memory.max_fused_trials`);
 2. a calibration times a few steps of the one-trial path (`TrainStep`, what `fuse = 1`
@@ -24,7 +26,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -32,6 +35,8 @@ from engine.model.architecture import Architecture
 from engine.model.fused import FusedPatchTST
 from engine.model.memory import max_fused_trials
 from engine.model.patchtst import PatchTST
+from engine.train import run_choice_cache as cache
+from engine.train.autotune import device_name
 from engine.train.device import split_precision
 from engine.train.fused_step import FusedAdamW, FusedStep
 from engine.train.step import TrainStep, build_optimizer
@@ -49,17 +54,31 @@ CALIBRATION_BUDGET_S = 8.0  # a K whose timing would take longer is not tried
 class FuseChoice:
     k: int
     memory_bound: int  # the largest K the memory estimate allows (0: not even 1)
-    step_s: dict[int, float]  # seconds per fused step at each K timed
+    step_s: dict[int, float]  # seconds per step at each K timed (1: the one-trial path)
+    source: str = "measured"  # or "cached": timed before on this machine
+    cost_s: float = 0.0  # wall seconds the timing took
 
     def to_dict(self) -> dict[str, object]:
         return {
             "k": self.k,
             "memory_bound": self.memory_bound,
             "step_s": {str(k): round(v, 5) for k, v in self.step_s.items()},
+            "source": self.source,
+            "cost_s": round(self.cost_s, 3),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FuseChoice:
+        return cls(
+            int(data["k"]),
+            int(data["memory_bound"]),
+            {int(k): float(v) for k, v in dict(data["step_s"]).items()},
+            str(data.get("source", "measured")),
+            float(data.get("cost_s", 0.0)),
+        )
 
-_CHOSEN: dict[tuple[object, ...], FuseChoice] = {}
+
+_CHOSEN: dict[str, FuseChoice] = {}  # this process's answers, by cache key
 
 
 def choose_fuse(
@@ -75,14 +94,23 @@ def choose_fuse(
     stride: int = 5,
     available: int | None = None,
 ) -> FuseChoice:
-    """The K to fuse for this shape on this device (cached for the process); `cap`
-    defaults to `max_auto(device)`."""
+    """The K to fuse for this shape on this device (measured once per machine and class,
+    module docstring), never above what the memory estimate allows now; `cap` defaults
+    to `max_auto(device)`."""
     cap = max_auto(device) if cap is None else cap
-    key: tuple[object, ...] = (str(device), dtype, batch_size, cap, n_features, context_len)
-    key += (patch_len, stride)
-    key += architecture_class(arch)
-    if key in _CHOSEN:
-        return _CHOSEN[key]
+    d_model, layers = architecture_class(arch)
+    key = " | ".join(
+        (
+            cache.machine(),
+            device_name(device),
+            f"d{d_model} L<{2**layers}",
+            f"batch {batch_size}",
+            f"{'fp32' if dtype is None else str(dtype).split('.')[-1]}",
+            f"cap {cap}",
+            f"{n_features} features {context_len}/{patch_len}/{stride}",
+        )
+    )
+    # memory is estimated now, also for a cached choice: free memory may have shrunk
     bound = max_fused_trials(
         arch,
         n_features,
@@ -95,10 +123,37 @@ def choose_fuse(
         patch_len=patch_len,
         stride=stride,
     )
+    choice = _CHOSEN.get(key)
+    if choice is None:
+        path = cache.cache_path()
+        with cache.CacheLock(path):  # the other worker waits, then reads what this one timed
+            stored = cache.read_cache(path).get(cache.FUSE_PREFIX + key)
+            if stored is not None:
+                choice = replace(FuseChoice.from_dict(stored), source="cached")
+            else:
+                shape = (context_len, patch_len, stride)
+                choice = _measure(arch, n_features, batch_size, device, dtype, bound, shape)
+                cache.write_entry(path, cache.FUSE_PREFIX + key, choice.to_dict())
+        _CHOSEN[key] = choice
+    if choice.k > bound:
+        return replace(choice, k=bound, memory_bound=bound)
+    return choice
+
+
+def _measure(
+    arch: Architecture,
+    n_features: int,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    bound: int,
+    shape: tuple[int, int, int],
+) -> FuseChoice:
+    """The timing of the module docstring, up to the memory bound."""
+    started = time.perf_counter()
     times: dict[int, float] = {}
     best = min(1, bound)
     if bound >= 2:
-        shape = (context_len, patch_len, stride)
         times[1] = time_solo_step(arch, n_features, batch_size, device, dtype, shape)
         k = 2
         warmup = WARMUP_STEPS.get(device.type, 2)
@@ -108,9 +163,7 @@ def choose_fuse(
                 break
             best = k
             k *= 2
-    choice = FuseChoice(best, bound, times)
-    _CHOSEN[key] = choice
-    return choice
+    return FuseChoice(best, bound, times, cost_s=time.perf_counter() - started)
 
 
 def max_auto(device: torch.device) -> int:

@@ -24,6 +24,7 @@ from engine import filelock
 from engine.atomic import write_atomic
 
 CACHE_ENV = "HPOTUI_CACHE_DIR"
+FUSE_PREFIX = "fuse | "  # entries of `engine.train.fuse_size` (K for fuse = "auto")
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,11 @@ def read_cache(path: Path) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def write_entry(path: Path, key: str, choice: RunChoice) -> None:
-    memory[key] = choice.to_dict()
+def write_entry(path: Path, key: str, choice: RunChoice | dict[str, Any]) -> None:
+    value = choice if isinstance(choice, dict) else choice.to_dict()
+    memory[key] = value
     entries = read_cache(path)
-    entries[key] = choice.to_dict()
+    entries[key] = value
     text = json.dumps({"version": 1, "entries": dict(sorted(entries.items()))}, indent=1)
     try:
         write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -140,6 +142,21 @@ def write_entry(path: Path, key: str, choice: RunChoice) -> None:
 
 
 def cached_choices(path: Path | None = None) -> dict[str, RunChoice]:
-    """Every cached choice, by key (for `hpotui hw`)."""
+    """Every cached run choice, by key (for `hpotui hw`)."""
     entries = read_cache(path or cache_path())
-    return {key: RunChoice.from_dict(value) for key, value in sorted(entries.items())}
+    return {
+        key: RunChoice.from_dict(value)
+        for key, value in sorted(entries.items())
+        if not key.startswith(FUSE_PREFIX)
+    }
+
+
+def cached_fuse_choices(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Every cached fused-group size (`engine.train.fuse_size.FuseChoice.to_dict`), by key
+    without `FUSE_PREFIX`."""
+    entries = read_cache(path or cache_path())
+    return {
+        key[len(FUSE_PREFIX) :]: value
+        for key, value in sorted(entries.items())
+        if key.startswith(FUSE_PREFIX)
+    }

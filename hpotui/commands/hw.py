@@ -304,6 +304,25 @@ def run_choice_rows() -> list[tuple[str, str]]:
                 f"(on {choice.measured_on}: {times}; took {choice.cost_s:.1f}s)",
             )
         )
+    return rows + fuse_choice_rows(here)
+
+
+def fuse_choice_rows(here: str) -> list[tuple[str, str]]:
+    """The fused-group sizes `fuse = "auto"` measured on this machine, one row a class."""
+    from engine.train.run_choice_cache import cached_fuse_choices
+
+    rows = []
+    for key, choice in cached_fuse_choices().items():
+        if not key.startswith(here):
+            continue
+        steps = ", ".join(f"K={k} {s * 1e3:,.1f} ms" for k, s in dict(choice["step_s"]).items())
+        rows.append(
+            (
+                f"  fuse · {key[len(here) :].replace(' | ', ' · ')}",
+                f"K={choice['k']} (memory allows {choice['memory_bound']}; per step: "
+                f"{steps or 'not timed'}; took {float(choice.get('cost_s', 0)):.1f}s)",
+            )
+        )
     return rows
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -13,7 +15,12 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache() -> None:
+def _fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No answer from an earlier test: an empty cache directory and process memory."""
+    from engine.train import run_choice_cache
+
+    monkeypatch.setenv(run_choice_cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(run_choice_cache, "memory", {})
     fuse_size._CHOSEN.clear()
 
 
@@ -59,10 +66,12 @@ def test_memory_bound_caps_k_and_one_fitting_trial_skips_the_timing(
     monkeypatch.setattr(fuse_size, "max_fused_trials", lambda *a, **kw: 4)
     assert fuse_size.choose_fuse(ARCH, 25, 64, CPU, None).k == 4
     assert asked == [2, 4]
-    fuse_size._CHOSEN.clear()
     monkeypatch.setattr(fuse_size, "max_fused_trials", lambda *a, **kw: 1)
     choice = fuse_size.choose_fuse(ARCH, 25, 64, CPU, None)
-    assert (choice.k, choice.step_s) == (1, {})
+    assert choice.k == 1 and asked == [2, 4]  # the timed answer, cut to memory
+    fuse_size._CHOSEN.clear()
+    choice = fuse_size.choose_fuse(ARCH, 32, 64, CPU, None)  # another shape: not timed
+    assert (choice.k, choice.step_s) == (1, {}) and asked == [2, 4]
 
 
 def test_a_real_calibration_times_the_solo_path_and_groups() -> None:
@@ -87,6 +96,7 @@ def test_each_device_gets_its_cap_and_an_accelerator_may_fill_it(
         return cap
 
     monkeypatch.setattr(fuse_size, "max_fused_trials", memory_bound)
+    monkeypatch.setattr(fuse_size, "device_name", lambda d: f"{d.type} (no such device here)")
     # launch-bound steps: a group of K costs barely more than one trial
     asked = _timed(monkeypatch, 0.010, {k: 0.010 + 0.001 * k for k in (2, 4, 8, 16)})
     choice = fuse_size.choose_fuse(ARCH, 25, 256, torch.device(device), None)
@@ -98,3 +108,31 @@ def test_a_compute_bound_step_is_not_timed_past_the_budget(monkeypatch: pytest.M
     asked = _timed(monkeypatch, 1.2, {2: 1.5, 4: 2.0, 8: 3.0})  # 5 steps x K=2 x 1.2 s > 8 s
     choice = fuse_size.choose_fuse(ARCH, 25, 256, CPU, None)
     assert (choice.k, asked) == (1, [])
+
+
+def test_the_answer_is_cached_for_the_machine_and_bounded_by_memory_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second worker (another process: the process memory is empty) reads the K the
+    first one timed from the cache file instead of timing again; a cached K above what
+    memory allows now is cut to it."""
+    from engine.train import run_choice_cache
+
+    asked = _timed(monkeypatch, 0.1, {2: 0.12, 4: 0.16, 8: 0.24})
+    monkeypatch.setattr(fuse_size, "max_fused_trials", lambda *a, **kw: 8)
+    first = fuse_size.choose_fuse(ARCH, 25, 64, CPU, None)
+    assert (first.k, first.source) == (8, "measured") and asked == [2, 4, 8]
+    (key,) = run_choice_cache.cached_fuse_choices()
+    assert "d16" in key and "batch 64" in key and run_choice_cache.machine() in key
+    assert run_choice_cache.cached_choices() == {}  # not mistaken for a run choice
+    monkeypatch.setattr(run_choice_cache, "memory", {})
+    fuse_size._CHOSEN.clear()
+    monkeypatch.setattr(fuse_size, "max_fused_trials", lambda *a, **kw: 4)
+    again = fuse_size.choose_fuse(ARCH, 25, 64, CPU, None)
+    assert asked == [2, 4, 8]  # not timed again
+    assert (again.k, again.source, again.step_s) == (4, "cached", first.step_s)
+    # `hpotui hw` lists it, as the run choices
+    from hpotui.commands.hw import fuse_choice_rows
+
+    ((name, text),) = fuse_choice_rows(run_choice_cache.machine() + " | ")
+    assert name.startswith("  fuse · cpu · d16") and text.startswith("K=8 (memory allows 8")
