@@ -19,7 +19,8 @@ import os
 import queue
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from optuna.storages import BaseStorage
@@ -154,6 +155,7 @@ class Engine:
         self.known_states: dict[str, str] = {}  # experiment -> stored state last announced
         self.notes: list[tuple[p.LogLevel, str]] = []  # logged right after Hello
         self._last_hw_logged = 0.0
+        self.keeping_awake: Callable[[], bool] | None = None  # the keep-awake hold, if any
         self.local: LocalWorkers | None = None
         self.watcher = TrialWatcher(self.queue, is_local=self._is_local_trial)
         self.handler = CommandHandler(self)
@@ -539,6 +541,8 @@ class Engine:
 
     def _on_sample(self, sample: Any, decision: Any) -> None:
         assert self.local is not None
+        held = self.keeping_awake() if self.keeping_awake is not None else None
+        sample = replace(sample, power=replace(sample.power, keep_awake=held))
         self.channels.emit(p.HardwareSampled(sample=sample.to_dict()))
         event = decision.event()
         if event is not None:
