@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.monitor.keep_awake import KeepAwake
 
     awake = KeepAwake.hold(os.getpid(), f"hpotui campaign {campaign.name} running")
+    engine.keeping_awake = lambda: awake.holding  # shown with each hardware sample
     if awake.holding and awake.command:
         engine.notes.append(("info", f"keeping this machine awake ({awake.command[0]})"))
     try:

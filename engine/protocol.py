@@ -204,7 +204,9 @@ class ExperimentTrials(Event):
 
 @dataclass
 class HardwareSampled(Event):
-    """A monitor sample; `sample` is `engine.monitor.sample.HardwareSample.to_dict()`."""
+    """A monitor sample; `sample` is `engine.monitor.sample.HardwareSample.to_dict()`,
+    its `power` the power state (on battery, Low Power Mode, the engine's keep-awake
+    hold; None = unknown), absent from engines older than it."""
 
     type: ClassVar[str] = "hardware"
     sample: dict[str, Any]

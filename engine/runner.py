@@ -19,7 +19,8 @@ import os
 import queue
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 from optuna.storages import BaseStorage
@@ -155,6 +156,7 @@ class Engine:
         self.known_states: dict[str, str] = {}  # experiment -> stored state last announced
         self.notes: list[tuple[p.LogLevel, str]] = []  # logged right after Hello
         self._last_hw_logged = 0.0
+        self.keeping_awake: Callable[[], bool] | None = None  # the keep-awake hold, if any
         self.local: LocalWorkers | None = None
         self.watcher = TrialWatcher(self.queue, is_local=self._is_local_trial)
         self.handler = CommandHandler(self)
@@ -270,9 +272,7 @@ class Engine:
                 self.notifier.engine_crashed(f"{type(exc).__name__}: {exc}")
                 self.notifier.close()
                 raise
-            # a full disk, outputs made unwritable: stop cleanly
-            exit_code, reason = EXIT_ENVIRONMENT, fault
-            self.channels.emit(p.ErrorRaised(message=fault))
+            exit_code, reason = EXIT_ENVIRONMENT, fault  # disk full, outputs unwritable
         finally:
             if monitor is not None:
                 monitor.stop(timeout=2)
@@ -284,15 +284,21 @@ class Engine:
                 self.local.kill_all()
             if self.hosts is not None and reachable:
                 with contextlib.suppress(StorageUnreachable, OSError):
-                    self.hosts.leave()
-        if exit_code == EXIT_ENVIRONMENT:
-            with contextlib.suppress(OSError):  # where the fault allows: else at restart
-                self.recover()
-        elif reachable:
+                    self.hosts.leave(quiet=exit_code == EXIT_ENVIRONMENT)
+        if exit_code != EXIT_ENVIRONMENT and reachable:
             try:
                 self.final_sweep()
             except StorageUnreachable as error:
                 exit_code, reason = EXIT_STORAGE_UNREACHABLE, str(error)
+            except OSError as error:  # the disk filled up at the very end
+                fault = describe_fault(error)
+                if fault is None:
+                    raise
+                exit_code, reason = EXIT_ENVIRONMENT, fault
+        if exit_code == EXIT_ENVIRONMENT:
+            self.channels.emit(p.ErrorRaised(message=reason))
+            with contextlib.suppress(OSError):  # where the fault allows: else at restart
+                self.recover()
         self.channels.emit(p.Bye(reason=reason, exit_code=exit_code))
         if self.finished_all:
             self.notifier.campaign_done(reason)
@@ -319,6 +325,12 @@ class Engine:
                 continue
             next_check = now + 0.5
             for worker_id, rc in self.local.reap():
+                if rc == EXIT_ENVIRONMENT:  # it could not write: neither can the next one
+                    return EXIT_ENVIRONMENT, self.local.faults.get(worker_id) or (
+                        f"worker {worker_id} stopped: the disk is full or the outputs are "
+                        f"not writable (see {self.dir / 'workers.log'}); fix it, then run "
+                        "the same command again to resume"
+                    )
                 if rc == EXIT_STORAGE_UNREACHABLE:  # not a crash: recovered when reachable
                     self.log("warning", f"worker {worker_id} gave up on the storage")
                     self.recover()
@@ -459,7 +471,9 @@ class Engine:
     def write_outputs(self, experiment: str) -> None:
         try:
             self.outputs.write_experiment(self.queue.entry(experiment))
-        except Exception as exc:  # outputs are derived; never stop the campaign for them
+        except Exception as exc:  # outputs are derived: only a fault of the machine stops
+            if isinstance(exc, OSError) and describe_fault(exc):
+                raise  # disk full, outputs unwritable: one line and exit 3 (run())
             self.log("warning", f"could not write outputs of {experiment}: {exc}")
 
     def send_snapshot(self, *, force: bool = False) -> None:
@@ -540,6 +554,8 @@ class Engine:
 
     def _on_sample(self, sample: Any, decision: Any) -> None:
         assert self.local is not None
+        held = self.keeping_awake() if self.keeping_awake is not None else None
+        sample = replace(sample, power=replace(sample.power, keep_awake=held))
         self.channels.emit(p.HardwareSampled(sample=sample.to_dict()))
         event = decision.event()
         if event is not None:

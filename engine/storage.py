@@ -147,7 +147,7 @@ def check_storage(url: str) -> str | None:
         return _check_file(path, "journal file") or _check_journal_content(path)
     if scheme is not None and scheme.startswith("sqlite"):
         return _check_sqlite(url)
-    return _check_database(url)
+    return _check_port(url) or _check_database(url)
 
 
 def _scheme(url: str) -> str | None:
@@ -224,6 +224,23 @@ def _check_sqlite(url: str) -> str | None:
     return problem
 
 
+_PORT = re.compile(r"^[^:]+://(?:[^@/]*@)?(?:\[[^\]]*\]|[^:/?@]*):([^/?@]+)(?=[/?]|$)")
+
+
+def _check_port(url: str) -> str | None:
+    """A port that is no port, said as such (the driver's words were "connection is
+    bad: invalid port number" or a Python int() error)."""
+    match = _PORT.match(url)
+    if match is None:
+        return None
+    port = match.group(1)
+    if not port.isdigit():
+        return f"storage {mask_url(url)}: port {port!r} is not a number"
+    if not 1 <= int(port) <= 65535:
+        return f"storage {mask_url(url)}: port {port} is out of range (1-65535)"
+    return None
+
+
 def _check_database(url: str) -> str | None:
     """Connect, and prove we may create tables, inside a transaction that is rolled back."""
     import sqlalchemy
@@ -232,7 +249,10 @@ def _check_database(url: str) -> str | None:
     try:
         engine = sqlalchemy.create_engine(_sqlalchemy_url(url), connect_args=_timeout_args(url))
     except ModuleNotFoundError as error:
-        return f"storage {masked}: database driver missing ({error.name}); install hpotui[postgres]"
+        install = (
+            "hpotui[postgres]" if url.startswith("postgres") else "its driver (e.g. mysqlclient)"
+        )
+        return f"storage {masked}: database driver missing ({error.name}); install {install}"
     except Exception as error:
         return f"storage {masked}: not a valid database URL ({_one_line(error)})"
     try:

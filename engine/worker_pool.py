@@ -108,6 +108,7 @@ class Child:
     worker_id: str
     process: subprocess.Popen[bytes]
     stopping: bool = False
+    reader: threading.Thread | None = None  # its event pipe's reader
 
 
 class LocalWorkers:
@@ -142,6 +143,9 @@ class LocalWorkers:
         self._serial = 0
         self.hold = False
         self._readers: list[threading.Thread] = []
+        # worker id -> the line a worker sent (an `ErrorRaised`) before exiting 3: disk
+        # full or outputs unwritable, the reason the engine stops (not an event to show)
+        self.faults: dict[str, str] = {}
 
     def alive(self) -> list[Child]:
         return [c for c in self.children if c.process.poll() is None]
@@ -174,9 +178,13 @@ class LocalWorkers:
             self._control(child, action)
 
     def reap(self) -> list[tuple[str, int]]:
-        """(worker id, exit code) of each child that exited since the last call."""
+        """(worker id, exit code) of each child that exited since the last call; its
+        last event lines (and fault) are read first."""
         done = [c for c in self.children if c.process.poll() is not None]
         self.children = [c for c in self.children if c.process.poll() is None]
+        for child in done:
+            if child.reader is not None:
+                child.reader.join(timeout=2.0)  # it exited: its pipe is at EOF
         return [(c.worker_id, int(c.process.returncode)) for c in done]
 
     def kill_all(self) -> None:
@@ -227,6 +235,7 @@ class LocalWorkers:
         child = Child(worker_id, process)
         self.children.append(child)
         reader = threading.Thread(target=self._read, args=(child,), daemon=True)
+        child.reader = reader
         reader.start()
         self._readers = [r for r in self._readers if r.is_alive()] + [reader]
 
@@ -239,7 +248,14 @@ class LocalWorkers:
 
     def _read(self, child: Child) -> None:
         assert child.process.stdout is not None
-        pump_events(child.process.stdout, child.worker_id, self.on_event)
+
+        def sink(event: p.Event) -> None:
+            if isinstance(event, p.ErrorRaised):
+                self.faults[child.worker_id] = event.message
+            else:
+                self.on_event(event)
+
+        pump_events(child.process.stdout, child.worker_id, sink)
 
     def _control(self, child: Child, action: str) -> None:
         stdin = child.process.stdin
@@ -366,34 +382,34 @@ def main(argv: list[str] | None = None) -> int:
     flags = Flags(orphaned=orphaned, hold=args.hold)
 
     emit = child_process_io(flags)
+    from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
     from engine.fleet.fit import memory_limit_from_env
     from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
     from engine.queue import CampaignQueue
 
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
-    storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
-    use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
-    worker = Worker(
-        storage,
-        args.campaign,
-        worker_id=args.worker_id,
-        emit=emit,
-        flags=flags,
-        threads=args.threads,
-        device=args.device,
-        parallel=args.parallel,
-        salt=args.salt,
-        memory_limit=args.memory_limit or memory_limit_from_env(),
-        lock_path=args.lock,
-    )
-    from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
-
     try:
+        storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
+        use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
+        worker = Worker(
+            storage,
+            args.campaign,
+            worker_id=args.worker_id,
+            emit=emit,
+            flags=flags,
+            threads=args.threads,
+            device=args.device,
+            parallel=args.parallel,
+            salt=args.salt,
+            memory_limit=args.memory_limit or memory_limit_from_env(),
+            lock_path=args.lock,
+        )
         code = run_worker(worker)
-    except OSError as error:  # disk full, outputs unwritable: one line, the engine stops
+    except OSError as error:  # disk full, outputs unwritable: the engine stops with it
         fault = describe_fault(error)
         if fault is None:
             raise
+        emit(p.ErrorRaised(message=fault))  # the line the engine ends with
         with contextlib.suppress(OSError):  # workers.log may be on the full disk
             print(f"worker {args.worker_id}: {fault}", file=sys.stderr)
         code = EXIT_ENVIRONMENT

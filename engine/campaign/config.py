@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.campaign import schema
+from engine.campaign.cross_checks import check_data, check_fuse, check_monitor, check_name
 from engine.campaign.model import (
     Campaign,
     ExperimentConfig,
@@ -44,7 +45,6 @@ from engine.notify.config import NotifySpec
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SYNTAX_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
-_NAME_PARTS = re.compile(r"^(?P<budget>\d+(?:\.\d+)?[KMBG]?)_h(?P<horizon>\d+)(?:_|$)", re.I)
 _DATA_KEYS = (
     "dataset",
     "tier",
@@ -315,15 +315,16 @@ def _experiment(
     name = layer.get("name") or f"{budget}_h{horizon}" + (f"_{task}" if task_in_name else "")
     if not _SAFE_NAME.match(name):
         problems.add((*origin, "name"), f"expected letters, digits, '_', '.' or '-', got {name!r}")
-    _check_name(name, budget, horizon, (*origin, "name"), problems)
+    check_name(name, budget, horizon, (*origin, "name"), problems)
     data = DataSpec(
         **{k: layer.get(k) for k in _DATA_KEYS if k in layer.values},
         labels=LabelSpec(task=task, horizon=horizon, price_basis=layer.get("price_basis", "high")),
         split=SplitSpec(**layer.table("split")),
     )
-    _check_data(data, layer, problems)
+    check_data(data, layer, problems)
     space = tuple(spec for spec, _, _ in layer.params.values() if spec is not None)
     fixed = {n: value for n, (spec, value, _) in layer.params.items() if spec is None}
+    check_fuse(layer, problems)
     sampler = SamplerSpec(**layer.table("sampler"))
     if sampler.kind == "grid":
         for spec in space:
@@ -353,44 +354,6 @@ def _experiment(
     )
 
 
-def _check_name(name: str, budget: str, horizon: int, path: KeyPath, problems: Problems) -> None:
-    """A name that reads "2M_h3" must train budget 2M at horizon 3 (reference failure 3)."""
-    match = _NAME_PARTS.match(name)
-    if not match:
-        return
-    if int(match["horizon"]) != horizon:
-        problems.add(
-            path, f"name {name!r} says horizon {match['horizon']} but horizon is {horizon}"
-        )
-    if match["budget"].upper() != budget.upper():
-        problems.add(path, f"name {name!r} says budget {match['budget']} but budget is {budget}")
-
-
-def _check_data(data: DataSpec, layer: _Layer, problems: Problems) -> None:
-    def where(key: str, table: str | None = None) -> KeyPath:
-        source = layer.tables.get(table, {}) if table else layer.values
-        return source[key][1] if key in source else ()
-
-    if data.patch_len > data.context_len:
-        problems.add(
-            where("patch_len"),
-            f"expected patch_len <= context_len ({data.context_len}), got {data.patch_len}",
-        )
-    split = data.split
-    if split.val_fraction + split.test_fraction >= 1:
-        problems.add(
-            where("val_fraction", "split") or where("test_fraction", "split"),
-            "expected val_fraction + test_fraction < 1 (training needs rows), got "
-            f"{split.val_fraction:g} + {split.test_fraction:g}",
-        )
-    if split.purge is not None and split.purge < data.labels.horizon:
-        problems.add(
-            where("purge", "split"),
-            f"expected purge >= the horizon ({data.labels.horizon}) so no label crosses a split "
-            f"boundary, got {split.purge}",
-        )
-
-
 def _grid(layer: _Layer) -> GridSpec:
     table = layer.table("architecture")
     known = {f.name for f in fields(GridSpec)}
@@ -416,9 +379,5 @@ def _ordered(
 def _monitor(table: Any, problems: Problems) -> MonitorSpec:
     values = _check_table(table, ("monitor",), schema.MONITOR, problems)
     monitor = MonitorSpec(**values)
-    if monitor.warning_c >= monitor.critical_c:
-        problems.add(
-            ("monitor", "warning_c"),
-            f"expected warning_c < critical_c, got {monitor.warning_c:g} >= {monitor.critical_c:g}",
-        )
+    check_monitor(monitor, values, problems)
     return monitor

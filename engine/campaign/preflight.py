@@ -24,8 +24,10 @@ import pandas as pd
 import torch
 
 from engine import journal_check, paths
+from engine.campaign.causes import grid_cause, split_cause
 from engine.campaign.config import Locations, load_located
 from engine.campaign.model import Campaign, ExperimentConfig
+from engine.campaign.problems import KeyProblems
 from engine.campaign.space_checks import dead_ranges, values_of
 from engine.dataset.spec import DataSpec
 from engine.dataset.splits import SplitFacts
@@ -113,37 +115,40 @@ def _check_places(
 ) -> None:
     report.lines.append(f"campaign {campaign.name}: {len(campaign.experiments)} experiment(s)")
     report.lines.append(f"storage: {mask_url(url)}")
-    problem = check_storage(url)
-    if problem:
-        report.problem(UserError(problem, where=storage_where))
-    elif is_journal(url) and journal_path(url).is_file():
-        _check_journal(journal_path(url), report)
     folder = paths.outputs_dir() / campaign.name
+    outputs = _outputs_problem(folder, min_free)
+    problem = check_storage(url)
+    inside = is_journal(url) and journal_path(url).is_relative_to(folder)
+    if problem and not (outputs and inside):  # else the outputs' line says it, once
+        report.problem(UserError(problem, where=storage_where))
+    elif not problem and is_journal(url) and journal_path(url).is_file():
+        _check_journal(journal_path(url), report)
+    report.lines.append(f"outputs: {folder}")
+    if outputs:
+        report.problem(outputs)
+
+
+def _outputs_problem(folder: Path, min_free: int) -> UserError | None:
+    """Why `outputs/<campaign>/` cannot be written, if it cannot."""
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
-    report.lines.append(f"outputs: {folder}")
     if existing.exists() and not existing.is_dir():
-        report.problem(UserError(f"{existing} is a file, expected a folder", where="outputs"))
-        return
+        return UserError(f"{existing} is a file, expected a folder", where="outputs")
     if not os.access(existing, os.W_OK | os.X_OK):
-        report.problem(
-            UserError(
-                f"{existing} is not writable, so {folder} cannot be written",
-                where="outputs",
-                hint="fix its permissions or set $HPOTUI_HOME to a writable workspace",
-            )
+        return UserError(
+            f"{existing} is not writable, so {folder} cannot be written",
+            where="outputs",
+            hint="fix its permissions or set $HPOTUI_HOME to a writable workspace",
         )
-        return
     free = shutil.disk_usage(existing).free
     if free < min_free:
-        report.problem(
-            UserError(
-                f"only {_size(free)} free on the disk of {existing}, need {_size(min_free)}",
-                where="outputs",
-                hint="free some disk space",
-            )
+        return UserError(
+            f"only {_size(free)} free on the disk of {existing}, need {_size(min_free)}",
+            where="outputs",
+            hint="free some disk space",
         )
+    return None
 
 
 def _check_journal(path: Path, report: PreflightReport) -> None:
@@ -174,14 +179,16 @@ class _Checker:
         self.split_owner: dict[DataSpec, str] = {}  # the first experiment of each data spec
         self.dead: dict[str, list[str]] = {}  # dead-range warning -> experiments
         self.devices: dict[str, torch.device | UserError] = {}
-        self.failed: dict[tuple[str, str], list[str]] = {}
+        self.failed = KeyProblems(len(campaign.experiments))
+        self.data_failed: dict[str, str] = {}  # experiment -> the key its data check named
 
     def fail(self, experiment: str, key: str, error: UserError | str) -> None:
         """Record a problem at the config line of `key` of `experiment`.
 
         The error's own `where` is kept only when it adds something (a dataset's name);
         one that just names the key again ("split.min_val_windows", "budget") is dropped.
-        The same problem of several experiments is one line naming them all.
+        The problem of several experiments at one key is one line naming them all: the
+        key is what the user changes, once (`flush`).
         """
         if self.locations is None:
             where, dotted = str(self.campaign.path), key
@@ -194,14 +201,12 @@ class _Checker:
             text = message + (f" ({error.hint})" if error.hint else "")
         else:
             text = error
-        self.failed.setdefault((f"{where}: {dotted}", text), []).append(experiment)
+        self.failed.add(f"{where}: {dotted}", experiment, text)
 
     def flush(self) -> None:
-        """Turn the recorded problems into the report's errors, one line each."""
-        total = len(self.campaign.experiments)
-        for (where, text), names in self.failed.items():
-            which = f"all {total} experiments" if len(names) == total > 1 else ", ".join(names)
-            self.report.problem(UserError(f"{text} [{which}]", where=where))
+        """Turn the recorded problems into the report's errors, one line per key."""
+        for error in self.failed.errors():
+            self.report.problem(error)
         for text, names in self.dead.items():
             self.report.warnings.append(f"{', '.join(names)}: {text}")
 
@@ -212,7 +217,10 @@ class _Checker:
         if facts is not None:  # one warning per dead range, naming its experiments
             for text in dead_ranges(exp, facts.get("train").size):
                 self.dead.setdefault(text, []).append(exp.name)
-        grid = self.grid(exp, n_features) if n_features else None
+        # a context longer than the data also leaves no architecture within the budget
+        # (the head grows with it): said once, at context_len
+        shape_failed = self.data_failed.get(exp.name) == "context_len"
+        grid = self.grid(exp, n_features) if n_features and not shape_failed else None
         device = self.device(exp)
         if grid and device is not None and n_features:
             self.memory(exp, grid, n_features, device)
@@ -264,16 +272,13 @@ class _Checker:
         found = self.splits[exp.data]
         if isinstance(found, UserError):
             key = _split_key(found)
-            if key == "split.min_val_windows" and self._cause_is(exp, "split.val_fraction", key):
-                # the user changed val_fraction, not the minimum: name what they changed
-                key, found = (
-                    "split.val_fraction",
-                    UserError(
-                        f"val_fraction {exp.data.split.val_fraction} leaves fewer validation "
-                        f"windows than split.min_val_windows ({exp.data.split.min_val_windows})",
-                        hint="raise split.val_fraction, or lower split.min_val_windows",
-                    ),
+            if self.locations is not None:  # a key the user set may be why: name it
+                locations = self.locations
+                cause = split_cause(
+                    key, exp.data, len(frame), lambda k: locations.written(exp.name, k)
                 )
+                key, found = cause or (key, found)
+            self.data_failed[exp.name] = key
             self.fail(exp.name, key, found)
             return None
         if not first:  # same data spec: same facts, said once
@@ -307,13 +312,6 @@ class _Checker:
             self.fail(exp.name, "tier", error)
             return 0
 
-    def _cause_is(self, exp: ExperimentConfig, cause: str, instead_of: str) -> bool:
-        """Did the file set `cause` but not `instead_of` for `exp`?"""
-        if self.locations is None:
-            return False
-        written = self.locations.written
-        return written(exp.name, cause) and not written(exp.name, instead_of)
-
     def grid(self, exp: ExperimentConfig, n_features: int) -> list[Any] | None:
         from engine.model.grid import architecture_grid, extremes, format_count
 
@@ -337,7 +335,12 @@ class _Checker:
                 exp.budget, n_features, exp.grid, data.context_len, data.patch_len, data.stride
             )
         except UserError as error:
-            self.fail(exp.name, "budget", error)
+            found: tuple[str, UserError] = ("budget", error)
+            if self.locations is not None:  # a value list the user set may be why
+                locations = self.locations
+                written = lambda k: locations.written(exp.name, k)  # noqa: E731
+                found = grid_cause(exp, n_features, error, written) or found
+            self.fail(exp.name, *found)
             return None
         edges = extremes(grid, exp.budget)
         self.report.lines.append(

@@ -230,8 +230,24 @@ def ensure_dataset(name: str, tier: str, version: int) -> ProcessedEntry:
             where=f"dataset {entry.key}",
             hint=f"run `{command} --force`",
         )
+    where = f"dataset {name}/{tier}/v{version}"
     if manifest.find_raw(name) is None:
         command = f"hpotui data import FILE --ticker {name}` (or `hpotui data fetch {name}`), then `{command}"
-    raise UserError(
-        "is not built", where=f"dataset {name}/{tier}/v{version}", hint=f"run `{command}`"
-    )
+        guess = _known_like(name)
+        if guess is not None:  # a typo of a dataset we have, not a dataset to import
+            raise UserError(
+                f"no such dataset (did you mean {guess}?)",
+                where=where,
+                hint=f"a new dataset: run `{command}`",
+            )
+    raise UserError("is not built", where=where, hint=f"run `{command}`")
+
+
+def _known_like(name: str) -> str | None:
+    """The known dataset (embedded, imported or built) `name` is likely a typo of."""
+    import difflib
+
+    known = set(SAMPLES) | {e.name for e in manifest.raw_entries()}
+    known |= {e.name for e in manifest.processed_entries()}
+    found = difflib.get_close_matches(name, sorted(known - {name}), n=1, cutoff=0.6)
+    return found[0] if found else None

@@ -144,10 +144,19 @@ def split_days(n_rows: int, spec: DataSpec) -> dict[str, np.ndarray]:
         raise UserError(f"context_len must be >= 1, got {context}", where="data.context_len")
     first_day = context - 1
     n_windows = n_rows - horizon - first_day  # last day with a complete future: n-1-h
-    if n_windows < 1:
+    if n_windows < 1:  # named after the longer of the two: the one to shorten
+        if horizon >= context:
+            raise UserError(
+                f"horizon {horizon} is longer than the data: {n_rows} rows hold no window "
+                f"of context {context} followed by {horizon} rows to label it",
+                where="labels.horizon",
+                hint=f"use a horizon of at most {max(1, n_rows - context)}",
+            )
         raise UserError(
-            f"{n_rows} rows are too few for context {context} and horizon {horizon}",
-            where="data",
+            f"context_len {context} is longer than the data: {n_rows} rows hold no window "
+            f"of context {context} followed by {horizon} rows to label it",
+            where="data.context_len",
+            hint=f"use a context_len of at most {max(1, n_rows - horizon)}",
         )
     positions = split_positions(n_windows, spec.split, horizon, context)
     n_val = len(positions["val"])

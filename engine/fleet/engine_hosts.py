@@ -95,12 +95,15 @@ class EngineHosts:
             self._shown = shown
             self.engine.channels.emit(p.HostsChanged(hosts=self.views))
 
-    def leave(self) -> None:
-        """Our record says we exited (best effort: a lost database ages it to lost)."""
+    def leave(self, *, quiet: bool = False) -> None:
+        """Our record says we exited (best effort: a lost database ages it to lost).
+        `quiet`: the run stops for a fault already reported (disk full), which this
+        write would only repeat."""
         try:
             self.control.publish(self._record("exited"), force=True)
         except Exception as error:
-            self.engine.log("warning", f"could not record this host as exited: {error}")
+            if not quiet:
+                self.engine.log("warning", f"could not record this host as exited: {error}")
 
     # ---------------------------------------------------------------- queries
 

@@ -101,7 +101,7 @@ def architecture_grid(
         if n is not None
     )
     raise UserError(
-        f"no architecture within ±{spec.tolerance:.0%} of budget {budget} "
+        f"no architecture within ±{spec.tolerance * 100:g}% of budget {budget} "
         f"({format_count(target)} parameters, {n_features} features); "
         f"nearest achievable: {nearest or 'none'}",
         where="budget",

@@ -1,4 +1,4 @@
-"""Keep the machine awake while a campaign runs, and say when its power state slows it.
+"""Keep the machine awake while a campaign runs.
 
 The research this tool serves lost a 12-fold slowdown to macOS background throttling and
 sleep during multi-day runs. While an engine runs:
@@ -9,19 +9,17 @@ sleep during multi-day runs. While an engine runs:
   when systemd-inhibit is installed (optional: without logind it exits at once, harmless).
 - Elsewhere: nothing.
 
-Low Power Mode and running on battery (both slow a Mac down) are read from `pmset -g`
-and `pmset -g batt` by the pure parsers below and shown by `hpotui hw`.
+Whether the hold is on travels in every hardware sample (`PowerState.keep_awake`, set
+by the engine), beside on-battery and Low Power Mode (engine/monitor/power.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 STARTUP_CHECK_S = 0.5
 
@@ -87,50 +85,3 @@ class KeepAwake:
             self.process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
-
-
-@dataclass(frozen=True)
-class PowerState:
-    """What slows a Mac down beyond heat; None = not said (not a Mac, or not printed)."""
-
-    low_power_mode: bool | None = None
-    on_battery: bool | None = None
-
-    def words(self) -> str:
-        parts = []
-        if self.on_battery is not None:
-            parts.append("on battery" if self.on_battery else "on AC power")
-        if self.low_power_mode is not None:
-            parts.append(f"Low Power Mode {'on' if self.low_power_mode else 'off'}")
-        return ", ".join(parts) or "unknown"
-
-
-_LOW_POWER = re.compile(r"^\s*(?:lowpowermode|powermode)\s+(\d+)\s*$", re.MULTILINE)
-_DRAWING = re.compile(r"Now drawing from '([^']+)'")
-
-
-def parse_power_state(pmset_g: str, pmset_batt: str) -> PowerState:
-    """`pmset -g` ("lowpowermode 1"; newer macOS: "powermode 1") and `pmset -g batt`
-    ("Now drawing from 'Battery Power'")."""
-    low = _LOW_POWER.search(pmset_g)
-    drawing = _DRAWING.search(pmset_batt)
-    return PowerState(
-        low_power_mode=None if low is None else int(low.group(1)) != 0,
-        on_battery=None if drawing is None else drawing.group(1).strip() == "Battery Power",
-    )
-
-
-def read_power_state(
-    run: Callable[[list[str]], tuple[int, str]], platform: str = sys.platform
-) -> PowerState | None:
-    """The Mac's power state through `run` (argv -> (code, stdout)); None elsewhere."""
-    if platform != "darwin":
-        return None
-    outputs = []
-    for argv in (["pmset", "-g"], ["pmset", "-g", "batt"]):
-        try:
-            code, out = run(argv)
-        except OSError:
-            code, out = 1, ""
-        outputs.append(out if code == 0 else "")
-    return parse_power_state(*outputs)

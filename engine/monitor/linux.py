@@ -5,6 +5,9 @@ sysfs root is not the real one, as in tests), `/sys/class/thermal/thermal_zone*`
 `/sys/class/hwmon/hwmon*/temp*_input` are read directly, so an unreadable sensor is
 reported with its error instead of silently skipped. A machine (VM, container) with
 neither reports `temperature_max_c` unavailable: "no sensor exposed".
+
+On battery: `/sys/class/power_supply` under the same root, at most every `POWER_EVERY_S`
+(engine/monitor/power.py); Linux has no Low Power Mode.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from engine.monitor.nvidia import NvmlGpus
+from engine.monitor.power import PowerReader, read_linux_power
 from engine.monitor.probe import Probe
 from engine.monitor.sample import HardwareSample, Reading
 from engine.monitor.system import SystemReader, celsius, max_temperature
@@ -75,6 +79,7 @@ class LinuxProbe(Probe):
         self._sysfs_root = sysfs_root
         self._clock = clock
         self._no_sensor_until = -1.0
+        self._power = PowerReader(lambda: read_linux_power(sysfs_root), clock)
 
     def temperatures(self) -> dict[str, Reading]:
         # A machine that exposes no sensor is re-scanned every NO_SENSOR_RECHECK_S, not at
@@ -107,6 +112,7 @@ class LinuxProbe(Probe):
             gpus=gpus,
             gpu_unavailable=None if gpus else self._gpu_reason(),
             accelerator_memory_bytes=accelerator,
+            power=self._power.latest(),
         )
 
     def _gpu_reason(self) -> str:

@@ -6,6 +6,8 @@
 - Temperatures and GPU activity: `macmon pipe` JSON lines when macmon is on PATH, read
   on a background thread. Without it, temperatures are unavailable with the reason
   (macOS exposes no die temperature to unprivileged command-line tools).
+- On battery and Low Power Mode: `pmset -g` and `pmset -g batt`, at most every
+  `POWER_EVERY_S` (engine/monitor/power.py).
 - `powermetrics` only when passwordless sudo works (`sudo -n true`); its pressure level
   wins over pmset's.
 - MPS memory via torch.mps, only when torch is already imported in this process (an
@@ -31,6 +33,7 @@ from engine.monitor.macos_parsers import (
     split_powermetrics,
 )
 from engine.monitor.nvidia import NvmlGpus
+from engine.monitor.power import PowerReader, read_mac_power
 from engine.monitor.probe import Probe
 from engine.monitor.sample import GpuSample, HardwareSample, Reading
 from engine.monitor.stream import StreamReader
@@ -74,6 +77,7 @@ class MacProbe(Probe):
         self._gpus = gpus  # eGPUs are not a thing on Apple silicon; kept for symmetry
         self._pmset: PmsetTherm = PmsetTherm(pressure=None, unavailable="not read yet")
         self._pmset_at: float | None = None
+        self._power = PowerReader(lambda: read_mac_power(self._runner), clock)
         self._macmon: StreamReader[MacmonSample] | None = None
         self._macmon_missing: str | None = None
         argv = macmon_argv
@@ -155,6 +159,7 @@ class MacProbe(Probe):
             gpus=gpus,
             gpu_unavailable=gpu_reason,
             accelerator_memory_bytes=mps_memory(),
+            power=self._power.latest(),
         )
 
     def _apple_gpu(

@@ -46,6 +46,32 @@ class GpuSample:
 
 
 @dataclass(frozen=True)
+class PowerState:
+    """What slows a machine down beyond heat, and whether it is kept awake. None is
+    unknown: unreadable, or not this OS's notion (Low Power Mode is macOS only), never a
+    guess."""
+
+    on_battery: bool | None = None
+    low_power_mode: bool | None = None
+    keep_awake: bool | None = None  # the engine's hold (engine/monitor/keep_awake.py)
+
+    @property
+    def slows(self) -> bool:
+        """On battery or in Low Power Mode: trials run slower than the machine can."""
+        return bool(self.on_battery or self.low_power_mode)
+
+    def words(self) -> str:
+        parts = []
+        if self.on_battery is not None:
+            parts.append("on battery" if self.on_battery else "on AC power")
+        if self.low_power_mode is not None:
+            parts.append(f"Low Power Mode {'on' if self.low_power_mode else 'off'}")
+        if self.keep_awake is not None:
+            parts.append("kept awake" if self.keep_awake else "not kept awake")
+        return ", ".join(parts) or "unknown"
+
+
+@dataclass(frozen=True)
 class HardwareSample:
     ts: float
     platform: str  # "linux", "macos", ...
@@ -70,6 +96,7 @@ class HardwareSample:
     accelerator_memory_bytes: Reading = field(
         default_factory=lambda: Reading.missing("no accelerator")
     )
+    power: PowerState = field(default_factory=PowerState)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,6 @@ is no campaign).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -27,7 +26,6 @@ from rich.markup import escape
 
 from engine.campaign.model import MonitorSpec
 from engine.errors import UserError
-from engine.monitor.keep_awake import PowerState, read_power_state
 from engine.monitor.nvidia import INSTALL_HINT
 from engine.monitor.policy import PolicyDecision, ThermalPolicy
 from engine.monitor.probe import make_probe
@@ -67,9 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if args.count is not None and args.count < 1:
         raise UserError(f"--count must be >= 1, got {args.count}", where="command line")
     count = (args.count or 0) if args.watch else 1
-    from engine.monitor.macos import run_command
-
-    power = read_power_state(run_command)  # Low Power Mode, battery: macOS only
     policy = ThermalPolicy(MonitorSpec())
     reason = ""
     campaigns = CampaignProcesses()
@@ -86,14 +81,11 @@ def run(args: argparse.Namespace) -> int:
                 decision = policy.update(sample, trial_running=False)
                 reason = decision.transition[2] if decision.transition else reason
                 if args.json:
-                    row = sample.to_dict()
-                    if power is not None:
-                        row["power"] = dataclasses.asdict(power)
-                    print(json.dumps(row, allow_nan=False), flush=True)
+                    print(json.dumps(sample.to_dict(), allow_nan=False), flush=True)
                 elif live is not None:
-                    live.update(render(sample, decision, reason, campaigns.usage(), power))
+                    live.update(render(sample, decision, reason, campaigns.usage()))
                 else:
-                    _print(render(sample, decision, reason, campaigns.usage(), power))
+                    _print(render(sample, decision, reason, campaigns.usage()))
                 taken += 1
                 if count and taken >= count:
                     break
@@ -205,7 +197,6 @@ def render(
     decision: PolicyDecision,
     reason: str,
     campaigns: tuple[list[str], float, int] | None = None,
-    power: PowerState | None = None,
 ) -> Any:
     """A rich table of one sample: every sensor, or why it is unavailable."""
     from rich.table import Table
@@ -264,9 +255,8 @@ def render(
     if accelerator.unavailable:
         accelerator = Reading.missing(gpu_reason(accelerator.unavailable))
     table.add_row("accelerator memory", _reading_gb(accelerator))
-    if power is not None:
-        slow = power.on_battery or power.low_power_mode
-        table.add_row("power", f"[yellow]{power.words()}[/] (slower)" if slow else power.words())
+    power = sample.power  # keep_awake is the engine's: unknown (left out) here
+    table.add_row("power", f"[yellow]{power.words()}[/] (slower)" if power.slows else power.words())
     colour = {"ok": "green", "unknown": "yellow", "warning": "yellow"}.get(decision.state, "red")
     table.add_row(
         "thermal policy (defaults)",

@@ -1,5 +1,6 @@
-"""Hardware: thermal badge, temperatures against the thresholds, memory and swap, GPUs,
-per-core CPU bars and the last minute of CPU use (mean and busiest core, 0-100 %)."""
+"""Hardware: thermal badge, temperatures against the thresholds, memory and swap, power
+(battery, Low Power Mode, keep-awake), GPUs, per-core CPU bars and the last minute of CPU
+use (mean and busiest core, 0-100 %)."""
 
 from __future__ import annotations
 
@@ -143,6 +144,9 @@ class HardwarePanel(Vertical):
         if growth > 0:
             mem.append(f" +{nbytes(growth)}/s", style="bold red")
         lines.append(mem)
+        power = _power(sample)
+        if power is not None:
+            lines.append(power)
         lines.extend(_gpus(sample))
         return _fit(lines, width)
 
@@ -214,6 +218,35 @@ def _history(state: CampaignState, width: int) -> list[Text]:
         line.append(f" {values[-1]:3.0f}%" if values else "   ?")
         lines.append(line)
     return _fit(lines, width)
+
+
+def _power(sample: dict[str, Any]) -> Text | None:
+    """ "power on battery · Low Power Mode on · kept awake": what slows the machine down
+    in yellow, what is unreadable as "unknown"; Low Power Mode on macOS only (no other
+    OS has one). None for an engine from before samples carried power."""
+    power = sample.get("power")
+    if not isinstance(power, dict):
+        return None
+    slow = "bold yellow"
+    text = Text("power ")
+    on_battery = power.get("on_battery")
+    if on_battery is None:
+        text.append("unknown", style="dim")
+    else:
+        text.append("on battery" if on_battery else "on AC", style=slow if on_battery else "")
+    if sample.get("platform") == "macos":
+        low = power.get("low_power_mode")
+        text.append(" · Low Power Mode ")
+        if low is None:
+            text.append("unknown", style="dim")
+        else:
+            text.append("on" if low else "off", style=slow if low else "")
+    held = power.get("keep_awake")
+    if held is None:
+        text.append(" · keep-awake unknown", style="dim")
+    else:
+        text.append(" · kept awake" if held else " · not kept awake")
+    return text
 
 
 def _gpus(sample: dict[str, Any]) -> list[Text]:

@@ -147,6 +147,12 @@ def test_missing_value_names_column_and_date() -> None:
         prepare_data(frame, spec(), CPU)
 
 
-def test_too_few_rows_is_an_error() -> None:
-    with pytest.raises(UserError, match="too few"):
+def test_too_few_rows_name_the_longer_of_context_and_horizon() -> None:
+    """The key to shorten, with the most that fits: a 20-row context on 20 rows is the
+    context's fault, a 30-day horizon on 40 rows the horizon's."""
+    with pytest.raises(UserError, match=r"context_len 20 is longer than the data: 20 rows") as e:
         prepare_data(ohlcv(20), spec(), CPU)
+    assert e.value.where == "data.context_len" and e.value.hint == "use a context_len of at most 19"
+    with pytest.raises(UserError, match=r"horizon 30 is longer than the data: 40 rows") as e:
+        prepare_data(ohlcv(40), spec(horizon=30), CPU)
+    assert e.value.where == "labels.horizon" and e.value.hint == "use a horizon of at most 20"

@@ -27,10 +27,11 @@ def copy_fixture(workspace: Path, name: str) -> Path:
 
 
 class EngineProcess:
-    def __init__(self, config: Path, workspace: Path, *extra: str) -> None:
+    def __init__(self, config: Path, workspace: Path, *extra: str, monitor: bool = False) -> None:
         env = {**os.environ, "HPOTUI_HOME": str(workspace)}
+        quiet = [] if monitor else ["--no-monitor"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "--config", str(config), "--no-monitor", *extra],
+            [sys.executable, "-m", "engine", "--config", str(config), *quiet, *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

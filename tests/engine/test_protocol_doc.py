@@ -26,3 +26,16 @@ def test_every_message_has_one_documented_example_that_round_trips() -> None:
         assert json.loads(line)["type"] == name
         message = p.decode_event(line) if name in p.EVENTS else p.decode_command(line)
         assert json.loads(p.encode(message)) == json.loads(line)
+
+
+def test_the_documented_hardware_sample_names_real_fields() -> None:
+    """The `hardware` example's sample (and its power state) uses HardwareSample's own
+    field names, so a renamed field fails here instead of misleading a reader."""
+    import dataclasses
+
+    from engine.monitor.sample import HardwareSample, PowerState
+
+    sample = json.loads(_examples()["hardware"])["sample"]
+    shown = set(sample) - {"..."}
+    assert shown <= {f.name for f in dataclasses.fields(HardwareSample)}
+    assert set(sample["power"]) == {f.name for f in dataclasses.fields(PowerState)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 
 import optuna
@@ -186,6 +187,34 @@ def test_config_error_is_reported_and_nothing_is_started(workspace: Path) -> Non
     errors = [e.message for e in engine.events if isinstance(e, p.ErrorRaised)]
     assert errors and any("n_trails" in m for m in errors)
     assert not (workspace / "outputs" / "bad").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="compares with this machine's sysfs")
+def test_hardware_samples_carry_the_power_state_and_the_keep_awake_hold(
+    workspace: Path,
+) -> None:
+    """Each sample says on battery or not as sysfs does, no Low Power Mode (Linux has
+    none), and whether the engine's keep-awake process is alive: the engine's truth, not
+    the probe's None."""
+    import psutil
+
+    from engine.monitor.power import read_linux_power
+
+    config = copy_fixture(workspace, "micro.toml")
+    engine = EngineProcess(config, workspace, monitor=True)
+    try:
+        event = engine.wait_for(lambda e: isinstance(e, p.HardwareSampled))
+        assert isinstance(event, p.HardwareSampled)
+        children = psutil.Process(engine.proc.pid).children()
+        held = any(c.name() in ("systemd-inhibit", "caffeinate") for c in children)
+    finally:
+        engine.kill()
+    power = event.sample["power"]
+    assert power == {
+        "on_battery": read_linux_power().on_battery,
+        "low_power_mode": None,
+        "keep_awake": held,
+    }
 
 
 def test_auto_workers_keep_the_machine_busy() -> None:

@@ -1,5 +1,5 @@
-"""Keeping the machine awake: the commands built per platform, the pmset parsers, and a
-real keep-awake process that ends with the process it watches."""
+"""Keeping the machine awake: the commands built per platform, and a real keep-awake
+process that ends with the process it watches (power state: test_power.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,7 @@ import time
 
 import pytest
 
-from engine.monitor.keep_awake import (
-    KeepAwake,
-    PowerState,
-    keep_awake_command,
-    parse_power_state,
-    read_power_state,
-)
+from engine.monitor.keep_awake import KeepAwake, keep_awake_command
 
 
 def _which(*present: str):  # type: ignore[no-untyped-def]
@@ -37,42 +31,6 @@ def test_linux_uses_systemd_inhibit_when_there_is_one() -> None:
     assert keep_awake_command(77, "x", platform="linux", which=_which("tail")) is None
     assert keep_awake_command(77, "x", platform="darwin", which=_which()) is None
     assert keep_awake_command(77, "x", platform="win32", which=_which("caffeinate")) is None
-
-
-PMSET_G = """System-wide power settings:
-Currently in use:
- standby              1
- Sleep On Power Button 1
- hibernatefile        /var/vm/sleepimage
- powernap             1
- lowpowermode         1
- sleep                1 (sleep prevented by caffeinate)
-"""
-PMSET_BATT_BATTERY = """Now drawing from 'Battery Power'
- -InternalBattery-0 (id=4653155)	83%; discharging; 6:12 remaining present: true
-"""
-PMSET_BATT_AC = """Now drawing from 'AC Power'
- -InternalBattery-0 (id=4653155)	100%; charged; 0:00 remaining present: true
-"""
-
-
-def test_pmset_parsers_read_low_power_mode_and_battery() -> None:
-    state = parse_power_state(PMSET_G, PMSET_BATT_BATTERY)
-    assert state == PowerState(low_power_mode=True, on_battery=True)
-    assert state.words() == "on battery, Low Power Mode on"
-    ac = parse_power_state(PMSET_G.replace("lowpowermode         1", "powermode 0"), PMSET_BATT_AC)
-    assert ac == PowerState(low_power_mode=False, on_battery=False)
-    assert parse_power_state("", "") == PowerState()  # not printed: unknown, not "off"
-    assert PowerState().words() == "unknown"
-
-
-def test_power_state_is_read_on_macos_only() -> None:
-    outputs = {("pmset", "-g"): PMSET_G, ("pmset", "-g", "batt"): PMSET_BATT_AC}
-    state = read_power_state(lambda argv: (0, outputs[tuple(argv)]), platform="darwin")
-    assert state == PowerState(low_power_mode=True, on_battery=False)
-    assert read_power_state(lambda argv: (0, ""), platform="linux") is None
-    failing = read_power_state(lambda argv: (1, "garbage"), platform="darwin")
-    assert failing == PowerState()
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="uses GNU tail --pid")
