@@ -12,14 +12,16 @@
 - On a database no lock covers that window, and a trial created just before an outage
   may have no heartbeat either (a worker that gave up on the storage there, or a create
   whose answer the outage swallowed). A live worker spends at most its storage patience
-  in that window, so a pid-less RUNNING trial older than the patience plus
-  `PIDLESS_MARGIN_S` is dead.
+  in that window, so a pid-less RUNNING trial older than the patience plus a margin
+  (`pidless_margin_s`: `$HPOTUI_PIDLESS_MARGIN`, default 60 s) is dead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import os
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -28,6 +30,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from engine.campaign.schema import Invalid, duration
+from engine.errors import UserError
 from engine.filelock import held
 from engine.fleet.hosts import host_name
 from engine.queue import (
@@ -45,7 +49,21 @@ from engine.queue import (
 from engine.storage_outage import DEFAULT_PATIENCE_S, guard_of, heartbeats_trusted
 
 HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.fleet.hosts)
-PIDLESS_MARGIN_S = 60.0
+PIDLESS_MARGIN_ENV = "HPOTUI_PIDLESS_MARGIN"
+DEFAULT_PIDLESS_MARGIN_S = 60.0
+
+
+def pidless_margin_s() -> float:
+    """How long past the storage patience a pid-less RUNNING trial on a database is taken
+    for dead: `$HPOTUI_PIDLESS_MARGIN` (seconds, or "90s", "2m"), else 60 s. A shorter
+    one only suits machines where no worker is ever that slow (the tests use it)."""
+    raw = os.environ.get(PIDLESS_MARGIN_ENV, "").strip()
+    if not raw:
+        return DEFAULT_PIDLESS_MARGIN_S
+    try:
+        return float(raw) if re.fullmatch(r"\d+(\.\d+)?", raw) else duration(raw)
+    except Invalid as error:
+        raise UserError(str(error), where=f"${PIDLESS_MARGIN_ENV}") from None
 
 
 def process_start(pid: int) -> float | None:
@@ -119,6 +137,7 @@ def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int])
     """On a journal (ask lock held) a pid-less RUNNING trial is dead; on a database the
     heartbeat first fails stale trials."""
     n = 0
+    margin = pidless_margin_s()  # read on every pass: a bad value stops the engine's start
     # right after a database outage every heartbeat is stale: judge no one yet
     judge = not journal and heartbeats_trusted(queue.storage)
     for entry in queue.entries(with_trials=False):
@@ -132,7 +151,7 @@ def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int])
         if entry.stored_state in ("done", "skipped", "failed"):
             continue
         for t in entry.trials:
-            pidless_dead = journal or _pidless_too_long(t, queue.storage)
+            pidless_dead = journal or _pidless_too_long(t, queue.storage, margin)
             if t.state == TrialState.RUNNING and _is_dead(t, pidless_dead, live_pids):
                 interrupt_trial(queue.storage, entry, t, "worker died")
                 n += 1
@@ -141,13 +160,13 @@ def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int])
     return n
 
 
-def _pidless_too_long(t: FrozenTrial, storage: BaseStorage) -> bool:
+def _pidless_too_long(t: FrozenTrial, storage: BaseStorage, margin_s: float) -> bool:
     """On a database: has this trial been without a pid for longer than any live worker
-    can be (its storage patience plus a margin)?"""
+    can be (its storage patience plus `margin_s`)?"""
     if t.datetime_start is None:
         return False
     guard = guard_of(storage)
-    limit = (guard.patience_s if guard is not None else DEFAULT_PATIENCE_S) + PIDLESS_MARGIN_S
+    limit = (guard.patience_s if guard is not None else DEFAULT_PATIENCE_S) + margin_s
     return (datetime.datetime.now() - t.datetime_start).total_seconds() > limit
 
 

@@ -2,9 +2,10 @@
 
 On a server of its own, the test creates campaign "dist" (3 experiments x 8 trials,
 heartbeat 1 s, grace 6 s), starts an engine (`hpotui --batch --json`, machine c, one local
-worker) and a second node (`hpotui worker`, machine b, one worker), then mid-campaign
-stops the server for 15 s (`pg_ctl stop -m fast`, start) and later restarts it fast
-(`pg_ctl restart -m fast`). It proves: both processes wait the outages out and exit 0;
+worker) and a second node (`hpotui worker`, machine b, one worker), then, once each
+machine is inside a trial, stops the server for 15 s (`pg_ctl stop -m fast`, start) and
+later restarts it fast (`pg_ctl restart -m fast`). It proves: both processes wait the
+outages out, each carrying a trial through the first, and exit 0;
 every experiment is done with exactly n_trials counted trials; no trial is RUNNING or
 WAITING; no trial was counted failed (an outage never fails a trial); each interrupted
 trial (if any) was re-run once; the outage was announced and its end too; and the
@@ -31,7 +32,7 @@ from engine.fleet.heartbeat import HeartbeatSettings
 from engine.fleet.hosts import trial_state
 from engine.fleet.setup import create_campaign
 from engine.queue import T_COUNTED, T_HOST, T_RETRY_OF, CampaignQueue, is_counted
-from engine.recovery import needs_retry
+from engine.recovery import PIDLESS_MARGIN_ENV, needs_retry
 from engine.storage import open_storage
 from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
 from tests.fleet.pg_server import find_bin_dir, restartable_server
@@ -106,8 +107,22 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
             logs,
             {"HPOTUI_STORAGE": server.url},
         )
+
+        def training_on_both() -> bool:
+            """4 trials finished, and each machine is inside a trial: both carry one
+            through the outage (under load the engine's worker could otherwise take every
+            trial before the node has started)."""
+            assert engine.poll() is None, "the campaign ended before both machines trained"
+            trials = [t for e in queue.entries() for t in e.trials]
+            hosts = {
+                t.user_attrs.get(T_HOST)
+                for t in trials
+                if t.state == TrialState.RUNNING and "train_params" in t.user_attrs
+            }
+            return sum(is_counted(t) for t in trials) >= 4 and hosts >= {"machine-b", "machine-c"}
+
         try:
-            _wait("4 finished trials", lambda: finished() >= 4)
+            _wait("4 finished trials and a trial training on each machine", training_on_both)
             server.stop("fast")
             time.sleep(OUTAGE_S)
             server.start()
@@ -171,8 +186,9 @@ def test_past_the_patience_one_line_and_exit_75_then_the_campaign_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An engine and a node given 3 s of patience both stop with one line and exit 75 when
-    the server stays down; once it is back, `hpotui --batch` alone completes the campaign
-    with every trial stored before the outage intact and exact counts."""
+    the server stays down; once it is back, the same `hpotui --batch` command alone
+    completes the campaign with every trial stored before the outage intact and exact
+    counts."""
     if find_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
     logs = tmp_path / "logs"
@@ -224,7 +240,13 @@ def test_past_the_patience_one_line_and_exit_75_then_the_campaign_resumes(
                 assert "***@" in last and "s3cret" not in last
             assert "Traceback" not in (logs / "machine-b.err").read_text()
 
-            again = _start(home_c, "machine-c", batch, logs, env)
+            # the same command again; a trial whose worker gave up between `ask` and
+            # recording its pid is dead once the patience plus this margin has passed
+            # (default 60 s: the test would wait minutes for it)
+            resume_env = {**env, PIDLESS_MARGIN_ENV: "10"}
+            again = _start(
+                home_c, "machine-c", [*batch, "--storage-patience", "3"], logs, resume_env
+            )
             processes.append(again)
             assert again.wait(900) == 0, (logs / "machine-c.err").read_text()[-3000:]
         finally:
