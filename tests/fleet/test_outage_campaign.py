@@ -1,9 +1,10 @@
 """A campaign survives its PostgreSQL server going away, and loses no event.
 
 On a server of its own, the test creates campaign "dist" (3 experiments x 8 trials,
-heartbeat 1 s, grace 6 s), starts an engine (`hpotui --batch --json`, machine c, one local
-worker) and a second node (`hpotui worker`, machine b, one worker), then, once each
-machine is inside a trial, stops the server for 15 s (`pg_ctl stop -m fast`, start) and
+heartbeat 1 s, grace 6 s, paused), starts an engine (`hpotui --batch --json`, machine c,
+one local worker) and a second node (`hpotui worker`, machine b, one worker), resumes the
+campaign once the node has its worker, then, once each machine is inside a trial, stops
+the server for 15 s (`pg_ctl stop -m fast`, start) and
 later restarts it fast (`pg_ctl restart -m fast`). It proves: both processes wait the
 outages out, each carrying a trial through the first, and exit 0;
 every experiment is done with exactly n_trials counted trials; no trial is RUNNING or
@@ -29,6 +30,7 @@ from optuna.trial import TrialState
 from engine import protocol as p
 from engine.campaign.config import load_campaign
 from engine.fleet.heartbeat import HeartbeatSettings
+from engine.fleet.host_records import read_records
 from engine.fleet.hosts import trial_state
 from engine.fleet.setup import create_campaign
 from engine.queue import T_COUNTED, T_HOST, T_RETRY_OF, CampaignQueue, is_counted
@@ -87,6 +89,9 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
         storage = open_storage(server.url, heartbeat_interval=None)
         create_campaign(storage, load_campaign(config), HeartbeatSettings.of(1, 6))
         queue = CampaignQueue(storage, "dist")
+        # no trial starts before both machines are up: under load the engine's worker
+        # could otherwise run most of the campaign before the node has started
+        queue.set_paused_all(True)
 
         def finished() -> int:
             return sum(is_counted(t) for e in queue.entries() for t in e.trials)
@@ -108,10 +113,14 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
             {"HPOTUI_STORAGE": server.url},
         )
 
+        def node_has_a_worker() -> bool:
+            return any(
+                r.host == "machine-b" and r.workers >= 1 for r in read_records(storage, queue)
+            )
+
         def training_on_both() -> bool:
             """4 trials finished, and each machine is inside a trial: both carry one
-            through the outage (under load the engine's worker could otherwise take every
-            trial before the node has started)."""
+            through the outage."""
             assert engine.poll() is None, "the campaign ended before both machines trained"
             trials = [t for e in queue.entries() for t in e.trials]
             hosts = {
@@ -122,6 +131,8 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
             return sum(is_counted(t) for t in trials) >= 4 and hosts >= {"machine-b", "machine-c"}
 
         try:
+            _wait("machine-b's worker", node_has_a_worker)
+            queue.set_paused_all(False)  # the engine starts its worker now
             _wait("4 finished trials and a trial training on each machine", training_on_both)
             server.stop("fast")
             time.sleep(OUTAGE_S)
