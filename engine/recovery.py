@@ -3,8 +3,9 @@
 - A RUNNING trial whose worker is gone (same host, pid dead or reused) is recorded as
   interrupted: FAIL, not counted toward n_trials, and its params are enqueued again
   (once: the retry carries `hpotui.retry_of`).
-- A trial of another host is left to its heartbeat (RDB storages: Optuna fails it once
-  stale); such a FAIL, uncounted and not surplus, is re-enqueued the same way.
+- A trial of another host is left to its heartbeat (RDB storages: failed once stale, but
+  never on an answer that waited out a database outage: `stale_trial_ids`); such a
+  FAIL, uncounted and not surplus, is re-enqueued the same way.
 - A RUNNING trial without a pid on a journal file was left by a worker killed between
   `ask` and recording its pid: recovery holds the workers' ask lock, so no live worker is
   inside that window while it looks (left RUNNING, such a trial kept its experiment from
@@ -133,20 +134,32 @@ def recover(queue: CampaignQueue, *, ask_lock: str | None, live_pids: Collection
         return _recover(queue, journal=True, live_pids=live_pids)
 
 
+def stale_trial_ids(storage: BaseStorage, study_id: int) -> list[int]:
+    """The study's RUNNING trials whose heartbeat is older than the grace period (what
+    `optuna.storages.fail_stale_trials` fails), or none while heartbeats say nothing of
+    the workers: during a database outage, for a grace after it, and when this very query
+    waited one out (its answer then holds every live worker's trial)."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    if not heartbeats_trusted(storage):
+        return []
+    found = list(storage._get_stale_trial_ids(study_id))
+    return found if heartbeats_trusted(storage) else []
+
+
 def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int]) -> int:
     """On a journal (ask lock held) a pid-less RUNNING trial is dead; on a database the
     heartbeat first fails stale trials."""
     n = 0
     margin = pidless_margin_s()  # read on every pass: a bad value stops the engine's start
-    # right after a database outage every heartbeat is stale: judge no one yet
-    judge = not journal and heartbeats_trusted(queue.storage)
     for entry in queue.entries(with_trials=False):
-        if entry.stored_state in ("done", "skipped", "failed") or not judge:
+        if journal or entry.stored_state in ("done", "skipped", "failed"):
             continue
-        # a no-op on a storage without heartbeat
-        optuna.storages.fail_stale_trials(
-            optuna.load_study(study_name=entry.study_name, storage=queue.storage)
-        )
+        for trial_id in stale_trial_ids(queue.storage, entry.study_id):
+            with contextlib.suppress(UpdateFinishedTrialError):  # failed elsewhere first
+                queue.storage.set_trial_state_values(trial_id, TrialState.FAIL)
     for entry in queue.entries():
         if entry.stored_state in ("done", "skipped", "failed"):
             continue

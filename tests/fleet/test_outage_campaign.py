@@ -2,16 +2,15 @@
 
 On a server of its own, the test creates campaign "dist" (3 experiments x 8 trials,
 heartbeat 1 s, grace 6 s, paused), starts an engine (`hpotui --batch --json`, machine c,
-one local worker) and a second node (`hpotui worker`, machine b, one worker), resumes the
-campaign once the node has its worker, then, once each machine is inside a trial, stops
-the server for 15 s (`pg_ctl stop -m fast`, start) and
-later restarts it fast (`pg_ctl restart -m fast`). It proves: both processes wait the
-outages out, each carrying a trial through the first, and exit 0;
-every experiment is done with exactly n_trials counted trials; no trial is RUNNING or
-WAITING; no trial was counted failed (an outage never fails a trial); each interrupted
-trial (if any) was re-run once; the outage was announced and its end too; and the
-engine's events.jsonl and its batch output report every finished trial in the storage,
-local and remote, once.
+one local worker, drained) and a second node (`hpotui worker`, machine b, one worker),
+lets the node count a trial before the engine resumes, then, once each machine has
+counted a trial, stops the server for 15 s (`pg_ctl stop -m fast`, start) and later
+restarts it fast (`pg_ctl restart -m fast`). It proves: both processes, each part of
+the campaign, wait the outages out and exit 0; every experiment is done with exactly
+n_trials counted trials; no trial is RUNNING or WAITING; no trial was counted failed (an
+outage never fails a trial); each interrupted trial (if any) was re-run once; the outage
+was announced and its end too; and the engine's events.jsonl and its batch output report
+every finished trial in the storage, local and remote, once.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from optuna.trial import TrialState
 from engine import protocol as p
 from engine.campaign.config import load_campaign
 from engine.fleet.heartbeat import HeartbeatSettings
-from engine.fleet.host_records import read_records
+from engine.fleet.host_records import read_records, send_command
 from engine.fleet.hosts import trial_state
 from engine.fleet.setup import create_campaign
 from engine.queue import T_COUNTED, T_HOST, T_RETRY_OF, CampaignQueue, is_counted
@@ -42,6 +41,7 @@ from tests.fleet.pg_server import find_bin_dir, restartable_server
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 N_TRIALS = 8  # per experiment: 24 trials, enough to span both outages on a loaded machine
 OUTAGE_S = 15
+HOSTS = ("machine-b", "machine-c")
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float = 600.0) -> Any:
@@ -89,8 +89,9 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
         storage = open_storage(server.url, heartbeat_interval=None)
         create_campaign(storage, load_campaign(config), HeartbeatSettings.of(1, 6))
         queue = CampaignQueue(storage, "dist")
-        # no trial starts before both machines are up: under load the engine's worker
-        # could otherwise run most of the campaign before the node has started
+        # No trial starts before the engine is drained: under load the node's worker can
+        # take far longer to start than the engine's (which then ran every trial), so
+        # the node runs alone until it has counted a trial, then the engine resumes.
         queue.set_paused_all(True)
 
         def finished() -> int:
@@ -113,32 +114,35 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
             {"HPOTUI_STORAGE": server.url},
         )
 
-        def node_has_a_worker() -> bool:
-            return any(
-                r.host == "machine-b" and r.workers >= 1 for r in read_records(storage, queue)
-            )
+        def state_of(host: str) -> str | None:
+            return next((r.state for r in read_records(storage, queue) if r.host == host), None)
 
-        def training_on_both() -> bool:
-            """4 trials finished, and each machine is inside a trial: both carry one
-            through the outage."""
-            assert engine.poll() is None, "the campaign ended before both machines trained"
-            trials = [t for e in queue.entries() for t in e.trials]
-            hosts = {
-                t.user_attrs.get(T_HOST)
-                for t in trials
-                if t.state == TrialState.RUNNING and "train_params" in t.user_attrs
+        def counted_on(*hosts: str, at_least: int = 1) -> bool:
+            """`at_least` trials counted, some on each of `hosts` (a condition that stays
+            true once met: a trial's RUNNING moments are too short to poll for)."""
+            assert engine.poll() is None, "the campaign ended before both machines counted"
+            counted = [t for e in queue.entries() for t in e.trials if is_counted(t)]
+            return len(counted) >= at_least and set(hosts) <= {
+                t.user_attrs.get(T_HOST) for t in counted
             }
-            return sum(is_counted(t) for t in trials) >= 4 and hosts >= {"machine-b", "machine-c"}
+
+        def more_finished(than: int) -> bool:
+            assert engine.poll() is None, "the campaign ended before the second outage"
+            return finished() >= than + 4
 
         try:
-            _wait("machine-b's worker", node_has_a_worker)
-            queue.set_paused_all(False)  # the engine starts its worker now
-            _wait("4 finished trials and a trial training on each machine", training_on_both)
+            _wait("the engine's host record", lambda: state_of("machine-c") is not None)
+            send_command(storage, queue, "machine-c", "drain", by="the test")
+            _wait("the engine drained", lambda: state_of("machine-c") == "drained")
+            queue.set_paused_all(False)
+            _wait("a trial counted on machine-b", lambda: counted_on("machine-b"))
+            send_command(storage, queue, "machine-c", "resume", by="the test")
+            _wait("4 counted trials, some on each machine", lambda: counted_on(*HOSTS, at_least=4))
             server.stop("fast")
             time.sleep(OUTAGE_S)
             server.start()
             before = finished()
-            _wait("4 more finished trials", lambda: finished() >= before + 4)
+            _wait("4 more finished trials", lambda: more_finished(before))
             server.restart("fast")
             assert engine.wait(900) == 0, (logs / "machine-c.err").read_text()[-3000:]
             assert node.wait(300) == 0, (logs / "machine-b.err").read_text()[-3000:]
@@ -168,7 +172,7 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
                 if state is not None:
                     stored[(e.name, t.number)] = state
         hosts = {t.user_attrs.get(T_HOST) for e in entries for t in e.trials if is_counted(t)}
-        assert hosts == {"machine-b", "machine-c"}
+        assert hosts == set(HOSTS)
 
     # --- the engine's event log and its batch output hold every finished trial, once
     logged = [p.decode_event(line) for line in events_file.read_text().splitlines() if line]
