@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine import paths
     from engine.campaign.config import load_campaign
     from engine.campaign.preflight import run_preflight
+    from engine.recovery import pidless_margin_s
     from engine.storage import requested_storage
 
     config = Path(args.config) if args.config else paths.default_config()
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         campaign_name = campaign.name
         report = run_preflight(campaign, requested_storage(args.storage))
         report.raise_if_problems()
+        pidless_margin_s()  # a bad $HPOTUI_PIDLESS_MARGIN stops here, before any write
     except UserErrors as errors:
         return _fail(out, errors.lines(), campaign_name, str(config))
     except UserError as error:

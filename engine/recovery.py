@@ -3,8 +3,9 @@
 - A RUNNING trial whose worker is gone (same host, pid dead or reused) is recorded as
   interrupted: FAIL, not counted toward n_trials, and its params are enqueued again
   (once: the retry carries `hpotui.retry_of`).
-- A trial of another host is left to its heartbeat (RDB storages: Optuna fails it once
-  stale); such a FAIL, uncounted and not surplus, is re-enqueued the same way.
+- A trial of another host is left to its heartbeat (RDB storages: failed once stale, but
+  never on an answer that waited out a database outage: `stale_trial_ids`); such a
+  FAIL, uncounted and not surplus, is re-enqueued the same way.
 - A RUNNING trial without a pid on a journal file was left by a worker killed between
   `ask` and recording its pid: recovery holds the workers' ask lock, so no live worker is
   inside that window while it looks (left RUNNING, such a trial kept its experiment from
@@ -12,14 +13,16 @@
 - On a database no lock covers that window, and a trial created just before an outage
   may have no heartbeat either (a worker that gave up on the storage there, or a create
   whose answer the outage swallowed). A live worker spends at most its storage patience
-  in that window, so a pid-less RUNNING trial older than the patience plus
-  `PIDLESS_MARGIN_S` is dead.
+  in that window, so a pid-less RUNNING trial older than the patience plus a margin
+  (`pidless_margin_s`: `$HPOTUI_PIDLESS_MARGIN`, default 60 s) is dead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import os
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -28,6 +31,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from engine.campaign.schema import Invalid, duration
+from engine.errors import UserError
 from engine.filelock import held
 from engine.fleet.hosts import host_name
 from engine.queue import (
@@ -45,7 +50,21 @@ from engine.queue import (
 from engine.storage_outage import DEFAULT_PATIENCE_S, guard_of, heartbeats_trusted
 
 HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.fleet.hosts)
-PIDLESS_MARGIN_S = 60.0
+PIDLESS_MARGIN_ENV = "HPOTUI_PIDLESS_MARGIN"
+DEFAULT_PIDLESS_MARGIN_S = 60.0
+
+
+def pidless_margin_s() -> float:
+    """How long past the storage patience a pid-less RUNNING trial on a database is taken
+    for dead: `$HPOTUI_PIDLESS_MARGIN` (seconds, or "90s", "2m"), else 60 s. A shorter
+    one only suits machines where no worker is ever that slow (the tests use it)."""
+    raw = os.environ.get(PIDLESS_MARGIN_ENV, "").strip()
+    if not raw:
+        return DEFAULT_PIDLESS_MARGIN_S
+    try:
+        return float(raw) if re.fullmatch(r"\d+(\.\d+)?", raw) else duration(raw)
+    except Invalid as error:
+        raise UserError(str(error), where=f"${PIDLESS_MARGIN_ENV}") from None
 
 
 def process_start(pid: int) -> float | None:
@@ -115,24 +134,37 @@ def recover(queue: CampaignQueue, *, ask_lock: str | None, live_pids: Collection
         return _recover(queue, journal=True, live_pids=live_pids)
 
 
+def stale_trial_ids(storage: BaseStorage, study_id: int) -> list[int]:
+    """The study's RUNNING trials whose heartbeat is older than the grace period (what
+    `optuna.storages.fail_stale_trials` fails), or none while heartbeats say nothing of
+    the workers: during a database outage, for a grace after it, and when this very query
+    waited one out (its answer then holds every live worker's trial)."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return []
+    if not heartbeats_trusted(storage):
+        return []
+    found = list(storage._get_stale_trial_ids(study_id))
+    return found if heartbeats_trusted(storage) else []
+
+
 def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int]) -> int:
     """On a journal (ask lock held) a pid-less RUNNING trial is dead; on a database the
     heartbeat first fails stale trials."""
     n = 0
-    # right after a database outage every heartbeat is stale: judge no one yet
-    judge = not journal and heartbeats_trusted(queue.storage)
+    margin = pidless_margin_s()  # read on every pass: a bad value stops the engine's start
     for entry in queue.entries(with_trials=False):
-        if entry.stored_state in ("done", "skipped", "failed") or not judge:
+        if journal or entry.stored_state in ("done", "skipped", "failed"):
             continue
-        # a no-op on a storage without heartbeat
-        optuna.storages.fail_stale_trials(
-            optuna.load_study(study_name=entry.study_name, storage=queue.storage)
-        )
+        for trial_id in stale_trial_ids(queue.storage, entry.study_id):
+            with contextlib.suppress(UpdateFinishedTrialError):  # failed elsewhere first
+                queue.storage.set_trial_state_values(trial_id, TrialState.FAIL)
     for entry in queue.entries():
         if entry.stored_state in ("done", "skipped", "failed"):
             continue
         for t in entry.trials:
-            pidless_dead = journal or _pidless_too_long(t, queue.storage)
+            pidless_dead = journal or _pidless_too_long(t, queue.storage, margin)
             if t.state == TrialState.RUNNING and _is_dead(t, pidless_dead, live_pids):
                 interrupt_trial(queue.storage, entry, t, "worker died")
                 n += 1
@@ -141,13 +173,13 @@ def _recover(queue: CampaignQueue, *, journal: bool, live_pids: Collection[int])
     return n
 
 
-def _pidless_too_long(t: FrozenTrial, storage: BaseStorage) -> bool:
+def _pidless_too_long(t: FrozenTrial, storage: BaseStorage, margin_s: float) -> bool:
     """On a database: has this trial been without a pid for longer than any live worker
-    can be (its storage patience plus a margin)?"""
+    can be (its storage patience plus `margin_s`)?"""
     if t.datetime_start is None:
         return False
     guard = guard_of(storage)
-    limit = (guard.patience_s if guard is not None else DEFAULT_PATIENCE_S) + PIDLESS_MARGIN_S
+    limit = (guard.patience_s if guard is not None else DEFAULT_PATIENCE_S) + margin_s
     return (datetime.datetime.now() - t.datetime_start).total_seconds() > limit
 
 

@@ -40,7 +40,7 @@ from engine.queue import (
     CampaignQueue,
     Entry,
 )
-from engine.recovery import enqueue_retry, needs_retry
+from engine.recovery import enqueue_retry, needs_retry, stale_trial_ids
 from engine.storage_outage import guarded_call, heartbeats_trusted
 
 S_HEARTBEAT = PREFIX + "heartbeat"
@@ -213,7 +213,7 @@ class Reaper:
         lines: list[str] = []
         # The query optuna.storages.fail_stale_trials runs; called directly so that only
         # the process whose RUNNING -> FAIL update wins enqueues the retry.
-        for trial_id in rdb._get_stale_trial_ids(entry.study_id):
+        for trial_id in stale_trial_ids(self.storage, entry.study_id):
             t = self.storage.get_trial(trial_id)
             who = f"{t.user_attrs.get(T_WORKER, '?')} on {t.user_attrs.get(T_HOST, '?')}"
             reason = f"worker {who} stopped beating (no heartbeat for {rdb.grace_period} s)"

@@ -44,7 +44,9 @@ def test_a_writer_killed_holding_the_lock_does_not_stall_the_next(tmp_path: Path
     holder.wait()
     start = time.monotonic()
     study.enqueue_trial({"x": 1.0})
-    assert time.monotonic() - start < 5
+    # Optuna's own lock file made the next writer wait 30 s before stealing it; the margin
+    # under that is for a loaded machine
+    assert time.monotonic() - start < 20
     assert len(optuna.load_study(study_name="s", storage=open_storage(str(journal))).trials) == 1
 
 

@@ -6,6 +6,7 @@ Optuna's RDBStorage raises them; tests/fleet/test_outage_campaign.py stops a rea
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -196,15 +197,34 @@ def test_a_pidless_running_trial_on_a_database_is_dead_after_the_patience(
     entry = queue.entry("1K_h1")
     study = optuna.load_study(study_name=entry.study_name, storage=storage)
     orphan = study.ask()  # no pid, no host, no heartbeat: its worker gave up right here
-    assert recovery.recover(queue, ask_lock=None) == 0  # younger than patience + margin
-    monkeypatch.setattr(recovery, "PIDLESS_MARGIN_S", -0.5)
-    assert recovery.recover(queue, ask_lock=None) == 1
+    assert recovery.recover(queue, ask_lock=None) == 0  # younger than patience + 60 s
+    monkeypatch.setenv(recovery.PIDLESS_MARGIN_ENV, "0")  # dead once past the patience
+    deadline = time.monotonic() + 60  # a safety net: the patience is 0.5 s
+    while (found := recovery.recover(queue, ask_lock=None)) == 0:
+        assert time.monotonic() < deadline, "the pid-less trial was never taken for dead"
+        time.sleep(0.05)
+    assert found == 1
     trials = queue.entry("1K_h1").trials
     dead = next(t for t in trials if t.number == orphan.number)
     assert dead.state == TrialState.FAIL and dead.user_attrs[T_INTERRUPTED] == "worker died"
     assert [t.state for t in trials if t.user_attrs.get(T_RETRY_OF) == orphan.number] == [
         TrialState.WAITING
     ]
+
+
+def test_the_pidless_margin_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.errors import UserError
+    from engine.recovery import PIDLESS_MARGIN_ENV, pidless_margin_s
+
+    monkeypatch.delenv(PIDLESS_MARGIN_ENV, raising=False)
+    assert pidless_margin_s() == 60.0  # the default users get
+    for text, seconds in (("5", 5.0), ("0.5", 0.5), ("90s", 90.0), ("2m", 120.0)):
+        monkeypatch.setenv(PIDLESS_MARGIN_ENV, text)
+        assert pidless_margin_s() == seconds
+    monkeypatch.setenv(PIDLESS_MARGIN_ENV, "soon")
+    with pytest.raises(UserError) as caught:
+        pidless_margin_s()
+    assert str(caught.value).startswith("$HPOTUI_PIDLESS_MARGIN: expected seconds")
 
 
 def test_heartbeats_are_not_trusted_until_a_grace_after_an_outage(tmp_path: Any) -> None:

@@ -6,7 +6,8 @@ b run `hpotui worker`, c runs `hpotui --batch` (an engine and its local worker).
 test proves: every experiment gets exactly its n_trials counted trials, none lost or
 duplicated; a reorder written to the storage by another process is honoured by every
 worker at its next trial; a worker killed with SIGKILL has its trial failed through the
-heartbeat and re-run elsewhere after the grace period; a machine whose data differs
+heartbeat and re-run elsewhere after the grace period (or closed unrun as surplus when
+its experiment filled up meanwhile); a machine whose data differs
 refuses to join (exit 2); c's batch shows the trials of a and b with their host; and
 the database password appears in no output and no file.
 """
@@ -27,6 +28,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from engine import protocol as p
+from engine.fleet.host_records import read_records, send_command
 from engine.queue import (
     T_COUNTED,
     T_HOST,
@@ -37,6 +39,7 @@ from engine.queue import (
     CampaignQueue,
     is_counted,
 )
+from engine.recovery import trial_params
 from engine.storage import open_storage
 from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
 from tests.fleet.pg_server import PASSWORD
@@ -125,6 +128,10 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
     storage = open_storage(pg_url, heartbeat_interval=None)
     queue = CampaignQueue(storage, "dist")
     _wait("the campaign's studies", lambda: len(queue.entries(with_trials=False)) == 3)
+    # Machine b must work here (it is killed inside a trial below), but under load its
+    # worker can take longer to start than the others need for the whole campaign: they
+    # are drained until b has counted a trial.
+    queue.set_paused_all(True)
     # b joins by name, the URL in the environment (off its command line); c watches and
     # works with `hpotui --batch` (an engine with one local worker) on the same storage
     b.start(
@@ -140,6 +147,26 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
     (c.home / "dist.toml").write_text(config.read_text())
     c.start("--batch", "--json", "dist.toml", "--storage", pg_url, "--workers", "1")
     d.start("worker", "--campaign", "dist", "--storage", pg_url)
+
+    def states() -> dict[str, str]:
+        return {r.host: r.state for r in read_records(storage, queue)}
+
+    others = ("machine-a", "machine-c")
+    _wait("a's and c's host records", lambda: set(others) <= set(states()))
+    for host in others:
+        send_command(storage, queue, host, "drain", by="the test")
+    _wait("a and c drained", lambda: all(states()[host] == "drained" for host in others))
+    queue.set_paused_all(False)
+    _wait(
+        "a trial counted on machine b",
+        lambda: any(
+            is_counted(t) and t.user_attrs.get(T_HOST) == "machine-b"
+            for ts in _trials(queue).values()
+            for t in ts
+        ),
+    )
+    for host in others:
+        send_command(storage, queue, host, "resume", by="the test")
 
     # a fourth process (this one) moves the last experiment to the front mid-run
     def h1_started() -> bool:
@@ -195,21 +222,30 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
             if t.state == TrialState.FAIL and not t.user_attrs.get(T_SURPLUS):
                 assert (t.number, t._trial_id) == (killed.number, killed._trial_id), t
     hosts = {t.user_attrs.get(T_HOST) for ts in by_name.values() for t in ts if is_counted(t)}
-    assert hosts >= {"machine-a", "machine-c"}  # b may have died in its first trial
+    assert hosts == {"machine-a", "machine-b", "machine-c"}  # b counted before its kill
 
-    # --- the killed trial: failed by the heartbeat, re-run once, after the grace period
+    # --- the killed trial: failed by the heartbeat (never counted) and enqueued again once.
+    # Its retry either ran after the grace period and counted, or, when the experiment had
+    # filled its n_trials meanwhile, was closed as surplus without running (engine.queue
+    # closes a done experiment's WAITING trials; a worker that pops one drops it itself).
     home_study = next(
         n for n, ts in by_name.items() if any(t._trial_id == killed._trial_id for t in ts)
     )
     dead = next(t for t in by_name[home_study] if t._trial_id == killed._trial_id)
     assert dead.state == TrialState.FAIL and "stopped beating" in dead.user_attrs[T_INTERRUPTED]
+    assert not is_counted(dead)
     retries = [t for t in by_name[home_study] if t.user_attrs.get(T_RETRY_OF) == killed.number]
-    assert len(retries) == 1 and is_counted(retries[0])
+    assert len(retries) == 1, retries
     retry = retries[0]
-    assert retry.params == killed.params
-    assert retry.user_attrs[T_HOST] in ("machine-a", "machine-c")
-    assert retry.datetime_start is not None
-    assert retry.datetime_start >= killed_at + dt.timedelta(seconds=GRACE_S - 1.5)
+    assert trial_params(retry) == killed.params  # the same configuration, enqueued
+    if is_counted(retry):
+        assert retry.params == killed.params
+        assert retry.user_attrs[T_HOST] in ("machine-a", "machine-c")
+        assert retry.datetime_start is not None
+        assert retry.datetime_start >= killed_at + dt.timedelta(seconds=GRACE_S - 1.5)
+    else:
+        assert retry.state == TrialState.FAIL and retry.user_attrs.get(T_SURPLUS), retry
+        assert "train_params" not in retry.user_attrs, "a surplus retry must never train"
 
     # --- the reorder: after the move every worker's next trial went to 1K_h3 until it
     # was full, although 1K_h1 and 1K_h2 (earlier in the old order) still had trials to run

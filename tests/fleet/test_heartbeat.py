@@ -97,3 +97,51 @@ def test_an_orphaned_interrupted_trial_gets_its_retry_on_the_second_look(tmp_pat
     assert reaper.requeue_orphans() == []
     retries = [t for t in study.get_trials() if t.user_attrs.get(T_RETRY_OF) is not None]
     assert [t.user_attrs[T_RETRY_OF] for t in retries] == [failed.number]
+
+
+def test_a_check_that_waited_out_an_outage_judges_no_one(tmp_path: Path) -> None:
+    """When the database goes away while a reaper is looking, every heartbeat is stale by
+    the time it answers, the live workers' too: that answer fails no trial, neither the
+    node's reaper nor the engine's recovery, until a grace period has passed."""
+    from engine.recovery import recover
+    from engine.storage_outage import OutageGuard, guard_storage
+
+    class FakeClock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.now += seconds
+
+    clock = FakeClock()
+    raw = open_storage(f"sqlite:///{tmp_path / 'c.db'}", heartbeat_interval=1, grace_period=1)
+    storage = guard_storage(raw, OutageGuard(60, clock=clock, sleep=clock.sleep))
+    queue = make_campaign(storage)
+    study = optuna.load_study(study_name=queue.entry("1K_h1").study_name, storage=storage)
+    live = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    live.set_user_attr(T_HOST, "far")  # another machine's worker: its heartbeat decides
+    live.set_user_attr(T_WORKER, "far/w1")
+    storage.record_heartbeat(live._trial_id)  # type: ignore[attr-defined]
+    time.sleep(2.2)  # SQLite's clock has whole seconds: the heartbeat is now stale
+
+    query = raw._get_stale_trial_ids  # type: ignore[attr-defined]
+    outage = {"calls": 0}
+
+    def away_once(study_id: int) -> list[int]:
+        outage["calls"] += 1
+        if outage["calls"] == 1:
+            raise ConnectionResetError("server closed the connection")
+        return list(query(study_id))
+
+    raw._get_stale_trial_ids = away_once  # type: ignore[attr-defined]
+    assert Reaper(storage, queue).reap() == []  # the query waited out an outage
+    assert outage["calls"] == 2
+    assert recover(queue, ask_lock=None) == 0
+    assert storage.get_trial(live._trial_id).state == TrialState.RUNNING
+    clock.now += 1 + 5 + 0.1  # the grace plus the longest retry pause: judged again
+    assert Reaper(storage, queue).reap() == [
+        f"1K_h1 trial {live.number}: worker far/w1 on far stopped beating "
+        "(no heartbeat for 1 s); queued again"
+    ]

@@ -1,15 +1,16 @@
 """A campaign survives its PostgreSQL server going away, and loses no event.
 
 On a server of its own, the test creates campaign "dist" (3 experiments x 8 trials,
-heartbeat 1 s, grace 6 s), starts an engine (`hpotui --batch --json`, machine c, one local
-worker) and a second node (`hpotui worker`, machine b, one worker), then mid-campaign
-stops the server for 15 s (`pg_ctl stop -m fast`, start) and later restarts it fast
-(`pg_ctl restart -m fast`). It proves: both processes wait the outages out and exit 0;
-every experiment is done with exactly n_trials counted trials; no trial is RUNNING or
-WAITING; no trial was counted failed (an outage never fails a trial); each interrupted
-trial (if any) was re-run once; the outage was announced and its end too; and the
-engine's events.jsonl and its batch output report every finished trial in the storage,
-local and remote, once.
+heartbeat 1 s, grace 6 s, paused), starts an engine (`hpotui --batch --json`, machine c,
+one local worker, drained) and a second node (`hpotui worker`, machine b, one worker),
+lets the node count a trial before the engine resumes, then, once each machine has
+counted a trial, stops the server for 15 s (`pg_ctl stop -m fast`, start) and later
+restarts it fast (`pg_ctl restart -m fast`). It proves: both processes, each part of
+the campaign, wait the outages out and exit 0; every experiment is done with exactly
+n_trials counted trials; no trial is RUNNING or WAITING; no trial was counted failed (an
+outage never fails a trial); each interrupted trial (if any) was re-run once; the outage
+was announced and its end too; and the engine's events.jsonl and its batch output report
+every finished trial in the storage, local and remote, once.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from optuna.trial import TrialState
 from engine import protocol as p
 from engine.campaign.config import load_campaign
 from engine.fleet.heartbeat import HeartbeatSettings
+from engine.fleet.host_records import read_records, send_command
 from engine.fleet.hosts import trial_state
 from engine.fleet.setup import create_campaign
 from engine.queue import T_COUNTED, T_HOST, T_RETRY_OF, CampaignQueue, is_counted
-from engine.recovery import needs_retry
+from engine.recovery import PIDLESS_MARGIN_ENV, needs_retry
 from engine.storage import open_storage
 from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
 from tests.fleet.pg_server import find_bin_dir, restartable_server
@@ -39,6 +41,7 @@ from tests.fleet.pg_server import find_bin_dir, restartable_server
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 N_TRIALS = 8  # per experiment: 24 trials, enough to span both outages on a loaded machine
 OUTAGE_S = 15
+HOSTS = ("machine-b", "machine-c")
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float = 600.0) -> Any:
@@ -86,6 +89,10 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
         storage = open_storage(server.url, heartbeat_interval=None)
         create_campaign(storage, load_campaign(config), HeartbeatSettings.of(1, 6))
         queue = CampaignQueue(storage, "dist")
+        # No trial starts before the engine is drained: under load the node's worker can
+        # take far longer to start than the engine's (which then ran every trial), so
+        # the node runs alone until it has counted a trial, then the engine resumes.
+        queue.set_paused_all(True)
 
         def finished() -> int:
             return sum(is_counted(t) for e in queue.entries() for t in e.trials)
@@ -106,13 +113,36 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
             logs,
             {"HPOTUI_STORAGE": server.url},
         )
+
+        def state_of(host: str) -> str | None:
+            return next((r.state for r in read_records(storage, queue) if r.host == host), None)
+
+        def counted_on(*hosts: str, at_least: int = 1) -> bool:
+            """`at_least` trials counted, some on each of `hosts` (a condition that stays
+            true once met: a trial's RUNNING moments are too short to poll for)."""
+            assert engine.poll() is None, "the campaign ended before both machines counted"
+            counted = [t for e in queue.entries() for t in e.trials if is_counted(t)]
+            return len(counted) >= at_least and set(hosts) <= {
+                t.user_attrs.get(T_HOST) for t in counted
+            }
+
+        def more_finished(than: int) -> bool:
+            assert engine.poll() is None, "the campaign ended before the second outage"
+            return finished() >= than + 4
+
         try:
-            _wait("4 finished trials", lambda: finished() >= 4)
+            _wait("the engine's host record", lambda: state_of("machine-c") is not None)
+            send_command(storage, queue, "machine-c", "drain", by="the test")
+            _wait("the engine drained", lambda: state_of("machine-c") == "drained")
+            queue.set_paused_all(False)
+            _wait("a trial counted on machine-b", lambda: counted_on("machine-b"))
+            send_command(storage, queue, "machine-c", "resume", by="the test")
+            _wait("4 counted trials, some on each machine", lambda: counted_on(*HOSTS, at_least=4))
             server.stop("fast")
             time.sleep(OUTAGE_S)
             server.start()
             before = finished()
-            _wait("4 more finished trials", lambda: finished() >= before + 4)
+            _wait("4 more finished trials", lambda: more_finished(before))
             server.restart("fast")
             assert engine.wait(900) == 0, (logs / "machine-c.err").read_text()[-3000:]
             assert node.wait(300) == 0, (logs / "machine-b.err").read_text()[-3000:]
@@ -142,7 +172,7 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
                 if state is not None:
                     stored[(e.name, t.number)] = state
         hosts = {t.user_attrs.get(T_HOST) for e in entries for t in e.trials if is_counted(t)}
-        assert hosts == {"machine-b", "machine-c"}
+        assert hosts == set(HOSTS)
 
     # --- the engine's event log and its batch output hold every finished trial, once
     logged = [p.decode_event(line) for line in events_file.read_text().splitlines() if line]
@@ -171,8 +201,9 @@ def test_past_the_patience_one_line_and_exit_75_then_the_campaign_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An engine and a node given 3 s of patience both stop with one line and exit 75 when
-    the server stays down; once it is back, `hpotui --batch` alone completes the campaign
-    with every trial stored before the outage intact and exact counts."""
+    the server stays down; once it is back, the same `hpotui --batch` command alone
+    completes the campaign with every trial stored before the outage intact and exact
+    counts."""
     if find_bin_dir() is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed")
     logs = tmp_path / "logs"
@@ -224,7 +255,13 @@ def test_past_the_patience_one_line_and_exit_75_then_the_campaign_resumes(
                 assert "***@" in last and "s3cret" not in last
             assert "Traceback" not in (logs / "machine-b.err").read_text()
 
-            again = _start(home_c, "machine-c", batch, logs, env)
+            # the same command again; a trial whose worker gave up between `ask` and
+            # recording its pid is dead once the patience plus this margin has passed
+            # (default 60 s: the test would wait minutes for it)
+            resume_env = {**env, PIDLESS_MARGIN_ENV: "10"}
+            again = _start(
+                home_c, "machine-c", [*batch, "--storage-patience", "3"], logs, resume_env
+            )
             processes.append(again)
             assert again.wait(900) == 0, (logs / "machine-c.err").read_text()[-3000:]
         finally:

@@ -91,5 +91,6 @@ def test_stop_returns_promptly_with_a_long_interval() -> None:
     time.sleep(0.05)
     started = time.monotonic()
     monitor.stop()
-    assert time.monotonic() - started < 2 and not monitor.running
+    # far under the 60 s interval it would otherwise sleep out (slack for a loaded machine)
+    assert time.monotonic() - started < 20 and not monitor.running
     assert monitor.samples_taken == 1

@@ -55,8 +55,16 @@ async def until(pilot: Pilot[object], condition: Callable[[], bool], timeout: fl
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {condition}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {_named(condition)}")
         await pilot.pause(0.05)
+
+
+def _named(condition: Callable[[], bool]) -> str:
+    """The condition's source line (which wait timed out), else its repr."""
+    try:
+        return inspect.getsource(condition).strip()
+    except (OSError, TypeError):
+        return repr(condition)
 
 
 async def settled(pilot: Pilot[object], n_events: int) -> None:

@@ -25,8 +25,11 @@ from hpotui.screens.quit import QuitScreen
 from hpotui.widgets.status_bar import StatusBar
 from tests.tui.conftest import until
 
-pytestmark = pytest.mark.slow
-START_S = 120.0  # pre-flight builds the embedded dataset on a cold workspace
+# Every wait is on a condition; WAIT_S is only the safety net of one step, generous
+# because other work on a 2-core machine can slow the engine and the app several times
+# (a start includes pre-flight building the embedded dataset on a cold workspace).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+WAIT_S = 240.0
 
 
 @pytest.fixture
@@ -45,7 +48,7 @@ def row_state(app: HpotuiApp, name: str) -> str:
     return row.state
 
 
-async def press(pilot: Pilot[object], *keys: str, timeout: float = 30.0) -> Reply:
+async def press(pilot: Pilot[object], *keys: str, timeout: float = WAIT_S) -> Reply:
     """Press `keys`; the engine's Reply to the command they sent."""
     app = pilot.app
     assert isinstance(app, HpotuiApp)
@@ -90,67 +93,67 @@ async def test_keys_steer_the_real_engine_queue(tiny: Path) -> None:
     pid = 0
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: len(app.state.queue) == 2, START_S)
+            await until(pilot, lambda: len(app.state.queue) == 2, WAIT_S)
             assert app.state.hello is not None
             pid = app.state.hello.pid
             assert order(app) == ["10K_h1", "30K_h1"]
 
             reply = await press(pilot, "P")  # pause all: nothing new starts meanwhile
             assert reply.ok, reply.message
-            await until(pilot, lambda: app.state.paused_all)
+            await until(pilot, lambda: app.state.paused_all, WAIT_S)
 
             await select(pilot, "30K_h1")
             assert (await press(pilot, "K")).ok  # move up
-            await until(pilot, lambda: order(app) == ["30K_h1", "10K_h1"])
+            await until(pilot, lambda: order(app) == ["30K_h1", "10K_h1"], WAIT_S)
             assert app.main.selected == "30K_h1"  # the selection follows the moved row
             assert (await press(pilot, "J")).ok  # move down
-            await until(pilot, lambda: order(app) == ["10K_h1", "30K_h1"])
+            await until(pilot, lambda: order(app) == ["10K_h1", "30K_h1"], WAIT_S)
             assert (await press(pilot, "t")).ok  # to the top
-            await until(pilot, lambda: order(app) == ["30K_h1", "10K_h1"])
+            await until(pilot, lambda: order(app) == ["30K_h1", "10K_h1"], WAIT_S)
 
             assert (await press(pilot, "p")).ok  # pause the selected experiment
-            await until(pilot, lambda: row_state(app, "30K_h1") == "paused")
+            await until(pilot, lambda: row_state(app, "30K_h1") == "paused", WAIT_S)
             assert (await press(pilot, "p")).ok  # and resume it
-            await until(pilot, lambda: row_state(app, "30K_h1") != "paused")
+            await until(pilot, lambda: row_state(app, "30K_h1") != "paused", WAIT_S)
 
             assert (await press(pilot, "s")).ok  # skip
-            await until(pilot, lambda: row_state(app, "30K_h1") == "skipped")
+            await until(pilot, lambda: row_state(app, "30K_h1") == "skipped", WAIT_S)
             assert (await press(pilot, "s")).ok  # s again: un-skip, queued with its trials
-            await until(pilot, lambda: row_state(app, "30K_h1") == "queued")
+            await until(pilot, lambda: row_state(app, "30K_h1") == "queued", WAIT_S)
             assert (await press(pilot, "s")).ok
-            await until(pilot, lambda: row_state(app, "30K_h1") == "skipped")
+            await until(pilot, lambda: row_state(app, "30K_h1") == "skipped", WAIT_S)
 
             await pilot.press("r")  # re-run asks first
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), WAIT_S)
             reply = await press(pilot, "y")
             assert reply.ok, reply.message
-            await until(pilot, lambda: row_state(app, "30K_h1") == "queued")
+            await until(pilot, lambda: row_state(app, "30K_h1") == "queued", WAIT_S)
 
             workers = app.state.workers
             assert (await press(pilot, "plus")).ok
-            await until(pilot, lambda: app.state.workers == workers + 1)
+            await until(pilot, lambda: app.state.workers == workers + 1, WAIT_S)
             assert (await press(pilot, "minus")).ok
-            await until(pilot, lambda: app.state.workers == workers)
+            await until(pilot, lambda: app.state.workers == workers, WAIT_S)
 
             more = tiny.with_name("more.toml")  # the same campaign at horizon 3
             more.write_text(tiny.read_text().replace("horizons = [1]", "horizons = [3]"))
             await pilot.press("a")
-            await until(pilot, lambda: isinstance(app.screen, AddExperimentsScreen))
+            await until(pilot, lambda: isinstance(app.screen, AddExperimentsScreen), WAIT_S)
             app.screen.query_one(Input).value = str(more)
-            reply = await press(pilot, "enter", timeout=60)
+            reply = await press(pilot, "enter")
             assert reply.ok, reply.message
-            await until(pilot, lambda: {"10K_h3", "30K_h3"} <= set(order(app)), 30)
+            await until(pilot, lambda: {"10K_h3", "30K_h3"} <= set(order(app)), WAIT_S)
 
             assert (await press(pilot, "P")).ok  # resume all
-            await until(pilot, lambda: not app.state.paused_all)
+            await until(pilot, lambda: not app.state.paused_all, WAIT_S)
 
             await pilot.press("q")
-            await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+            await until(pilot, lambda: isinstance(app.screen, QuitScreen), WAIT_S)
             await pilot.press("s", "enter")  # stop after the current trials
-            await until(pilot, lambda: not app.is_running, 10)
+            await until(pilot, lambda: not app.is_running, WAIT_S)
         assert "stops after its current trials" in app.exit_message
         # Stop after current trials: the engine ends by itself, nothing is killed.
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + WAIT_S
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not alive(pid), "the engine did not stop after its current trials"
@@ -164,22 +167,22 @@ async def test_leave_running_reattach_and_restart_after_a_crash(tiny: Path) -> N
     try:
         first = create_app(tiny)
         async with first.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: len(first.state.queue) == 2, START_S)
+            await until(pilot, lambda: len(first.state.queue) == 2, WAIT_S)
             assert first.state.hello is not None
             pids.append(first.state.hello.pid)
             assert (await press(pilot, "P")).ok  # keep the test campaign idle
             await pilot.press("q")
-            await until(pilot, lambda: isinstance(first.screen, QuitScreen))
+            await until(pilot, lambda: isinstance(first.screen, QuitScreen), WAIT_S)
             await pilot.press("l", "enter")  # leave running in the background
-            await until(pilot, lambda: not first.is_running, 10)
+            await until(pilot, lambda: not first.is_running, WAIT_S)
         assert "keeps running" in first.exit_message
         assert alive(pids[0]), "quitting must not stop a campaign left running"
 
         second = create_app(tiny)
         async with second.run_test(size=(120, 40)) as pilot:
             status = second.main.query_one(StatusBar)
-            await until(pilot, lambda: status.link_state == "attached", 30)
-            await until(pilot, lambda: len(second.state.queue) == 2, 30)
+            await until(pilot, lambda: status.link_state == "attached", WAIT_S)
+            await until(pilot, lambda: len(second.state.queue) == 2, WAIT_S)
             assert second.state.paused_all  # the state the first session left
             # history: the first session's log is replayed from events.jsonl
             assert any(
@@ -187,18 +190,18 @@ async def test_leave_running_reattach_and_restart_after_a_crash(tiny: Path) -> N
             )
 
             kill_engine(pids[0])  # the engine dies under the dashboard
-            await until(pilot, lambda: isinstance(second.screen, EngineCrashedScreen), 30)
+            await until(pilot, lambda: isinstance(second.screen, EngineCrashedScreen), WAIT_S)
             assert status.link_state == "down"
             await pilot.press("r")  # restart: a fresh engine resumes the campaign
-            await until(pilot, lambda: status.link_state == "running", START_S)
+            await until(pilot, lambda: status.link_state == "running", WAIT_S)
             await until(
                 pilot,
                 lambda: second.state.hello is not None and second.state.hello.pid != pids[0],
-                START_S,
+                WAIT_S,
             )
             assert second.state.hello is not None
             pids.append(second.state.hello.pid)
-            await until(pilot, lambda: len(second.state.queue) == 2, 60)
+            await until(pilot, lambda: len(second.state.queue) == 2, WAIT_S)
             await second.leave(stop=True)
     finally:
         for pid in pids:
@@ -210,7 +213,7 @@ async def test_a_config_error_is_shown_in_the_app_not_as_a_traceback(tiny: Path)
     bad.write_text(tiny.read_text().replace("horizons = [1]", "horizons = [0]"))
     app = create_app(bad)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, EngineCrashedScreen), 60)
+        await until(pilot, lambda: isinstance(app.screen, EngineCrashedScreen), WAIT_S)
         screen = app.screen
         assert isinstance(screen, EngineCrashedScreen)
         assert screen.returncode == 2

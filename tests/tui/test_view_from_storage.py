@@ -21,7 +21,7 @@ from hpotui.widgets.history_chart import HistoryChart
 from hpotui.widgets.loss_chart import LossChart
 from hpotui.widgets.scaling_chart import ScalingChart
 from tests.tui.conftest import until
-from tests.tui.test_app_engine import START_S, alive, kill_engine, press, tiny  # noqa: F401
+from tests.tui.test_app_engine import WAIT_S, alive, kill_engine, press, tiny  # noqa: F401
 
 # a whole (tiny) campaign runs, twice opened: more than the default 300 s on a loaded box
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -57,13 +57,13 @@ async def view(pilot: Pilot[object], app: HpotuiApp) -> dict[str, Any]:
     }
     for experiment in [e.name for e in app.state.queue]:
         app.push_screen(TrialTableScreen(experiment, app.state))
-        await until(pilot, lambda: isinstance(app.screen, TrialTableScreen))
+        await until(pilot, lambda: isinstance(app.screen, TrialTableScreen), WAIT_S)
         await pilot.pause(0.1)
         table = app.screen.query_one(DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         shown[f"table {experiment}"] = rows
         app.pop_screen()
-        await until(pilot, lambda: not isinstance(app.screen, TrialTableScreen))
+        await until(pilot, lambda: not isinstance(app.screen, TrialTableScreen), WAIT_S)
     return shown
 
 
@@ -101,7 +101,7 @@ async def test_a_restarted_engine_shows_what_the_live_app_showed(tiny: Path) -> 
     pid = 0
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: app.state.hello is not None, START_S)
+            await until(pilot, lambda: app.state.hello is not None, WAIT_S)
             assert app.state.hello is not None
             pid = app.state.hello.pid
             await until(pilot, lambda: finished(app) >= 2, RUN_S)
@@ -110,15 +110,15 @@ async def test_a_restarted_engine_shows_what_the_live_app_showed(tiny: Path) -> 
             before = await view(pilot, app)
             before_durations = durations(app)
             kill_engine(pid)
-            await until(pilot, lambda: not alive(pid), 30)
+            await until(pilot, lambda: not alive(pid), WAIT_S)
             app.exit()
         reopened = create_app(tiny)
         async with reopened.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: reopened.state.hello is not None, START_S)
+            await until(pilot, lambda: reopened.state.hello is not None, WAIT_S)
             assert reopened.state.hello is not None
             pid = reopened.state.hello.pid
             assert reopened.state.hello.resumed
-            await until(pilot, lambda: reopened.state.trials and reopened.state.queue, 30)
+            await until(pilot, lambda: reopened.state.trials and reopened.state.queue, WAIT_S)
             after = await view(pilot, reopened)
             assert_same_view(before, after)
             assert_same_durations(before_durations, durations(reopened))
@@ -132,7 +132,7 @@ async def test_a_finished_campaign_opens_with_everything_it_showed_live(tiny: Pa
     pid = 0
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: app.state.hello is not None, START_S)
+            await until(pilot, lambda: app.state.hello is not None, WAIT_S)
             assert app.state.hello is not None
             pid = app.state.hello.pid
             await until(pilot, lambda: app.state.bye is not None, RUN_S)
@@ -142,10 +142,10 @@ async def test_a_finished_campaign_opens_with_everything_it_showed_live(tiny: Pa
             app.exit()
         reopened = create_app(tiny)
         async with reopened.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: reopened.state.hello is not None, START_S)
+            await until(pilot, lambda: reopened.state.hello is not None, WAIT_S)
             assert reopened.state.hello is not None
             pid = reopened.state.hello.pid
-            await until(pilot, lambda: len(reopened.state.trials) == 2, 30)
+            await until(pilot, lambda: len(reopened.state.trials) == 2, WAIT_S)
             after = await view(pilot, reopened)
             assert_same_view(before, after)
             assert_same_durations(before_durations, durations(reopened))
