@@ -62,6 +62,11 @@ def test_password_is_on_no_command_line_of_a_postgres_campaign(pg_url: str, tmp_
     env = {**os.environ, "HPOTUI_HOME": str(home), STORAGE_ENV: pg_url}
     assert PASSWORD not in config.read_text()  # the URL comes from the environment only
 
+    # No trial runs before the node has its worker: under load the engine's workers could
+    # otherwise finish the campaign first and the node would find nothing to start.
+    queue = CampaignQueue(open_storage(pg_url, heartbeat_interval=None), "secret")
+    queue.set_paused_all(True)
+
     # the same config, no --storage anywhere: an engine with 2 local workers, and a node
     batch = subprocess.Popen(
         [sys.executable, "-m", "hpotui.cli", "--batch", str(config), "--workers", "2"],
@@ -77,8 +82,9 @@ def test_password_is_on_no_command_line_of_a_postgres_campaign(pg_url: str, tmp_
     seen: dict[int, set[str]] = {}
     node: subprocess.Popen[str] | None = None
     deadline = time.monotonic() + 900
+    paused = True
     while batch.poll() is None and time.monotonic() < deadline:
-        if node is None and _count(seen, "engine.worker_pool"):
+        if node is None and len(queue.entries(with_trials=False)) == 2:
             node = subprocess.Popen(  # joins once the engine created the studies
                 [sys.executable, "-m", "hpotui.cli", "worker", "--campaign", "secret"],
                 cwd=home,
@@ -88,6 +94,9 @@ def test_password_is_on_no_command_line_of_a_postgres_campaign(pg_url: str, tmp_
                 text=True,
             )
             roots.append(psutil.Process(node.pid))
+        if paused and _count(seen, "engine.fleet.node_worker"):
+            queue.set_paused_all(False)  # the engine starts its workers now
+            paused = False
         for root in roots:
             for pid, line in _cmdlines(root).items():
                 seen.setdefault(pid, set()).add(line)
@@ -107,7 +116,6 @@ def test_password_is_on_no_command_line_of_a_postgres_campaign(pg_url: str, tmp_
 
     # ... and the campaign ran on PostgreSQL (the environment's storage), not a journal
     assert not (home / "outputs" / "secret" / "optuna.journal").exists()
-    queue = CampaignQueue(open_storage(pg_url, heartbeat_interval=None), "secret")
     for entry in queue.entries():
         assert sum(is_counted(t) for t in entry.trials) == N_TRIALS, entry.name
     assert PASSWORD not in out + err + node_out + node_err
