@@ -213,7 +213,9 @@ class Engine:
         return str(journal_path(self.storage_url)) + ".ask.lock"
 
     def _is_local_trial(self, t: Any) -> bool:
-        pids = self.local.pids() if self.local is not None else []
+        """Run by one of this engine's workers, alive or just exited (its events come
+        through its pipe, so the storage watcher must not report it as well)."""
+        pids = self.local.spawned if self.local is not None else set()
         return bool(t.user_attrs.get(T_HOST) == HOST and t.user_attrs.get(T_PID) in pids)
 
     def hello(self) -> p.Hello:

@@ -143,6 +143,9 @@ class LocalWorkers:
         self._serial = 0
         self.hold = False
         self._readers: list[threading.Thread] = []
+        # every worker pid this engine started, exited ones too: a trial of a worker that
+        # just exited is still ours while its last events wait in the pipe
+        self.spawned: set[int] = set()
         # worker id -> the line a worker sent (an `ErrorRaised`) before exiting 3: disk
         # full or outputs unwritable, the reason the engine stops (not an event to show)
         self.faults: dict[str, str] = {}
@@ -234,6 +237,7 @@ class LocalWorkers:
             )
         child = Child(worker_id, process)
         self.children.append(child)
+        self.spawned.add(process.pid)
         reader = threading.Thread(target=self._read, args=(child,), daemon=True)
         child.reader = reader
         reader.start()
