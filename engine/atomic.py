@@ -36,5 +36,8 @@ def _about(error: OSError, tmp: str) -> bool:
 
 def _naming(error: OSError, path: Path) -> OSError:
     """The same error (same errno, so the same subclass) about `path`, not about the
-    temporary file: the one line a user reads names the file they know."""
-    return OSError(error.errno, error.strerror, str(path))
+    temporary file: the one line a user reads names the file they know. The system's
+    words for the errno replace the writer's own message, which can name the temporary
+    file too (pyarrow: "Failed to open local file '.x.tmp'. Detail: ...")."""
+    words = os.strerror(error.errno) if error.errno else error.strerror
+    return OSError(error.errno, words, str(path))

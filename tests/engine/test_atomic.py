@@ -42,6 +42,21 @@ def test_an_error_about_the_temporary_file_is_about_the_target(tmp_path: Path) -
     assert not target.exists() and not list(tmp_path.iterdir())
 
 
+def test_a_writer_whose_message_names_the_temporary_file_is_reworded(tmp_path: Path) -> None:
+    """pyarrow's error carries no filename, and its message names the temporary file."""
+    target = tmp_path / "trials.parquet"
+
+    def pyarrow_like(tmp: Path) -> None:
+        message = f"Failed to open local file '{tmp}'. Detail: [errno 13] Permission denied"
+        raise PermissionError(errno.EACCES, message)
+
+    with pytest.raises(PermissionError) as raised:
+        write_atomic(target, pyarrow_like)
+    line = describe_fault(raised.value)
+    assert line is not None and f"cannot write {target}: it is not writable" in line
+    assert ".tmp" not in line
+
+
 def test_other_errors_pass_through_untouched(tmp_path: Path) -> None:
     def broken(tmp: Path) -> None:
         raise ValueError("not a file problem")
