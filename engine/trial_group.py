@@ -87,7 +87,7 @@ def _group_size(
     shape = {"context_len": spec.context_len, "patch_len": spec.patch_len, "stride": spec.stride}
     batch = min(params.batch_size, len(data.train))
     # the precision, threads and attention kernel a solo trial of it would run with
-    options = _run_options(worker, cfg)
+    options = worker.run_options(cfg)
     dtype = apply_run_choice(arch, data.n_features, batch, device, options, **shape).dtype
     memory = worker.memory_limit
     if cfg.fuse == "auto":
@@ -104,19 +104,6 @@ def _group_size(
         **shape,
     )
     return data, max(1, bound), None
-
-
-def _run_options(worker: Worker, cfg: Any) -> Any:
-    """How the group's trials run on this worker (as `Worker._train`'s options)."""
-    from engine.train.config import RunOptions
-
-    return RunOptions(
-        device=worker.device or cfg.device,
-        precision=cfg.precision,
-        threads=worker.threads,
-        memory_limit_bytes=worker.memory_limit,
-        dropout_sites=cfg.dropout_sites,
-    )
 
 
 def _fp32() -> Any:
@@ -217,7 +204,7 @@ def _train_members(
         lifecycle.finished(worker, entry, trials[i], outcome, inputs[i], start, started)
 
     try:
-        options = _run_options(worker, cfg)
+        options = worker.run_options(cfg)
         train_group(
             inputs[0][0],
             [params for _, _, params in inputs],

@@ -228,7 +228,6 @@ class Worker:
 
     def _train(self, entry: Entry, study: optuna.Study, trial: optuna.trial.Trial) -> None:
         """Train one trial alone and settle it (`engine.trial_lifecycle`)."""
-        from engine.train.config import RunOptions
 
         cfg = entry.config
         inputs = trial_inputs(trial.params, cfg, entry.grid)
@@ -244,16 +243,8 @@ class Worker:
             from engine.train.device import resolve_device
             from engine.train.trainer import train_trial
 
-            device = self.device or cfg.device
-            data = self._prepared(entry, resolve_device(device))
-            options = RunOptions(
-                device=device,
-                precision=cfg.precision,
-                threads=self.threads,
-                memory_limit_bytes=self.memory_limit,
-                objective=cfg.objective,
-                dropout_sites=cfg.dropout_sites,
-            )
+            options = self.run_options(cfg)
+            data = self._prepared(entry, resolve_device(options.device))
             arch, _, params = inputs
             result = train_trial(
                 arch,
@@ -269,6 +260,21 @@ class Worker:
             heartbeat.stop()
         outcome = lifecycle.settle(self, entry, study, trial, result, error, recorder.losses)
         lifecycle.finished(self, entry, trial, outcome, inputs, frozen.datetime_start, started)
+
+    def run_options(self, cfg: Any) -> Any:
+        """How a trial of experiment config `cfg` runs on this worker: its device,
+        threads and memory limit, the experiment's precision, objective and dropout
+        sites. A solo trial (`_train`) and a fused group (`engine.trial_group`) alike."""
+        from engine.train.config import RunOptions
+
+        return RunOptions(
+            device=self.device or cfg.device,
+            precision=cfg.precision,
+            threads=self.threads,
+            memory_limit_bytes=self.memory_limit,
+            objective=cfg.objective,
+            dropout_sites=cfg.dropout_sites,
+        )
 
     def tell_result(
         self, entry: Entry, study: optuna.Study, trial: optuna.trial.Trial, result: Any
