@@ -55,7 +55,7 @@ from engine.model.grid import architecture_grid  # noqa: E402
 from engine.train.autotune import apply_run_choice  # noqa: E402
 from engine.train.config import RunOptions, TrainParams  # noqa: E402
 from engine.train.device import resolve_device, set_threads  # noqa: E402
-from engine.train.fuse_size import MAX_AUTO, choose_fuse  # noqa: E402
+from engine.train.fuse_size import choose_fuse, max_auto  # noqa: E402
 from engine.train.fused_trainer import train_group  # noqa: E402
 from engine.train.trainer import train_trial  # noqa: E402
 
@@ -129,7 +129,7 @@ def run_case(
 ) -> tuple[Row, list[Row]]:
     steps = len(data.train) // min(batch, len(data.train))
     per_trial = epochs * steps * min(batch, len(data.train))
-    warm_run_choices(arch, data, options, batch, [1, *ks, MAX_AUTO])
+    warm_run_choices(arch, data, options, batch, [1, *ks, max_auto(data.device)])
     started, cpu = time.perf_counter(), time.process_time()
     for params in members(solo_trials, epochs, batch):
         train_trial(arch, params, data, options)
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         set_threads(args.threads)
     quick = args.quick
+    full_ks = [1, 2, 4, 8, *([16] if max_auto(device) >= 16 else [])]
     data = load_data(device, None)
     print(
         f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         deep_options = dataclasses.replace(options, precision=args.deep_precision)
         for arch in DEEP:
-            run_case(arch, deep_data, deep_options, 2, 256, [2] if quick else [1, 2, 4, 8], 1)
+            run_case(arch, deep_data, deep_options, 2, 256, [2] if quick else full_ks, 1)
     epochs = 2 if quick else 4
     print(f"\ndemo budgets, batch 256, {epochs} epochs, precision auto:")
     solo_s = fused_s = solo_cpu = fused_cpu = 0.0
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             dataclasses.replace(options, precision="auto"),
             epochs,
             256,
-            [2, 4] if quick else [1, 2, 4, 8],
+            [2, 4] if quick else full_ks,
             2,
         )
         auto = rows[-1]

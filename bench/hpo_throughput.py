@@ -171,6 +171,13 @@ def run_once(workspace: Path, run: str, args: argparse.Namespace) -> dict[str, o
         elif kind == "bye":
             break
     end = time.monotonic()
+    if first_start is not None:  # wall clock, to match GPU logs (nvidia-smi dmon -o T)
+        since = time.strftime("%H:%M:%S", time.localtime(time.time() - (end - first_start)))
+        print(
+            f"run {run}: {finished} trials from {since} to {time.strftime('%H:%M:%S')}, "
+            f"{finished / (end - first_start) * 3600:.0f} trials/h",
+            flush=True,
+        )
     cpu = meter.stop() if first_start is not None else float("nan")
     proc.wait()
     if proc.returncode or not finished:

@@ -3,8 +3,8 @@
 On a server of its own, the test creates campaign "dist" (3 experiments x 8 trials,
 heartbeat 1 s, grace 6 s, paused), starts an engine (`hpotui --batch --json`, machine c,
 one local worker, drained) and a second node (`hpotui worker`, machine b, one worker),
-lets the node count a trial before the engine resumes, then, once each machine has
-counted a trial, stops the server for 15 s (`pg_ctl stop -m fast`, start) and later
+lets the node count a trial before the engine resumes (the node held until the engine has
+counted one too), then, once each machine has counted trials, stops the server for 15 s (`pg_ctl stop -m fast`, start) and later
 restarts it fast (`pg_ctl restart -m fast`). It proves: both processes, each part of
 the campaign, wait the outages out and exit 0; every experiment is done with exactly
 n_trials counted trials; no trial is RUNNING or WAITING; no trial was counted failed (an
@@ -136,7 +136,13 @@ def test_campaign_waits_out_a_database_stop_and_a_fast_restart(
             _wait("the engine drained", lambda: state_of("machine-c") == "drained")
             queue.set_paused_all(False)
             _wait("a trial counted on machine-b", lambda: counted_on("machine-b"))
+            # b holds while c's worker starts (slow under load), so the campaign is not spent
+            # before both machines are in it
+            send_command(storage, queue, "machine-b", "drain", by="the test")
+            _wait("machine-b drained", lambda: state_of("machine-b") == "drained")
             send_command(storage, queue, "machine-c", "resume", by="the test")
+            _wait("a trial counted on machine-c", lambda: counted_on("machine-c"))
+            send_command(storage, queue, "machine-b", "resume", by="the test")
             _wait("4 counted trials, some on each machine", lambda: counted_on(*HOSTS, at_least=4))
             server.stop("fast")
             time.sleep(OUTAGE_S)

@@ -72,7 +72,15 @@ async def select(pilot: Pilot[object], name: str) -> None:
 
 
 def kill_engine(pid: int) -> None:
-    """Tests end the engines they started (the app itself never does)."""
+    """Tests end the engines they started (the app itself never does). Only while `pid`
+    is still an engine: once an engine is gone and reaped, its pid can be another
+    process's (the other test worker's, say)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return  # gone
+    if b"engine" not in command:
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
 
