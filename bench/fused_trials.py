@@ -130,6 +130,9 @@ def run_case(
     steps = len(data.train) // min(batch, len(data.train))
     per_trial = epochs * steps * min(batch, len(data.train))
     warm_run_choices(arch, data, options, batch, [1, *ks, max_auto(data.device)])
+    # untimed: an architecture's first trial in a process pays one-time costs (kernel
+    # selection, lazy loading; on a GPU ~0.5 s), which would flatter every fused row
+    train_trial(arch, members(1, 1, batch)[0], data, options)
     started, cpu = time.perf_counter(), time.process_time()
     for params in members(solo_trials, epochs, batch):
         train_trial(arch, params, data, options)

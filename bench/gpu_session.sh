@@ -6,16 +6,20 @@
 #   STEPS=variants bash bench/gpu_session.sh   implementation variants (~2 min, not default)
 #
 # In order of importance, each step under its own time limit so one hang costs only its
-# share: the CUDA tests (tests/gpu: CUDA-graph step against eager, the memory estimate
-# against the allocator's peak, a trainer run, NVML against nvidia-smi), where a deep
-# model's step spends its GPU time (bench/cuda_kernels.py), the issue's GPU shapes
-# (bench/train_throughput.py --device cuda --cuda-graph), fused groups of K trials
-# against the one-trial CUDA-graph path (bench/fused_trials.py), a real 50-epoch `hpotui train`
-# on the embedded data, the demo campaign in batch mode, and engine throughput with one
-# worker against automatic workers, with and without fused groups. Logs go to OUT_DIR, one file per step.
+# share (the default steps take ~5 minutes, inside one 10-minute device call): the CUDA
+# tests (tests/gpu: CUDA-graph step against eager, fused groups against solo runs, the
+# memory estimates against the allocator's peak, a trainer run, NVML against
+# nvidia-smi), fused groups of K trials against the one-trial CUDA-graph path
+# (bench/fused_trials.py), the issue's deep shape against the reference design
+# (bench/train_throughput.py --cuda-graph), and engine throughput with 1 worker, 4
+# workers and fused groups beside the GPU's utilisation (bench/hpo_throughput.py,
+# nvidia-smi dmon). Extra steps, by STEPS: kernels (where a deep step's GPU time goes,
+# bench/cuda_kernels.py), train (a real 50-epoch `hpotui train`), batch (the demo
+# campaign) and variants. Logs go to OUT_DIR, one file per step.
 #
-# Packages the GPU image lacks can travel as wheels in .whl/ (listed in
-# .git/info/exclude): they are installed into /tmp/site first when present.
+# Packages the GPU image lacks travel as wheels in .whl/ (fetched here by
+# bench/gpu_wheels.sh; ignored through .git/info/exclude; carried by the device call):
+# they are installed into /tmp/site first when present.
 set -u
 OUT_DIR=${1:-gpu-session}
 mkdir -p "$OUT_DIR"
@@ -55,12 +59,13 @@ step train 60 python3 -m hpotui.cli train --arch 64,48,2,256 --epochs 50 --patie
     --device cuda --json
 step batch 90 python3 -m hpotui.cli --batch configs/demo.toml
 # GPU utilisation each second (nvidia-smi dmon: sm % = time a kernel ran) beside the
-# engine runs: why 4 workers gave 1.06x of one (docs/training.md, workers x groups)
+# engine runs: how busy the GPU is with 1 worker, 4, and fused groups (docs/training.md,
+# workers x groups per device)
 if [[ " $STEPS " == *" hpo "* ]]; then
     nvidia-smi dmon -s u -d 1 -o T >"$OUT_DIR/dmon.log" 2>&1 &
     DMON=$!
 fi
-TAIL=30 step hpo 190 python3 bench/hpo_throughput.py --device cuda --trials 16 \
+TAIL=30 step hpo 190 python3 bench/hpo_throughput.py --device cuda --trials 160 \
     --runs 1,4,auto/auto
 [[ -n "${DMON:-}" ]] && kill "$DMON" 2>/dev/null
 TAIL=40 step variants 200 bash -c 'for shape in 64,48,2,256:256 256,32,2,512:256 \
