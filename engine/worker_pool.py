@@ -343,16 +343,28 @@ def child_process_io(flags: Any) -> Callable[[p.Event], None]:
     return emit
 
 
-def run_worker(worker: Any) -> int:
-    """Run a worker process's loop; past the storage patience, one line on stderr and
-    exit 75 (its trial stays RUNNING and is recovered as interrupted)."""
+def run_worker_process(start: Callable[[], Any], emit: Callable[[p.Event], None], name: str) -> int:
+    """Build (`start`) and run a worker process's loop: the engine's local workers and a
+    node's alike. Past the storage patience: one line on stderr, exit 75 (its trial stays
+    RUNNING and is recovered as interrupted). A full disk or an unwritable path: the
+    fault's line as an `error` event (the line the engine or the node stops with), in
+    the log too, and exit 3."""
+    from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
     from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
 
     try:
-        return int(worker.run())
+        return int(start().run())
     except StorageUnreachable as error:
-        print(f"{worker.worker_id}: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return EXIT_STORAGE_UNREACHABLE
+    except OSError as error:
+        fault = describe_fault(error)
+        if fault is None:
+            raise
+        emit(p.ErrorRaised(message=fault))
+        with contextlib.suppress(OSError):  # the log may be on the full disk
+            print(f"worker {name}: {fault}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,16 +398,16 @@ def main(argv: list[str] | None = None) -> int:
     flags = Flags(orphaned=orphaned, hold=args.hold)
 
     emit = child_process_io(flags)
-    from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
     from engine.fleet.fit import memory_limit_from_env
     from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
     from engine.queue import CampaignQueue
 
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
-    try:
+
+    def start() -> Worker:
         storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
         use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
-        worker = Worker(
+        return Worker(
             storage,
             args.campaign,
             worker_id=args.worker_id,
@@ -408,15 +420,8 @@ def main(argv: list[str] | None = None) -> int:
             memory_limit=args.memory_limit or memory_limit_from_env(),
             lock_path=args.lock,
         )
-        code = run_worker(worker)
-    except OSError as error:  # disk full, outputs unwritable: the engine stops with it
-        fault = describe_fault(error)
-        if fault is None:
-            raise
-        emit(p.ErrorRaised(message=fault))  # the line the engine ends with
-        with contextlib.suppress(OSError):  # workers.log may be on the full disk
-            print(f"worker {args.worker_id}: {fault}", file=sys.stderr)
-        code = EXIT_ENVIRONMENT
+
+    code = run_worker_process(start, emit, args.worker_id)
     with contextlib.suppress(OSError):
         sys.stderr.flush()
     os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown

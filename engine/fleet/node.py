@@ -47,6 +47,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine import protocol as p
+from engine.env_faults import EXIT_ENVIRONMENT
 from engine.errors import UserError
 from engine.fleet.control import HostControl, host_record
 from engine.fleet.datacheck import check_same_data
@@ -76,6 +77,7 @@ class _Child:
     process: subprocess.Popen[bytes]
     restarts: int = 0
     stopping: bool = False
+    reader: threading.Thread | None = None  # its event lines
 
 
 @dataclass
@@ -131,6 +133,8 @@ class WorkerNode:
         self.target = self.options.workers
         self.running: set[str] = set()  # "experiment#trial" run by our workers
         self.thermal = "unknown"
+        self.faults: dict[str, str] = {}  # worker id -> the line of its environment fault
+        self.fault: str | None = None  # the one this node stops with (exit 3)
 
     # ---------------------------------------------------------------- running
 
@@ -187,6 +191,8 @@ class WorkerNode:
                 for reader in self._readers:  # every last event line of the workers
                     reader.join(5.0)
                 self._drain(timeout=0)
+                if self.fault is not None:
+                    return EXIT_ENVIRONMENT
                 if self.stopping:
                     return EXIT_INTERRUPTED
                 if not self.queue.all_terminal():
@@ -327,13 +333,21 @@ class WorkerNode:
         if (self.monitor is not None and self.monitor.hold) or self.control.holding:
             self._control(child, "hold")
         reader = threading.Thread(target=self._read_events, args=(child,), daemon=True)
+        child.reader = reader
         reader.start()
         self._readers = [r for r in self._readers if r.is_alive()] + [reader]
         threading.Thread(target=self._read_log, args=(child,), daemon=True).start()
 
     def _read_events(self, child: _Child) -> None:
         assert child.process.stdout is not None
-        pump_events(child.process.stdout, child.worker_id, self.events.put)
+
+        def sink(event: p.Event) -> None:
+            if isinstance(event, p.ErrorRaised):  # shown once, as the node's stop line
+                self.faults[child.worker_id] = event.message
+            else:
+                self.events.put(event)
+
+        pump_events(child.process.stdout, child.worker_id, sink)
 
     def _read_log(self, child: _Child) -> None:
         assert child.process.stderr is not None
@@ -366,6 +380,9 @@ class WorkerNode:
             if rc is None:
                 continue
             self.children.remove(child)
+            if rc == EXIT_ENVIRONMENT and self.fault is None:
+                self._stop_for_fault(child)
+                continue
             if rc == 0 or self.stopping:
                 continue
             lost = self._interrupt_trials_of(child.process.pid)
@@ -376,6 +393,21 @@ class WorkerNode:
             )
             if child.restarts < MAX_RESTARTS and not self.queue.all_terminal():
                 self._spawn(child.slot, child.restarts + 1)
+
+    def _stop_for_fault(self, child: _Child) -> None:
+        """A worker met a full disk or an unwritable path: the next one would too, so the
+        node stops (exit 3) with that worker's line instead of restarting it; the trials
+        of its workers are recorded interrupted and re-run when it resumes."""
+        if child.reader is not None:
+            child.reader.join(5.0)  # its last line, the fault, may still be in the pipe
+        self.fault = self.faults.get(child.worker_id) or (
+            f"worker {child.worker_id} stopped: the disk is full or a path is not writable "
+            f"(see {self.options.log_path or 'the node log'}); fix it, then run the same "
+            "command again to resume"
+        )
+        self._interrupt_trials_of(child.process.pid)
+        self.log("error", self.fault)
+        self.stop("now")
 
     def _interrupt_trials_of(self, pid: int) -> int:
         """Record the RUNNING trials of our dead worker `pid` as interrupted, now (no need
