@@ -306,6 +306,8 @@ class Engine:
             self.notifier.campaign_done(reason)
         elif exit_code == EXIT_FAILED:
             self.notifier.engine_crashed(reason)
+        elif exit_code in (EXIT_ENVIRONMENT, EXIT_STORAGE_UNREACHABLE):
+            self.notifier.campaign_stopped(reason)
         self.notifier.close()  # bounded: the last message goes out before the exit
         self.channels.close()
         with contextlib.suppress(OSError):

@@ -22,7 +22,15 @@ EXPERIMENT_FAILED = "experiment_failed"
 THERMAL_CRITICAL = "thermal_critical"
 STORAGE_OUTAGE = "storage_outage"
 ENGINE_CRASHED = "engine_crashed"
-EVENTS = (CAMPAIGN_DONE, EXPERIMENT_FAILED, THERMAL_CRITICAL, STORAGE_OUTAGE, ENGINE_CRASHED)
+CAMPAIGN_STOPPED = "campaign_stopped"  # a fault it cannot wait out: exit 3 or 75, resumable
+EVENTS = (
+    CAMPAIGN_DONE,
+    EXPERIMENT_FAILED,
+    THERMAL_CRITICAL,
+    STORAGE_OUTAGE,
+    ENGINE_CRASHED,
+    CAMPAIGN_STOPPED,
+)
 
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://\S+$")
 _SECRET_PARTS = re.compile(r"[/:@?&=#,]+")

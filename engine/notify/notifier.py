@@ -24,6 +24,7 @@ from collections.abc import Callable
 from engine import protocol as p
 from engine.notify.config import (
     CAMPAIGN_DONE,
+    CAMPAIGN_STOPPED,
     ENGINE_CRASHED,
     EXPERIMENT_FAILED,
     STORAGE_OUTAGE,
@@ -32,7 +33,7 @@ from engine.notify.config import (
 )
 from engine.notify.sender import LogFn, Sender, apprise_available
 
-ALWAYS_SENT = (CAMPAIGN_DONE, ENGINE_CRASHED)
+ALWAYS_SENT = (CAMPAIGN_DONE, ENGINE_CRASHED, CAMPAIGN_STOPPED)
 REPEAT_S = 600.0
 BURST = 10
 WINDOW_S = 3600.0
@@ -141,6 +142,12 @@ class Notifier:
 
     def engine_crashed(self, detail: str) -> bool:
         return self._notify(ENGINE_CRASHED, "", "the engine crashed", detail)
+
+    def campaign_stopped(self, detail: str) -> bool:
+        """The run stopped on a fault it cannot wait out (a full disk, unwritable outputs,
+        the storage away past its patience): nothing is lost and the same command
+        resumes, but nothing runs until someone fixes the cause."""
+        return self._notify(CAMPAIGN_STOPPED, "", "campaign stopped", detail)
 
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Let queued messages go out (bounded), e.g. before the engine exits."""

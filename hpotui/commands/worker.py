@@ -131,6 +131,7 @@ def _storage_url(args: argparse.Namespace) -> str:
 
 def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     from engine import paths
+    from engine.env_faults import EXIT_ENVIRONMENT
     from engine.fleet.fit import parse_bytes
     from engine.fleet.heartbeat import HeartbeatSettings
     from engine.fleet.hosts import host_name
@@ -138,7 +139,7 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     from engine.fleet.pool import set_pool_size
     from engine.fleet.setup import campaigns_in, create_campaign
     from engine.storage import check_storage, is_journal, mask_url
-    from engine.storage_outage import DEFAULT_PATIENCE_S, open_guarded
+    from engine.storage_outage import DEFAULT_PATIENCE_S, StorageUnreachable, open_guarded
 
     problem = check_storage(url)
     if problem:
@@ -204,6 +205,10 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     install_signal_handlers(node)
     try:
         code = node.run()
+    except StorageUnreachable as error:  # past the patience: exit 75, resumable
+        notifier.campaign_stopped(scrub(f"worker node {host_name()}: {error}"))
+        notifier.close()
+        raise
     except Exception as error:
         notifier.engine_crashed(
             scrub(f"worker node {host_name()}: {type(error).__name__}: {error}")
@@ -212,6 +217,8 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
         raise
     if code == 0:
         notifier.campaign_done(f"campaign complete (worker node {host_name()})")
+    elif code == EXIT_ENVIRONMENT and node.fault is not None:
+        notifier.campaign_stopped(f"worker node {host_name()}: {node.fault}")
     notifier.close()  # bounded: the last message goes out before the exit
     return code
 

@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.journal_check import scan
 from engine.queue import T_INTERRUPTED
+from tests.full_disk import full_disk_env
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parents[1] / "engine" / "fixtures"
@@ -200,34 +201,15 @@ def test_outputs_made_read_only_mid_run_stop_with_exit_3_and_the_campaign_resume
     )
 
 
-# Loaded by the worker processes of the test below (PYTHONPATH): their second trial meets
-# a full disk, as a worker writing the journal on a full disk does.
-_FULL_IN_WORKER = """
-import errno, sys
-if "engine.worker_pool" in sys.orig_argv:
-    import engine.trial_loop as trial_loop
-    train, calls = trial_loop.Worker._train, []
-    def _train(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:
-            raise OSError(errno.ENOSPC, "No space left on device", "/full/disk/optuna.journal")
-        return train(self, *args, **kwargs)
-    trial_loop.Worker._train = _train
-"""
-
-
 def test_a_worker_that_cannot_write_stops_the_run_with_its_line(tmp_path: Path) -> None:
     """The engine stops (exit 3) with the line of the worker that met the fault, not a
     "worker exited with code 3" and a restart; the trial it ran is recorded interrupted
     at the stop (the journal is writable here), and the run resumes."""
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(_FULL_IN_WORKER)
     workspace = tmp_path / "ws"
     (workspace / "outputs").mkdir(parents=True)
     shutil.copy(FIXTURES / "micro.toml", workspace / "micro.toml")
-    path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(inject)]))
-    env = {**os.environ, "HPOTUI_HOME": str(workspace), "PYTHONPATH": path}
+    env = full_disk_env(tmp_path / "inject", "engine.worker_pool", "/full/disk/optuna.journal")
+    env["HPOTUI_HOME"] = str(workspace)
     command = [sys.executable, "-m", "hpotui.cli", "--batch", "micro.toml", "--workers", "1"]
     run = subprocess.run(
         command, cwd=workspace, env=env, capture_output=True, text=True, timeout=300

@@ -17,22 +17,10 @@ from optuna.trial import TrialState
 
 from engine.env_faults import EXIT_ENVIRONMENT
 from engine.queue import T_INTERRUPTED
+from tests.full_disk import full_disk_env
 
 pytestmark = pytest.mark.slow
 MICRO = Path(__file__).resolve().parents[1] / "engine" / "fixtures" / "micro.toml"
-
-_FULL_IN_NODE_WORKER = """
-import errno, sys
-if "engine.fleet.node_worker" in sys.orig_argv:
-    import engine.trial_loop as trial_loop
-    train, calls = trial_loop.Worker._train, []
-    def _train(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > 1:
-            raise OSError(errno.ENOSPC, "No space left on device", "/full/disk/data.parquet")
-        return train(self, *args, **kwargs)
-    trial_loop.Worker._train = _train
-"""
 
 
 def _trials(journal: Path) -> list[optuna.trial.FrozenTrial]:
@@ -50,16 +38,13 @@ def test_a_node_worker_on_a_full_disk_stops_the_node_with_its_line(tmp_path: Pat
     workspace = tmp_path / "node"
     (workspace / "outputs").mkdir(parents=True)
     shutil.copy(MICRO, workspace / "micro.toml")
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(_FULL_IN_NODE_WORKER)
     journal = workspace / "shared.journal"
     command = [
         *(sys.executable, "-m", "hpotui.cli", "worker", "--storage", str(journal)),
         *("micro.toml", "--workers", "1", "--no-monitor"),
     ]
-    path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(inject)]))
-    env = {**os.environ, "HPOTUI_HOME": str(workspace), "PYTHONPATH": path}
+    env = full_disk_env(tmp_path / "inject", "engine.fleet.node_worker", "/full/disk/data.parquet")
+    env["HPOTUI_HOME"] = str(workspace)
     run = subprocess.run(
         command, cwd=workspace, env=env, capture_output=True, text=True, timeout=300
     )

@@ -14,6 +14,8 @@ import pytest
 from http_sink import JsonSink, refused_url
 
 from engine import protocol as p
+from engine.env_faults import EXIT_ENVIRONMENT
+from tests.full_disk import full_disk_env
 
 pytest.importorskip("apprise", reason="apprise is not installed (pip install -e '.[notify]')")
 pytestmark = pytest.mark.slow
@@ -98,3 +100,27 @@ def test_a_worker_node_notifies_its_end(workspace: Path, sink: JsonSink) -> None
         "hpotui micro: campaign finished: campaign complete (worker node "
     )
     assert "campaign best so far: " in message["message"]
+
+
+def test_a_campaign_stopped_by_a_full_disk_says_so(
+    workspace: Path, sink: JsonSink, tmp_path: Path
+) -> None:
+    """Exit 3 is not a crash and not the end: the message says the campaign stopped,
+    quotes the line naming the path, and the run is resumable."""
+    config = workspace / "micro.toml"
+    config.write_text(MICRO.read_text())
+    env = full_disk_env(tmp_path / "inject", "engine.worker_pool", "/full/disk/optuna.journal")
+    env.update(HPOTUI_HOME=str(workspace), HPOTUI_NOTIFY_URLS=sink.url())
+    run = subprocess.run(
+        [sys.executable, "-m", "hpotui.cli", "--batch", str(config), "--workers", "1"],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == EXIT_ENVIRONMENT, run.stdout + run.stderr
+    [message] = sink.wait_for(1)
+    assert message["title"] == "hpotui micro: campaign stopped"
+    assert "cannot write /full/disk/optuna.journal: the disk is full" in message["message"]
+    assert "run the same command again to resume" in message["message"]
