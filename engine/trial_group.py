@@ -91,7 +91,16 @@ def _group_size(
     dtype = apply_run_choice(arch, data.n_features, batch, device, options, **shape).dtype
     memory = worker.memory_limit
     if cfg.fuse == "auto":
-        choice = choose_fuse(arch, data.n_features, batch, device, dtype, available=memory, **shape)
+        choice = choose_fuse(
+            arch,
+            data.n_features,
+            batch,
+            device,
+            dtype,
+            available=memory,
+            dropout_sites=options.dropout_sites,
+            **shape,
+        )
         return data, choice.k, choice.to_dict()
     bound = max_fused_trials(
         arch,
@@ -101,6 +110,7 @@ def _group_size(
         cap=int(cfg.fuse),
         available=memory,
         dtype=dtype or _fp32(),
+        dropout_sites=options.dropout_sites,
         **shape,
     )
     return data, max(1, bound), None

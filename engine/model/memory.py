@@ -207,6 +207,7 @@ def max_fused_trials(
     context_len: int = 60,
     patch_len: int = 10,
     stride: int = 5,
+    dropout_sites: DropoutSites = DEFAULT_SITES,
 ) -> int:
     """Largest K <= cap whose fused step at the full `batch_size` fits the device
     (a fused group does not split its batch); 0 when not even K = 1 does."""
@@ -223,6 +224,7 @@ def max_fused_trials(
             dtype=dtype,
             device_type=device.type,
             fused=k,
+            dropout_sites=dropout_sites,
         )
         if peak <= budget:
             return k

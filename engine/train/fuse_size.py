@@ -32,6 +32,8 @@ from typing import Any
 import torch
 
 from engine.model.architecture import Architecture
+from engine.model.dropout_sites import DEFAULT as DEFAULT_SITES
+from engine.model.dropout_sites import DropoutSites
 from engine.model.fused import FusedPatchTST
 from engine.model.memory import max_fused_trials
 from engine.model.patchtst import PatchTST
@@ -93,10 +95,12 @@ def choose_fuse(
     patch_len: int = 10,
     stride: int = 5,
     available: int | None = None,
+    dropout_sites: DropoutSites = DEFAULT_SITES,
 ) -> FuseChoice:
     """The K to fuse for this shape on this device (measured once per machine and class,
     module docstring), never above what the memory estimate allows now; `cap` defaults
-    to `max_auto(device)`."""
+    to `max_auto(device)`. `dropout_sites` (the experiment's) changes both the memory
+    (a mask per site is kept for the backward pass) and the step time."""
     cap = max_auto(device) if cap is None else cap
     d_model, layers = architecture_class(arch)
     key = " | ".join(
@@ -108,6 +112,7 @@ def choose_fuse(
             f"{'fp32' if dtype is None else str(dtype).split('.')[-1]}",
             f"cap {cap}",
             f"{n_features} features {context_len}/{patch_len}/{stride}",
+            *([] if dropout_sites == DEFAULT_SITES else [f"dropout {'+'.join(dropout_sites)}"]),
         )
     )
     # memory is estimated now, also for a cached choice: free memory may have shrunk
@@ -122,6 +127,7 @@ def choose_fuse(
         context_len=context_len,
         patch_len=patch_len,
         stride=stride,
+        dropout_sites=dropout_sites,
     )
     choice = _CHOSEN.get(key)
     if choice is None:
@@ -132,7 +138,9 @@ def choose_fuse(
                 choice = replace(FuseChoice.from_dict(stored), source="cached")
             else:
                 shape = (context_len, patch_len, stride)
-                choice = _measure(arch, n_features, batch_size, device, dtype, bound, shape)
+                choice = _measure(
+                    arch, n_features, batch_size, device, dtype, bound, shape, dropout_sites
+                )
                 cache.write_entry(path, cache.FUSE_PREFIX + key, choice.to_dict())
         _CHOSEN[key] = choice
     if choice.k > bound:
@@ -148,17 +156,20 @@ def _measure(
     dtype: torch.dtype | None,
     bound: int,
     shape: tuple[int, int, int],
+    sites: DropoutSites = DEFAULT_SITES,
 ) -> FuseChoice:
     """The timing of the module docstring, up to the memory bound."""
     started = time.perf_counter()
     times: dict[int, float] = {}
     best = min(1, bound)
     if bound >= 2:
-        times[1] = time_solo_step(arch, n_features, batch_size, device, dtype, shape)
+        times[1] = time_solo_step(arch, n_features, batch_size, device, dtype, shape, sites=sites)
         k = 2
         warmup = WARMUP_STEPS.get(device.type, 2)
         while k <= bound and (warmup + CALIBRATION_STEPS) * k * times[1] <= CALIBRATION_BUDGET_S:
-            times[k] = time_fused_step(arch, n_features, batch_size, device, dtype, k, shape)
+            times[k] = time_fused_step(
+                arch, n_features, batch_size, device, dtype, k, shape, sites=sites
+            )
             if times[k] / k > (1 - MIN_GAIN) * times[best] / best:
                 break
             best = k
@@ -187,12 +198,15 @@ def time_solo_step(
     dtype: torch.dtype | None,
     shape: tuple[int, int, int] = (60, 10, 5),
     steps: int = CALIBRATION_STEPS,
+    sites: DropoutSites = DEFAULT_SITES,
 ) -> float:
     """Seconds of one step of the one-trial path (`fuse = 1`), timed as `time_fused_step`."""
     context_len, patch_len, stride = shape
     model_dtype, autocast = split_precision(device, dtype)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        model = PatchTST(arch, n_features, context_len, patch_len, stride, dropout=0.1)
+        model = PatchTST(
+            arch, n_features, context_len, patch_len, stride, dropout=0.1, dropout_sites=sites
+        )
         model = model.to(device, model_dtype)
         optimizer = build_optimizer(model, 1e-4, 1e-4, capturable=device.type == "cuda")
         step = TrainStep(model, optimizer, autocast_dtype=autocast, cuda_graph=True)
@@ -210,6 +224,7 @@ def time_fused_step(
     k: int,
     shape: tuple[int, int, int] = (60, 10, 5),
     steps: int = CALIBRATION_STEPS,
+    sites: DropoutSites = DEFAULT_SITES,
 ) -> float:
     """Seconds of a fused step of K trials on random windows: the fastest of `steps`
     after a warm-up (other load on the machine only ever adds time)."""
@@ -217,7 +232,7 @@ def time_fused_step(
     model_dtype, autocast = split_precision(device, dtype)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         models = [
-            PatchTST(arch, n_features, context_len, patch_len, stride, dropout=0.1).to(
+            PatchTST(arch, n_features, context_len, patch_len, stride, 0.1, dropout_sites=sites).to(
                 device, model_dtype
             )
             for _ in range(k)

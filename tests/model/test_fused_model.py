@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine.model.architecture import Architecture
+from engine.model.dropout_sites import PRESETS
 from engine.model.fused import FusedPatchTST, fused_keep_mask
 from engine.model.memory import estimate_peak_bytes, max_fused_trials
 from engine.model.patchtst import PatchTST
@@ -130,6 +131,17 @@ def test_estimate_grows_with_k_and_max_fused_trials_fits_the_budget() -> None:
     assert k == 4
     assert max_fused_trials(arch, 25, 256, cpu, cap=2, available=10**12) == 2
     assert max_fused_trials(arch, 25, 256, cpu, cap=8, available=one // 2) == 0
+    # the reference's dropout sites keep a d_ff-wide mask per layer: fewer trials fit
+    reference = max_fused_trials(
+        arch,
+        25,
+        256,
+        cpu,
+        cap=16,
+        available=int(four / 0.8) + 1,
+        dropout_sites=PRESETS["reference"],
+    )
+    assert reference < 4
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -136,3 +136,32 @@ def test_the_answer_is_cached_for_the_machine_and_bounded_by_memory_now(
 
     ((name, text),) = fuse_choice_rows(run_choice_cache.machine() + " | ")
     assert name.startswith("  fuse · cpu · d16") and text.startswith("K=8 (memory allows 8")
+
+
+def test_dropout_sites_reach_the_memory_bound_and_the_timing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reference's three dropout sites keep more masks and take longer per step than
+    the default: a campaign that uses them has its own calibration and memory bound."""
+    from engine.model.dropout_sites import DEFAULT, PRESETS
+
+    seen: list[tuple[str, ...]] = []
+    monkeypatch.setattr(fuse_size, "time_solo_step", lambda *a, sites, **kw: 0.1)
+
+    def fused_step(*args: object, sites: tuple[str, ...], **kw: object) -> float:
+        seen.append(sites)
+        return 0.12
+
+    monkeypatch.setattr(fuse_size, "time_fused_step", fused_step)
+    bounds: list[tuple[str, ...]] = []
+
+    def memory_bound(*args: object, dropout_sites: tuple[str, ...], **kw: object) -> int:
+        bounds.append(dropout_sites)
+        return 2
+
+    monkeypatch.setattr(fuse_size, "max_fused_trials", memory_bound)
+    default = fuse_size.choose_fuse(ARCH, 25, 64, CPU, None)
+    reference = fuse_size.choose_fuse(ARCH, 25, 64, CPU, None, dropout_sites=PRESETS["reference"])
+    assert bounds == [DEFAULT, PRESETS["reference"]]
+    assert seen == [DEFAULT, PRESETS["reference"]]  # timed again: not the default's answer
+    assert default is not reference
