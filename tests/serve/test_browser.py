@@ -9,6 +9,7 @@ Set HPOTUI_SCREENSHOT_TO=docs/serve.png to refresh the screenshot shown in docs/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -119,9 +120,11 @@ def served(workspace: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]
         pid_file = workspace / "outputs" / "tiny" / "engine.pid"
         if pid_file.exists():
             pid = int(pid_file.read_text())
-            if psutil.pid_exists(pid):
-                os.kill(pid, signal.SIGTERM)
-                _wait("the engine to stop", lambda: not psutil.pid_exists(pid), 60)
+            # only while it is still the engine: a pid that ended is soon another process's
+            with contextlib.suppress(psutil.Error):
+                if "engine" in psutil.Process(pid).cmdline():
+                    os.kill(pid, signal.SIGTERM)
+                    _wait("the engine to stop", lambda: not psutil.pid_exists(pid), 60)
 
 
 def _paused_all(workspace: Path) -> bool:
