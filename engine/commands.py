@@ -85,7 +85,7 @@ class CommandHandler:
         entry = engine.queue.entry(c.experiment)
         extremes = engine.plan.extremes.get(c.experiment)
         if extremes is None:
-            from engine.runner import plan_experiment
+            from engine.campaign.plan import plan_experiment
 
             plan_experiment(entry.config, engine.plan)
             extremes = engine.plan.extremes[c.experiment]

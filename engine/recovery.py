@@ -68,10 +68,16 @@ def pidless_margin_s() -> float:
 
 
 def process_start(pid: int) -> float | None:
+    """When process `pid` started; None when there is none, or only its zombie (a killed
+    worker stays one until something reaps it: in a container whose init is slow to,
+    for seconds, and taking it for alive left its trial RUNNING for good)."""
     try:
         import psutil
 
-        return float(psutil.Process(pid).create_time())
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(process.create_time())
     except Exception:
         return None
 

@@ -20,18 +20,17 @@ import queue
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import IO, Any
 
 from optuna.storages import BaseStorage
 
 from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
+from engine.campaign.plan import Plan, data_facts, plan_experiment
 from engine.channels import Channels, Client, Inbox
 from engine.commands import CommandHandler
-from engine.dataset.spec import DataSpec
 from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
-from engine.errors import UserError
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.engine_hosts import EngineHosts
 from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
@@ -41,7 +40,6 @@ from engine.notify import Notifier, install
 from engine.outputs import Outputs
 from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.recovery import HOST, recover
-from engine.search import distributions, extreme_params, value_space_key
 from engine.storage import is_journal, journal_path, mask_url
 from engine.storage_outage import (
     EXIT_STORAGE_UNREACHABLE,
@@ -56,45 +54,6 @@ ENGINE_VERSION = "0.1.0"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 MAX_WORKER_CRASHES = 5
 RECOVERY_INTERVAL_S = 30.0
-
-
-@dataclass
-class Plan:
-    """What the engine resolved before starting: per experiment its grid and extremes."""
-
-    grids: dict[str, list[dict[str, int]]] = field(default_factory=dict)
-    extremes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    space_keys: dict[str, str] = field(default_factory=dict)
-
-
-def plan_experiment(exp: ExperimentConfig, plan: Plan) -> None:
-    """Grid (as stored with the study), value-space key and forced extremes of `exp`."""
-    from engine.dataset.features import tier_columns
-    from engine.model.grid import architecture_grid, extremes
-
-    d = exp.data
-    grid = architecture_grid(
-        exp.budget, len(tier_columns(d.tier)), exp.grid, d.context_len, d.patch_len, d.stride
-    )
-    stored = [{**e.arch.to_dict(), "n_params": e.n_params} for e in grid]
-    space = distributions(exp, len(grid))
-    plan.grids[exp.name] = stored
-    plan.space_keys[exp.name] = value_space_key(space, stored, exp.objective)
-    indices = [grid.index(e) for e in extremes(grid, exp.budget)] if exp.forced_extremes else []
-    plan.extremes[exp.name] = extreme_params(exp, indices, space)
-
-
-def data_facts(data: DataSpec) -> dict[str, Any] | None:
-    """An experiment's split facts as stored with its study (None: data unreadable, which
-    pre-flight has already reported)."""
-    from engine.dataset.manifest import load_processed
-    from engine.dataset.splits import split_facts
-
-    try:
-        frame, _ = load_processed(data.dataset, data.tier, data.version)
-        return split_facts(frame, data).to_dict()
-    except UserError:
-        return None
 
 
 def resolve_workers(
@@ -347,8 +306,10 @@ class Engine:
                     f"workers keep crashing ({self.worker_crashes} in a row without a "
                     f"finished trial); see {self.dir / 'workers.log'}"
                 )
-            if not is_journal(self.storage_url) and now > next_recovery:
-                next_recovery = now + RECOVERY_INTERVAL_S  # remote workers' stale trials
+            if now > next_recovery:
+                # other machines' stale trials, and on any storage a trial whose process
+                # was still alive (or a zombie) at the last look and has died since
+                next_recovery = now + RECOVERY_INTERVAL_S
                 self.recover()
             for event in self.watcher.poll():  # trials of other machines
                 self._on_worker_event(event)

@@ -59,7 +59,7 @@ def create_campaign(
 ) -> list[str]:
     """Create (or bring up to date) the campaign's studies, as the engine does on start,
     under the campaign's database lock. Returns one line per experiment created."""
-    from engine.runner import Plan, plan_experiment
+    from engine.campaign.plan import Plan, plan_experiment
 
     queue = CampaignQueue(storage, campaign.name)
     lines: list[str] = []

@@ -12,9 +12,9 @@ from optuna.trial import TrialState
 
 from engine.campaign.config import load_campaign
 from engine.campaign.model import Campaign
+from engine.campaign.plan import Plan, plan_experiment
 from engine.errors import UserError
 from engine.queue import T_COUNTED, T_INTERRUPTED, T_REASON, CampaignQueue
-from engine.runner import Plan, plan_experiment
 from engine.storage import open_storage
 
 

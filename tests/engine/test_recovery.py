@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from engine import protocol as p
 from engine.filelock import held
 from engine.outputs import read_events
 from engine.queue import T_COUNTED, T_INTERRUPTED, T_RETRY_OF, CampaignQueue
-from engine.recovery import trial_params
+from engine.recovery import pid_alive, trial_params
 from engine.storage import open_storage
 
 pytestmark = pytest.mark.slow
@@ -173,3 +175,20 @@ def test_a_worker_killed_inside_ask_does_not_hold_the_campaign_end(workspace: Pa
     assert [t for t in trials.values() if t.user_attrs.get(T_RETRY_OF) == orphan.number]
     complete = [t for t in trials.values() if t.state == COMPLETE]
     assert len(complete) == 30
+
+
+def test_a_zombie_worker_is_dead_to_recovery() -> None:
+    """A killed worker stays a zombie until something reaps it (the engine that started
+    it is gone; a container's init can take seconds). Taken for alive, its trial stayed
+    RUNNING and its experiment never ended (seen in the SIGKILL test above)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    try:
+        start = psutil.Process(child.pid).create_time()
+        assert pid_alive(child.pid, start)
+        deadline = time.monotonic() + 60  # a safety net: it exits in half a second
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.05)
+        assert not pid_alive(child.pid, start)  # exited, not yet reaped
+    finally:
+        child.wait()

@@ -17,9 +17,9 @@ from optuna.trial import TrialState
 from engine import protocol as p
 from engine.campaign.config import load_campaign
 from engine.campaign.model import ExperimentConfig
+from engine.campaign.plan import Plan, plan_experiment
 from engine.dataset.build import ensure_dataset
 from engine.queue import T_EXTREME, T_INTERRUPTED, T_RETRY_OF, CampaignQueue
-from engine.runner import Plan, plan_experiment
 from engine.search import ARCH_PARAM
 from engine.storage import open_storage
 from engine.trial_loop import Flags, Worker

@@ -13,10 +13,10 @@ from optuna.trial import TrialState
 from engine import protocol as p
 from engine.campaign.config import load_campaign
 from engine.campaign.model import ExperimentConfig
+from engine.campaign.plan import Plan, plan_experiment
 from engine.dataset.build import ensure_dataset
 from engine.queue import T_COUNTED, T_INTERRUPTED, T_REASON, T_RETRY_OF, T_SURPLUS, CampaignQueue
 from engine.recovery import enqueue_retry
-from engine.runner import Plan, plan_experiment
 from engine.storage import open_storage
 from engine.trial_loop import Flags, Worker
 

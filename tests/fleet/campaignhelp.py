@@ -7,8 +7,8 @@ from pathlib import Path
 from optuna.storages import BaseStorage
 
 from engine.campaign.config import load_campaign
+from engine.campaign.plan import Plan, plan_experiment
 from engine.queue import CampaignQueue
-from engine.runner import Plan, plan_experiment
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
