@@ -343,19 +343,45 @@ def child_process_io(flags: Any) -> Callable[[p.Event], None]:
     return emit
 
 
-def run_worker_process(start: Callable[[], Any], emit: Callable[[p.Event], None], name: str) -> int:
-    """Build (`start`) and run a worker process's loop: the engine's local workers and a
-    node's alike. Past the storage patience: one line on stderr, exit 75 (its trial stays
-    RUNNING and is recovered as interrupted). A full disk or an unwritable path: the
-    fault's line as an `error` event (the line the engine or the node stops with), in
-    the log too, and exit 3."""
+def run_worker_process(
+    url: str,
+    args: argparse.Namespace,
+    emit: Callable[[p.Event], None],
+    flags: Any,
+    **options: Any,
+) -> int:
+    """A worker process's life, the engine's local workers and a node's alike: open the
+    storage (an outage waited out), take the campaign's heartbeat settings, run the loop
+    of `engine.trial_loop.Worker` (`args`: the flags both entry points take; `options`:
+    what differs, e.g. `parallel`, `lock_path`, `poll_s`). Past the storage patience: one
+    line on stderr, exit 75 (its trial stays RUNNING and is recovered as interrupted). A
+    full disk or an unwritable path: the fault's line as an `error` event (the line the
+    engine or the node stops with), in the log too, and exit 3."""
     from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
-    from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
+    from engine.fleet.fit import memory_limit_from_env
+    from engine.fleet.heartbeat import use_campaign_heartbeat
+    from engine.queue import CampaignQueue
+    from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable, open_guarded
+    from engine.trial_loop import Worker
 
     try:
-        return int(start().run())
+        storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
+        use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
+        worker = Worker(
+            storage,
+            args.campaign,
+            worker_id=args.worker_id,
+            emit=emit,
+            flags=flags,
+            threads=args.threads,
+            device=args.device,
+            salt=args.salt,
+            memory_limit=args.memory_limit or memory_limit_from_env(),
+            **options,
+        )
+        return int(worker.run())
     except StorageUnreachable as error:
-        print(f"{name}: {error}", file=sys.stderr)
+        print(f"{args.worker_id}: {error}", file=sys.stderr)
         return EXIT_STORAGE_UNREACHABLE
     except OSError as error:
         fault = describe_fault(error)
@@ -363,7 +389,7 @@ def run_worker_process(start: Callable[[], Any], emit: Callable[[p.Event], None]
             raise
         emit(p.ErrorRaised(message=fault))
         with contextlib.suppress(OSError):  # the log may be on the full disk
-            print(f"worker {name}: {fault}", file=sys.stderr)
+            print(f"worker {args.worker_id}: {fault}", file=sys.stderr)
         return EXIT_ENVIRONMENT
 
 
@@ -384,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from engine.storage import STORAGE_ENV, requested_storage
-    from engine.storage_outage import open_guarded
-    from engine.trial_loop import Flags, Worker
+    from engine.trial_loop import Flags
 
     url = requested_storage(args.storage)
     if not url:
@@ -398,30 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     flags = Flags(orphaned=orphaned, hold=args.hold)
 
     emit = child_process_io(flags)
-    from engine.fleet.fit import memory_limit_from_env
-    from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
-    from engine.queue import CampaignQueue
+    from engine.fleet.heartbeat import prepare_worker_process
 
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
-
-    def start() -> Worker:
-        storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
-        use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
-        return Worker(
-            storage,
-            args.campaign,
-            worker_id=args.worker_id,
-            emit=emit,
-            flags=flags,
-            threads=args.threads,
-            device=args.device,
-            parallel=args.parallel,
-            salt=args.salt,
-            memory_limit=args.memory_limit or memory_limit_from_env(),
-            lock_path=args.lock,
-        )
-
-    code = run_worker_process(start, emit, args.worker_id)
+    code = run_worker_process(url, args, emit, flags, parallel=args.parallel, lock_path=args.lock)
     with contextlib.suppress(OSError):
         sys.stderr.flush()
     os._exit(code)  # not sys.exit: the stdin reader thread would block interpreter shutdown

@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from engine import trial_loop as worker_module
-    from engine.fleet.fit import memory_limit_from_env
-    from engine.fleet.heartbeat import prepare_worker_process, use_campaign_heartbeat
-    from engine.queue import CampaignQueue
-    from engine.storage_outage import open_guarded
+    from engine.fleet.heartbeat import prepare_worker_process
     from engine.worker_pool import _die_with_parent, child_process_io, run_worker_process
 
     orphaned = _die_with_parent(args.parent)
@@ -61,26 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
     emit = child_process_io(flags)
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
-
-    def start() -> worker_module.Worker:
-        storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
-        use_campaign_heartbeat(storage, CampaignQueue(storage, args.campaign))
-        return worker_module.Worker(
-            storage,
-            args.campaign,
-            worker_id=args.worker_id,
-            emit=emit,
-            flags=flags,
-            threads=args.threads,
-            device=args.device,
-            parallel=True,
-            salt=args.salt,
-            memory_limit=args.memory_limit or memory_limit_from_env(),
-            poll_s=IDLE_POLL_S,
-        )
-
     try:  # a full disk: exit 3 with its line, and the node stops with it
-        code = run_worker_process(start, emit, args.worker_id)
+        code = run_worker_process(url, args, emit, flags, parallel=True, poll_s=IDLE_POLL_S)
     except Exception:
         traceback.print_exc()
         code = 1
