@@ -191,7 +191,7 @@ class HpotuiApp(App[int]):
         if code is None and bye is not None:
             code = bye.exit_code
         reason = bye.reason if bye is not None else "the engine's event stream ended"
-        errors = self.state.errors[-10:]
+        errors = list(self.state.errors)[-10:]
         self._engine_down(code, errors + link.stderr_tail(20 - len(errors)), reason)
 
     def _engine_down(self, code: int | None, stderr: list[str], reason: str) -> None:

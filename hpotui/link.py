@@ -65,6 +65,7 @@ class EngineLink:
         self._prefix = f"fe{os.getpid()}-"
         self._stderr_task: asyncio.Task[None] | None = None
         self._transports: list[asyncio.BaseTransport] = []
+        self._broken = False  # the connection failed: the stream has ended
         if errors is not None:
             self._stderr_task = asyncio.ensure_future(self._pump_stderr(errors))
 
@@ -136,12 +137,22 @@ class EngineLink:
 
     async def next_event(self) -> p.Event | None:
         """The next event, or None when the stream ended. Undecodable lines become
-        `ErrorRaised` events (a newer engine may send types this front-end lacks)."""
+        `ErrorRaised` events (a newer engine may send types this front-end lacks). A
+        broken connection is one `ErrorRaised`, then the end: the reader raises the same
+        error on every later read (a killed engine that had not read our last command
+        resets the socket), and answering each with an event spun the front-end through
+        all the machine's memory."""
         while True:
-            try:
-                line = await self._reader.readline()
-            except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
-                return p.ErrorRaised(message=f"engine stream broken: {exc}")
+            if self._broken:
+                line = b""
+            else:
+                try:
+                    line = await self._reader.readline()
+                except OSError as exc:  # ConnectionResetError and kin: sticky
+                    self._broken = True
+                    return p.ErrorRaised(message=f"engine stream broken: {exc}")
+                except (asyncio.LimitOverrunError, ValueError) as exc:  # the line is dropped
+                    return p.ErrorRaised(message=f"engine line too long, skipped: {exc}")
             if not line:
                 if self._process is not None:
                     await self._wait_exit(10)

@@ -39,6 +39,7 @@ from hpotui.progress import Progress, campaign_progress
 LOG_LEVELS = ("debug", "info", "warning", "error")
 HISTORY_SAMPLES = 60  # hardware samples kept (1 Hz: one minute)
 LOG_LINES = 2000
+ERRORS_KEPT = 200  # the crash screen shows the last few
 TOPICS = ("queue", "trials", "curves", "hardware", "log", "status", "hosts")
 
 
@@ -110,7 +111,8 @@ class CampaignState:
         self.log: deque[LogEntry] = deque(maxlen=LOG_LINES)
         self.replies: dict[str, Reply] = {}
         self.bye: Bye | None = None
-        self.errors: list[str] = []  # error events since the engine's last Hello
+        # error events since the engine's last Hello (the last ERRORS_KEPT)
+        self.errors: deque[str] = deque(maxlen=ERRORS_KEPT)
         self.hosts: list[dict[str, Any]] = []  # every machine (engine.fleet.host_records)
         self.n_events = 0
         self.last_ts = 0.0
@@ -167,7 +169,7 @@ class CampaignState:
     def _rare(self, event: Event) -> set[str]:
         if isinstance(event, Hello):
             self.hello = event
-            self.errors = []
+            self.errors.clear()
             self.workers = event.workers
             resumed = " (resumed from storage)" if event.resumed else ""
             message = f"engine pid {event.pid} on {event.host}: campaign {event.campaign}{resumed}"
