@@ -211,11 +211,12 @@ def test_nodes_split_work_by_fit_and_one_is_drained(pg_url: str, tmp_path: Path)
     deferred = [t for t in entry.trials if t.user_attrs.get(T_DEFERRED)]
     assert all(t.user_attrs.get(T_HOST) in ("machine-b", "machine-c") for t in deferred)
 
-    # --- the drain: machine-b started nothing after it obeyed (one trial in flight may
-    # have been asked while the command arrived), and the others went on
+    # --- the drain: machine-b started at most one trial after it obeyed (its one worker
+    # may be inside `ask` when the hold arrives: "within one trial", however slow the
+    # machine), and the others went on
     on_b = [t for t in entry.trials if t.user_attrs.get(T_HOST) == "machine-b"]
-    late = [t for t in on_b if t.datetime_start and t.datetime_start.timestamp() > obeyed_at + 1]
-    assert not late, [(t.number, t.datetime_start) for t in late]
+    late = [t for t in on_b if t.datetime_start and t.datetime_start.timestamp() > obeyed_at]
+    assert len(late) <= 1, [(t.number, t.state, t.datetime_start) for t in late]
     after = [t for t in ran if t.datetime_start and t.datetime_start.timestamp() > obeyed_at + 1]
     assert after and {t.user_attrs[T_HOST] for t in after} <= {"machine-a", "machine-c"}
 
