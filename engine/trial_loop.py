@@ -141,8 +141,8 @@ class Worker:
         """Ask and run one trial of the first runnable experiment; False if none."""
         asked = self._ask()
         for _ in range(MAX_DEFERRALS):  # sampled an architecture too big for us: again
-            if asked != "deferred":
-                break
+            if asked != "deferred" or self.flags.hold or self.flags.should_exit():
+                break  # a hold (a drain, the thermal policy) ends the asking here too
             asked = self._ask()
         if asked is None or isinstance(asked, str):
             return False

@@ -126,3 +126,24 @@ def test_a_waiting_trial_too_big_is_not_popped_by_a_small_worker(tmp_path: Path)
     assert trial.number != 0 or int(trial.params["arch"]) != big_arch
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert [arch_of(t) for t in waiting] == [big_arch]  # still there for a big worker
+
+
+def test_a_hold_ends_the_asking_between_deferrals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drain (or the thermal hold) arriving while a small worker defers what it drew:
+    no fresh ask after the hold ("within one trial", seen as a drained node starting
+    two trials after it obeyed)."""
+    queue = _queue(tmp_path)
+    small_limit, _, _ = _limits(queue)
+    worker = _worker(queue, "small", small_limit)
+    asks: list[int] = []
+
+    def ask_and_defer() -> str:  # every draw too big for this worker; the hold arrives
+        asks.append(1)
+        worker.flags.hold = True
+        return "deferred"
+
+    monkeypatch.setattr(worker, "_ask", ask_and_defer)
+    assert worker.run_one() is False
+    assert len(asks) == 1
