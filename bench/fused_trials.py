@@ -146,8 +146,7 @@ def run_case(
     )
     print(_line(arch, solo, solo), flush=True)
     rows = []
-    spec = data.spec
-    shape = {"context_len": spec.context_len, "patch_len": spec.patch_len, "stride": spec.stride}
+    shape = _shape(data)
     # as a campaign sizes a group: in the precision its solo trials run with
     dtype = apply_run_choice(arch, data.n_features, batch, data.device, options, **shape).dtype
     calibrating = time.perf_counter()
@@ -157,9 +156,8 @@ def run_case(
         batch,
         data.device,
         dtype,
-        context_len=spec.context_len,
-        patch_len=spec.patch_len,
-        stride=spec.stride,
+        dropout_sites=options.dropout_sites,  # as engine.trial_group sizes a group
+        **shape,
     )
     calibration_s = time.perf_counter() - calibrating
     print(
@@ -188,12 +186,17 @@ def warm_run_choices(
     """Time and cache the run choices (precision, threads, attention kernel) of the solo
     trial and of every group size first, as a campaign's cache holds them after its
     first trials, so no row's time includes a calibration."""
-    spec = data.spec
-    shape = {"context_len": spec.context_len, "patch_len": spec.patch_len, "stride": spec.stride}
+    shape = _shape(data)
     started = time.perf_counter()
     for k in sorted(set(ks)):
         apply_run_choice(arch, data.n_features, k * batch, data.device, options, **shape)
     print(f"  run choices for K in {sorted(set(ks))}: {time.perf_counter() - started:.1f} s")
+
+
+def _shape(data: PreparedData) -> dict[str, int]:
+    """The window shape keywords of the memory estimate, the run choice and the fuse size."""
+    spec = data.spec
+    return {"context_len": spec.context_len, "patch_len": spec.patch_len, "stride": spec.stride}
 
 
 def _line(arch: Architecture, row: Row, solo: Row) -> str:

@@ -228,7 +228,6 @@ class Worker:
 
     def _train(self, entry: Entry, study: optuna.Study, trial: optuna.trial.Trial) -> None:
         """Train one trial alone and settle it (`engine.trial_lifecycle`)."""
-
         cfg = entry.config
         inputs = trial_inputs(trial.params, cfg, entry.grid)
         frozen = lifecycle.announce(self, entry, trial, inputs)

@@ -252,14 +252,7 @@ class LocalWorkers:
 
     def _read(self, child: Child) -> None:
         assert child.process.stdout is not None
-
-        def sink(event: p.Event) -> None:
-            if isinstance(event, p.ErrorRaised):
-                self.faults[child.worker_id] = event.message
-            else:
-                self.on_event(event)
-
-        pump_events(child.process.stdout, child.worker_id, sink)
+        pump_events(child.process.stdout, child.worker_id, self.on_event, self.faults)
 
     def _control(self, child: Child, action: str) -> None:
         stdin = child.process.stdin
@@ -305,9 +298,16 @@ def _watch_control(stream: IO[bytes], flags: Any) -> None:
     flags.exit_now = True  # EOF: the engine is gone
 
 
-def pump_events(stream: IO[bytes], worker_id: str, sink: Callable[[p.Event], None]) -> None:
+def pump_events(
+    stream: IO[bytes],
+    worker_id: str,
+    sink: Callable[[p.Event], None],
+    faults: dict[str, str],
+) -> None:
     """Decode a worker process's event lines into `sink` until EOF; a bad line becomes a
-    warning, never a crash."""
+    warning, never a crash. An `ErrorRaised` is the line of the environment fault the
+    worker exits 3 with (`run_worker_process`): kept in `faults[worker_id]` for the stop
+    line of the engine or node, not passed on (it is said once, there)."""
     for line in stream:
         if not line.strip():
             continue
@@ -315,7 +315,10 @@ def pump_events(stream: IO[bytes], worker_id: str, sink: Callable[[p.Event], Non
             event = p.decode_event(line)
         except p.ProtocolError as exc:
             event = p.LogLine(level="warning", message=f"{worker_id}: {exc}")
-        sink(event)
+        if isinstance(event, p.ErrorRaised):
+            faults[worker_id] = event.message
+        else:
+            sink(event)
 
 
 def child_process_io(flags: Any) -> Callable[[p.Event], None]:

@@ -340,14 +340,7 @@ class WorkerNode:
 
     def _read_events(self, child: _Child) -> None:
         assert child.process.stdout is not None
-
-        def sink(event: p.Event) -> None:
-            if isinstance(event, p.ErrorRaised):  # shown once, as the node's stop line
-                self.faults[child.worker_id] = event.message
-            else:
-                self.events.put(event)
-
-        pump_events(child.process.stdout, child.worker_id, sink)
+        pump_events(child.process.stdout, child.worker_id, self.events.put, self.faults)
 
     def _read_log(self, child: _Child) -> None:
         assert child.process.stderr is not None
