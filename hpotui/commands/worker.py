@@ -33,6 +33,10 @@ def register(sub: Any) -> None:
         "machine: check the datasets by checksum, then run trials until the campaign is "
         "complete. Ctrl-C finishes the running trials; a second Ctrl-C interrupts them "
         "(they are re-run by any worker).",
+        epilog="exit status: 0 the campaign is complete; 1 an experiment failed, or every "
+        "worker stopped; 2 bad input; 3 a worker met a full disk or an unwritable path (one "
+        "line names it; fix it and run the same command to resume); 75 the storage stayed "
+        "unreachable past --storage-patience (run again to resume); 130 stopped.",
     )
     parser.add_argument(
         "config", nargs="?", help="campaign TOML: create its studies if the storage lacks them"
