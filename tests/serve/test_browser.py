@@ -43,6 +43,7 @@ pytest.importorskip("textual_serve", reason="textual-serve is not installed (.[s
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 # Keeps every binary websocket message (the app's terminal output) for the test to read.
@@ -185,7 +186,20 @@ def test_dashboard_in_a_headless_browser(
             lambda: drawn() and "no completed trial yet" not in screen.panel("Best architectures"),
             600,
         )
-        driver.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea").send_keys("P")
+        # type as a person does: click the terminal, then press the key. (Chromium 150 and
+        # later refuse send_keys on xterm's hidden helper textarea: not interactable.)
+        # The click lands on the header's top-left cell, which has no action of its own.
+        terminal = driver.find_element(By.CSS_SELECTOR, ".xterm-screen")
+        size = terminal.size
+        corner = (4 - size["width"] // 2, 4 - size["height"] // 2)  # offsets from the centre
+        (
+            ActionChains(driver)
+            .move_to_element_with_offset(terminal, *corner)
+            .click()
+            .pause(0.2)
+            .send_keys("P")
+            .perform()
+        )
         _wait("pause-all to reach the storage", lambda: _paused_all(workspace), 60)
         _wait(
             "the queue's title to say so",
