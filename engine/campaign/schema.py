@@ -203,6 +203,7 @@ SPLIT: dict[str, Check] = {
     "purge": integer(0),
     "min_val_windows": integer(1),
     "seed": integer(),
+    "test_periods": integer(1, 20),
 }
 
 SAMPLER: dict[str, Check] = {
