@@ -183,10 +183,11 @@ class BatchView:
         n = f"{ordinal:>3}/{status.n_trials:<3}" if status else f"{ordinal:>3}    "
         progress = self.campaign_progress()
         head = f"[{progress.label()}] " if progress is not None else ""
-        value = "-" if e.value is None else f"{e.value:.4f}"
+        objective = status.objective if status else "val_bce"
+        value = objective_text(objective, e.value)
         style = {"complete": "", "pruned": "dim", "failed": "red", "interrupted": "yellow"}
         line = (
-            f"{head}{e.experiment:<12} {n} trial #{e.trial:<3} {e.state:<11} val_bce {value:<8} "
+            f"{head}{e.experiment:<12} {n} trial #{e.trial:<3} {e.state:<11} {objective} {value:<8} "
             f"{_arch_label(e.architecture):<20} {e.n_params:>11,} params "
             f"{_duration(e.duration_s):>7}  {e.worker}"
         )
@@ -215,16 +216,28 @@ class BatchView:
 
     def summary(self, campaign_dir: Path | None) -> Table:
         table = Table(title="best architecture per experiment", title_justify="left")
-        for col in ("experiment", "state", "trials", "best val_bce", "architecture", "params"):
+        for col in ("experiment", "state", "trials", "best (objective)", "architecture", "params"):
             table.add_column(col)
         for x in self.snapshot.experiments if self.snapshot else []:
             best = _best_file(campaign_dir, x.name)
             arch = _arch_label(best.get("architecture") or {}) if best else "-"
             params = f"{best['n_params']:,}" if best and best.get("n_params") else "-"
-            value = "-" if x.best_value is None else f"{x.best_value:.4f}"
+            value = (
+                "-"
+                if x.best_value is None
+                else f"{x.objective} {objective_text(x.objective, x.best_value)}"
+            )
             done = x.n_complete + x.n_pruned + x.n_failed
             table.add_row(x.name, x.state, f"{done}/{x.n_trials}", value, arch, params)
         return table
+
+
+def objective_text(objective: str, value: float | None) -> str:
+    """A trial's value as its objective reads: val_bce as stored, val_auc as the ROC-AUC
+    (the stored value is 1 - ROC-AUC, which the search minimises)."""
+    if value is None:
+        return "-"
+    return f"{1 - value:.4f}" if objective == "val_auc" else f"{value:.4f}"
 
 
 PREFLIGHT = "pre-flight: "  # as engine/__main__.py prefixes them

@@ -44,14 +44,16 @@ def register(sub: Any) -> None:
         "--storage", help="Optuna storage URL (default: $HPOTUI_STORAGE, else the campaign's)"
     )
     parser.add_argument(
-        "--seeds", type=int, default=3, help="retraining seeds per experiment (default 3)"
+        "--seeds",
+        type=int,
+        help="retraining seeds per configuration and test period (default: the config's "
+        "[report] seeds, else 3)",
     )
     parser.add_argument(
         "--top",
         type=int,
-        default=3,
         help="configurations retrained per experiment: the search's best trials, distinct "
-        "architectures first (default 3)",
+        "architectures first (default: the config's [report] top, else 3)",
     )
     parser.add_argument(
         "--json", action="store_true", help="print the report as JSON on stdout (nothing else)"
@@ -65,8 +67,8 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        help="processes that retrain in parallel, one torch thread each (default: one per "
-        "CPU core; 1 trains in this process)",
+        help="processes that retrain in parallel, one torch thread each (default: the "
+        "config's [report] workers, else one per CPU core; 1 trains in this process)",
     )
     parser.set_defaults(func=run)
 
@@ -81,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
     from engine.report.pool import default_workers
     from engine.storage import default_storage_url, mask_url, requested_storage
 
-    if args.seeds < 0:
+    if args.seeds is not None and args.seeds < 0:
         raise UserError(f"--seeds must be >= 0, got {args.seeds}", where="command line")
-    if args.top < 1:
+    if args.top is not None and args.top < 1:
         raise UserError(f"--top must be >= 1, got {args.top}", where="command line")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}", where="command line")
@@ -92,17 +94,18 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_device(args.device)  # an unknown or absent device: UserError, exit 2
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    campaign, config_storage = campaign_of(args.target)
+    campaign, config_storage, settings = campaign_of(args.target)
     url = requested_storage(args.storage) or config_storage or default_storage_url(campaign)
     storage = open_existing_storage(url)
     stdout_is_terminal = sys.stdout.isatty()
     console = Console(highlight=False, stderr=args.json)  # --json: stdout holds JSON only
+    workers = args.workers or settings.workers
     options = ReportOptions(
-        seeds=args.seeds,
-        top_k=args.top,
+        seeds=settings.seeds if args.seeds is None else args.seeds,
+        top_k=args.top or settings.top,
         retrain=not args.no_retrain,
         device=args.device,
-        workers=args.workers or default_workers(),
+        workers=default_workers() if workers == "auto" else int(workers),
     )
     bar_console = Console(stderr=args.json or not stdout_is_terminal)
     progress = RetrainProgress(bar_console)
