@@ -128,11 +128,22 @@ def splits_markdown(report: ScalingReport) -> list[str]:
             )
         drifts += [f"- {name}: {text}" for text in facts.drifts()]
     gaps = sorted({f.gap for f in report.splits.values() if isinstance(f, SplitFacts)})
+    warmups = sorted({f.warmup for f in report.splits.values()
+                      if isinstance(f, SplitFacts) and f.warmup})  # fmt: skip
+    restart = (
+        f"; in chunks mode {', '.join(map(str, warmups))} more after each validation or test "
+        "block, where the next block's features restart (engine/dataset/segments.py)"
+        if warmups
+        else ""
+    )
     lines += [
         "",
         f"- between splits: {', '.join(map(str, gaps))} windows dropped at each boundary "
-        "(purge + context length - 1), so no window shares an input or label day with a "
-        "window of another split.",
+        f"(purge + context length - 1){restart}, so no window shares an input or label day "
+        "with a window of another split, and no training window's features read a "
+        "validation or test price.",
+        "- label drift: a split's label rate against train's, relative to the rarer class "
+        "(docs/data.md); beyond 20% it is called drift.",
         *drifts,
     ]
     return lines

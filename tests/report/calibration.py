@@ -199,7 +199,7 @@ def loss_gaps(
     for t in range(days):
         level = rho * level + overlap[t]
         out[t] = level
-    return mean + 0.02 * out / out.std()
+    return np.asarray(mean + 0.02 * out / out.std(), dtype=np.float64)
 
 
 def calibrate_comparison(

@@ -80,9 +80,10 @@ class SyntheticCampaign:
 
     def experiment(
         self, budget: str, horizon: int, n_trials: int = 4, dataset: str = "SP500",
-        periods: int = 1,
+        periods: int = 1, objective: str = "val_bce",
     ) -> ExperimentConfig:  # fmt: skip
         exp = ExperimentConfig(
+            objective=objective,  # type: ignore[arg-type]
             name=f"{budget}_h{horizon}",
             budget=budget,
             data=data_spec(horizon, dataset, periods),

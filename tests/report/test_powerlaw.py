@@ -25,7 +25,7 @@ def test_a_clean_power_law_over_enough_sizes_gives_its_exponent() -> None:
     values = 5 * N8**-0.3 + 0.5 + rng.normal(0, 0.001, 8)
     e = fit_exponent(means(values, N8))
     assert e.determined and e.low is not None and e.high is not None
-    assert e.low <= 0.3 <= e.high and 0 < e.low and e.high < 2
+    assert e.low <= 0.3 <= e.high and e.low > 0 and e.high < 2
     assert e.c is not None and e.c >= 0 and e.c == pytest.approx(0.5, abs=0.05)
     assert e.predict(1e5) == pytest.approx(5 * 1e5**-0.3 + 0.5, abs=0.005)
     assert e.text().startswith("alpha = 0.") and "profile interval [" in e.text()

@@ -202,7 +202,8 @@ def test_experiments_are_compared_with_each_baseline_per_period(
     tested = [c for c in report.comparisons if not c.oracle]
     assert len(tested) == 3 * 3 and all(c.holm_m == 9 for c in tested)
     assert all(c.word == "loses to" and len(c.periods) == 2 for c in tested), [
-        (c.baseline, c.pooled) for c in tested]
+        (c.baseline, c.pooled) for c in tested
+    ]
     for c in tested:
         assert c.pooled.n_windows == sum(g.n_windows for g in c.periods)
         assert c.pooled.n_runs == 4
