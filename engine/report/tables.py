@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from engine.report.analysis import ALL_PERIODS
 from engine.report.baselines import Baseline
 from engine.report.build import SUMMARY_METRICS, ExperimentRow, ScalingReport
+from engine.report.compare import Comparison
 from engine.report.splits import periods_markdown, splits_markdown
 from engine.report.words import DifferenceFact, VersusFact, say, trend_test, verdict_text
 
@@ -116,14 +117,27 @@ def trend_table(report: ScalingReport) -> list[list[str]]:
     return out
 
 
-def comparison_headers(report: ScalingReport) -> list[str]:
-    names = list(dict.fromkeys(c.baseline for c in report.comparisons))
+TREND_COMPACT = (0, 1, 2, 4, 5, 6)  # the terminal's columns of TREND_HEADERS
+SHORT_WORDS = {"beats": "beats", "loses to": "loses", "no detectable difference": "n.d."}
+
+
+def comparison_headers(report: ScalingReport, compact: bool = False) -> list[str]:
+    names = list(dict.fromkeys(c.baseline for c in report.comparisons
+                               if not (compact and c.oracle)))  # fmt: skip
     return ["experiment", *names]
 
 
-def comparison_table(report: ScalingReport) -> list[list[str]]:
-    """One row per experiment (by horizon, then size), one column per baseline."""
-    names = comparison_headers(report)[1:]
+def _compact_cell(c: Comparison) -> str:
+    g = c.pooled
+    if not math.isfinite(g.gap):
+        return "n/a"
+    return f"{SHORT_WORDS.get(c.word, '')} {g.gap:+.3f} [{g.low:+.3f}, {g.high:+.3f}]".strip()
+
+
+def comparison_table(report: ScalingReport, compact: bool = False) -> list[list[str]]:
+    """One row per experiment (by horizon, then size), one column per baseline; compact
+    (the terminal): no oracle, "loses +0.012 [+0.003, +0.021]" cells."""
+    names = comparison_headers(report, compact)[1:]
     rows = sorted((r for r in report.rows if r.comparisons),
                   key=lambda r: (r.result.horizon, r.result.best.n_params if r.result.best else 0))  # fmt: skip
     out = []
@@ -131,7 +145,7 @@ def comparison_table(report: ScalingReport) -> list[list[str]]:
         cells = [row.result.name]
         for name in names:
             c = row.comparison(name)
-            cells.append(verdict_text(c) if c else "-")
+            cells.append("-" if c is None else _compact_cell(c) if compact else verdict_text(c))
         out.append(cells)
     return out
 
