@@ -68,7 +68,7 @@ def main() -> None:
         for mix in ("size", "seed"):
             rate = exponent_rate(n_sizes, mix, campaigns=max(campaigns // 8, 50))
             print(f"| {n_sizes} | {mix} | {rate:.1%} |", flush=True)
-    small = max(campaigns // 2, 100)
+    small = max(campaigns // 4, 100)
     print(
         "\n| horizon | test windows | campaigns | false differences (batch means) | power at "
         "+0.004 | false differences (Newey-West, reference) |\n|---|---|---|---|---|---|"
