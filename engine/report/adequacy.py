@@ -56,23 +56,21 @@ class Adequacy:
         """The block's sentences: numbers, then what they cannot support."""
         out = []
         for h in self.horizons:
-            can = []
+            can = ""
             if h.sizes < TREND_SIZES:
-                can.append(f"too few for a trend (needs {TREND_SIZES})")
-            if h.sizes < EXPONENT_SIZES:
-                can.append(f"too few for a power-law exponent (needs {EXPONENT_SIZES})")
-            elif h.sizes < GOOD_SIZES:
-                can.append(f"fewer than {GOOD_SIZES}")
+                can = f", too few for a trend (needs {TREND_SIZES})"
+            elif h.sizes < EXPONENT_SIZES:
+                can = f", too few for a power-law exponent (needs {EXPONENT_SIZES})"
             detect = (
                 f"{h.detectable:.4f} test BCE per decade"
                 if h.detectable == h.detectable
                 else "unknown"
             )
+            periods = f"{h.periods} test period{'s' if h.periods != 1 else ''}"
             out.append(
-                f"h{h.horizon}: {h.sizes} sizes" + (f" ({'; '.join(can)})" if can else "")
-                + f"; {h.periods} test period(s); smallest slope detected with 80% power: "
-                f"{detect}"
-            )  # fmt: skip
+                f"h{h.horizon}: {h.sizes} sizes{can}; {periods}; smallest slope detected "
+                f"with 80% power: {detect}"
+            )
         thin = [e for e in self.experiments if e.complete < self.top_k]
         full = [e for e in self.experiments if e.top_is_all and e.complete >= self.top_k]
         short = [e for e in self.experiments if e.runs < e.planned_runs]

@@ -124,3 +124,21 @@ def test_each_walk_forward_period_trains_on_nothing_of_its_test_or_later(
         after = prepare_period(changed, data_spec, period, CPU)
         assert same(before, after, "train") and same(before, after, "val"), period.name
         assert not same(before, after, "test")
+
+
+def test_each_segment_starts_after_the_blocks_it_must_not_see() -> None:
+    from engine.dataset.segments import segments
+
+    days = {
+        "train": np.r_[np.arange(0, 10), np.arange(40, 50), np.arange(80, 90)],
+        "val": np.arange(20, 25),
+        "test": np.arange(60, 65),
+    }
+    found = [(s.split, s.first, s.last, s.start) for s in segments(days, horizon=2)]
+    assert found == [
+        ("train", 0, 9, None),  # nothing before it: the whole past
+        ("val", 20, 24, None),  # validation may see training
+        ("train", 40, 49, 27),  # after the validation block's last label day (24 + 2)
+        ("test", 60, 64, None),  # the test may see everything
+        ("train", 80, 89, 67),  # after the test block's labels
+    ]

@@ -120,9 +120,7 @@ def test_report_runs_end_to_end_and_traces_to_stored_trials(
     assert trends[0]["exponent"] == "not determined"
     markdown = (out / "report.md").read_text()
     assert "| 1K_h1 | 1 | 1 | #0 |" in markdown
-    assert (
-        "- h1: 3 sizes (too few for a power-law exponent (needs 5)); 2 test period(s)" in markdown
-    )
+    assert "- h1: 3 sizes, too few for a power-law exponent (needs 5); 2 test periods;" in markdown
     assert "![scaling_h1.png](scaling_h1.png)" in markdown
     assert "![gap_logistic.png](gap_logistic.png)" in markdown
     comparisons = read_csv(out / "comparisons.csv")

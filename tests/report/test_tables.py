@@ -41,7 +41,7 @@ def test_the_report_opens_with_what_the_design_can_support(synthetic: SyntheticC
     text = markdown(report, ["scaling_h1.png"])
     sections = [line for line in text.splitlines() if line.startswith("## ")]
     assert sections[:3] == ["## What this campaign can support", "## Headline", "## Figures"]
-    assert "- h1: 4 sizes (too few for a power-law exponent (needs 5)); 1 test period(s); " \
+    assert "- h1: 4 sizes, too few for a power-law exponent (needs 5); 1 test period; " \
         "smallest slope detected with 80% power: 0." in text  # fmt: skip
     assert "- complete search trials: 100K_h1 2/4, 200K_h1 2/4" in text
     assert "![scaling_h1.png](scaling_h1.png)" in text
