@@ -92,9 +92,9 @@ def _panel(ax: Any, pts: list[Point], baselines: dict[str, list[Baseline]], hori
         mean, half = _baseline_band(per, horizon)
         if not math.isfinite(mean):
             continue
-        ax.axhline(mean, color=colour, ls=style, lw=1.2, zorder=1, label=name)
-        if math.isfinite(half):
-            ax.axhspan(mean - half, mean + half, color=colour, alpha=0.12, lw=0, zorder=0)
+        ax.axhline(mean, color=colour, ls=style, lw=1.4, zorder=1, label=name)
+        if math.isfinite(half):  # light: four bands may overlap, the points stay legible
+            ax.axhspan(mean - half, mean + half, color=colour, alpha=0.06, lw=0, zorder=0)
     ax.set_xscale("log")
     ticks = [10**m.log10_n for m in means]
     ax.set_xticks(ticks, [_count(t) for t in ticks])
@@ -124,7 +124,8 @@ def scaling_figure(report: Any, horizon: int, directory: Path) -> list[Path]:
     if not pts:
         return []
     periods = sorted({int(p.factors.get("period", 0)) for p in pts} - {ALL_PERIODS})
-    panels: list[tuple[str, list[Point], int | None]] = [("all test periods", pts, None)]
+    first_title = "all test periods" if report.fit_source == "test" else "search validation"
+    panels: list[tuple[str, list[Point], int | None]] = [(first_title, pts, None)]
     if len(periods) > 1:
         panels += [(f"period {k}", [p for p in pts if p.factors.get("period") == k], k)
                    for k in periods]  # fmt: skip
@@ -156,6 +157,11 @@ def scaling_figure(report: Any, horizon: int, directory: Path) -> list[Path]:
         labels.append(f"run, period {k}")
     handles.append(Line2D([], [], marker="o", ls="", color="black"))
     labels.append("size mean, 95% interval over its configurations")
+    handles.append(Line2D([], [], lw=6, color="#999999", alpha=0.3))
+    labels.append(
+        "baseline band: 95% of its mean loss over test days (the models share those "
+        "days: compare by the paired test, gap_logistic.png)"
+    )
     for ax, (title, _, _) in zip(axes[0], panels, strict=True):
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab.startswith("trend"):

@@ -116,7 +116,7 @@ def fit_exponent(means: Sequence[SizeMean], level: float = 0.95) -> Exponent:
         return Exponent(n, False, level=level, reason="the size means do not fall as a power law")
     if c < 0:
         return Exponent(n, False, level=level,
-                        reason="the fitted floor is below 0 (the log-linear limit)")  # fmt: skip
+                        reason="the fitted floor is below 0, the log-linear limit")  # fmt: skip
     limit = sse_min * (1 + float(stats.f.ppf(level, 1, n - 3)) / (n - 3))
     inside = np.append(grid[sse <= limit], alpha)  # an exact fit: the point itself
     positive = grid[grid > 0]
