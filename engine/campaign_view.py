@@ -1,0 +1,56 @@
+"""One view of a campaign, whoever looks: everything a front-end needs to draw it, read
+from the storage (the source of truth) as protocol events.
+
+The engine sends these on start and to each front-end that attaches; a front-end that
+opens a finished campaign reads them itself, with no engine (hpotui/stored.py). Either
+way the same function reads the same storage, so a finished campaign shows exactly what
+the engine would have sent.
+
+Rules:
+- `stored_view` reads each experiment's trials once and builds, in this order: one
+  `ExperimentTrials` per active experiment (engine/trial_records.py: every trial that
+  ran, its loss curve from the intermediate values), the `QueueSnapshot`, and the
+  machines' records as `HostsChanged` (engine/fleet/host_records.py).
+- It only reads: no study, attribute or trial is created or changed.
+- `finished` says whether the stored campaign is one no engine is needed for: every
+  experiment of the config stored, unchanged, done/failed/skipped, and no trial RUNNING
+  (a trial a dead engine left RUNNING needs one to be recovered).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from engine import protocol as p
+from engine.campaign.model import ExperimentConfig
+from engine.queue import TERMINAL, CampaignQueue, Entry
+from engine.trial_records import experiment_trials
+
+
+def stored_view(
+    queue: CampaignQueue,
+    workers: int,
+    *,
+    needs_bigger: Callable[[Entry], int] | None = None,
+    entries: list[Entry] | None = None,
+) -> list[p.Event]:
+    """The campaign as stored: trials per experiment, the queue, the machines."""
+    from engine.fleet.host_records import host_views
+
+    entries = queue.entries() if entries is None else entries
+    events: list[p.Event] = [experiment_trials(e) for e in entries]
+    events.append(queue.snapshot(workers, needs_bigger, entries=entries))
+    events.append(p.HostsChanged(hosts=host_views(queue.storage, queue)))
+    return events
+
+
+def finished(entries: Sequence[Entry], experiments: Sequence[ExperimentConfig]) -> bool:
+    """Does the stored campaign need no engine? (module docstring)"""
+    by_name = {e.name: e for e in entries}
+    if not experiments or any(x.name not in by_name for x in experiments):
+        return False
+    for x in experiments:
+        entry = by_name[x.name]
+        if entry.stored_state not in TERMINAL or entry.config.to_dict() != x.to_dict():
+            return False
+    return all(e.stored_state in TERMINAL and e.counts.running == 0 for e in entries)

@@ -1,0 +1,103 @@
+"""A finished campaign, opened from its storage with no engine.
+
+`hpotui CONFIG` on a campaign whose every experiment is done, failed or skipped has
+nothing for an engine to do: starting one (its pre-flight, its imports) only delayed the
+picture by seconds. `open_finished` reads the storage itself, through the loader the
+engine uses (engine/campaign_view.py), and returns the view as the events the engine
+would have sent; the log's recent lines (hpotui/history.py) follow once it is drawn.
+
+It only reads: a journal file is opened without the engine's repair (a torn last record,
+which Optuna skips, is the engine's to cut back), a database with a connect timeout. Any
+doubt (no storage yet, an experiment added or changed in the config, a trial still
+RUNNING, a storage that does not open) returns None, and the caller starts the engine,
+which reconciles, recovers or reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine import protocol as p
+from engine.campaign.model import Campaign, MonitorSpec
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+
+@dataclass
+class FinishedCampaign:
+    name: str
+    events: list[p.Event]  # the stored view
+    monitor: MonitorSpec
+    folder: Path  # outputs/<campaign>: its events.jsonl's recent log (`past`)
+
+    def past(self) -> list[p.Event]:
+        """What the log showed last (read after the view is on screen): log lines, not
+        trials or hardware, which the view has as they are now."""
+        from hpotui.history import log_events, recent_events
+
+        return log_events(recent_events(self.folder))
+
+
+def open_finished(config: Path, storage: str | None) -> FinishedCampaign | None:
+    """The finished campaign of `config` as events, or None (module docstring)."""
+    from engine import paths
+    from engine.campaign.config import load_campaign
+    from engine.errors import UserError
+    from engine.storage import default_storage_url, requested_storage
+
+    try:
+        campaign = load_campaign(config)
+    except UserError:
+        return None  # the engine reports the config's problems
+    url = requested_storage(storage) or campaign.storage or default_storage_url(campaign.name)
+    try:
+        return _read(campaign, url, paths.outputs_dir() / campaign.name)
+    except Exception:  # any doubt: the engine opens it, and says what is wrong
+        return None
+
+
+def _read(campaign: Campaign, url: str, folder: Path) -> FinishedCampaign | None:
+    from engine.storage import is_journal, journal_path
+    from engine.view_cache import journal_identity, read_view, write_view
+
+    journal = journal_path(url) if is_journal(url) else None
+    if journal is not None:  # the view kept at this very journal (engine/view_cache.py)
+        kept = read_view(folder, journal, campaign.experiments)
+        if kept is not None:
+            return FinishedCampaign(campaign.name, kept, campaign.monitor, folder)
+    identity = None if journal is None else journal_identity(journal)
+    from engine.campaign_view import finished, stored_view
+    from engine.queue import CampaignQueue
+
+    storage = _open_read_only(url)
+    if storage is None:
+        return None
+    queue = CampaignQueue(storage, campaign.name)
+    entries = queue.entries()
+    if not finished(entries, campaign.experiments):
+        return None
+    workers = queue.stored_workers() or (
+        campaign.workers if isinstance(campaign.workers, int) else 1
+    )
+    events = stored_view(queue, workers, entries=entries)
+    if journal is not None:  # the next open reads it from there
+        write_view(folder, journal, entries, events, identity)
+    return FinishedCampaign(campaign.name, events, campaign.monitor, folder)
+
+
+def _open_read_only(url: str) -> BaseStorage | None:
+    import optuna
+
+    from engine.storage import is_journal, journal_path, open_storage, timeout_args
+
+    if is_journal(url):
+        path = journal_path(url)
+        if not path.is_file() or path.stat().st_size == 0:
+            return None  # a campaign never run: the engine creates it
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    return open_storage(
+        url, heartbeat_interval=None, engine_kwargs={"connect_args": timeout_args(url)}
+    )
