@@ -380,3 +380,27 @@ async def test_trial_table_screen_draws_the_split_lines() -> None:
         await until(pilot, lambda: isinstance(app.screen, TrialTableScreen))
         label = app.screen.query_one("#trials-splits", Label)
         assert "val      716 windows  2013-01-28 .. 2015-11-27" in str(label.render())
+
+
+async def test_the_trial_table_opened_during_a_burst_of_events_draws_its_rows() -> None:
+    """Enter on the queue right after a re-run: the burst of events that follows redraws
+    the trial table while it mounts. Rows drawn into it before its columns existed raised
+    `ValueError('More values provided than there are columns.')`, and the table,
+    remembered as drawn, stayed empty."""
+    for _ in range(5):
+        app, _links = replay_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settled(pilot, N)
+
+            def burst() -> None:  # what the redraw of a burst of trial events does
+                app._dirty.add("trials")
+                app._draw()
+
+            timer = app.set_interval(0.001, burst)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TrialTableScreen))
+            await pilot.pause(0.2)
+            timer.stop()
+            table = app.screen.query_one(DataTable)
+            await until(pilot, lambda: table.row_count == len(app.state.trials_of("2M_h1")))
+            assert not [e for e in app.state.log if "columns" in e.message]
