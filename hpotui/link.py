@@ -108,7 +108,7 @@ class EngineLink:
         workers: str | None = None,
         extra: list[str] | None = None,
     ) -> EngineLink:
-        from engine.storage import child_env, requested_storage
+        from engine.storage.backend import child_env, requested_storage
 
         cmd = [sys.executable, "-m", "engine", "--config", str(config)]
         if workers:
@@ -234,6 +234,6 @@ async def _read_pipe(
 
 def history(campaign_dir: Path) -> list[p.Event]:
     """The campaign's events so far (events.jsonl), for a re-attached front-end."""
-    from engine.outputs import read_events
+    from engine.process.outputs import read_events
 
     return read_events(Path(campaign_dir))

@@ -6,7 +6,7 @@ create or check each experiment's study, recover trials a dead engine left RUNNI
 (recorded interrupted, re-enqueued), Hello, snapshot, workers. It ends when every
 experiment is done/failed/skipped, or on Stop / SIGTERM, with Bye.
 
-A database outage is waited out inside the storage (`engine.storage_outage`, reported as
+A database outage is waited out inside the storage (`engine.storage.outage`, reported as
 `StorageOutage` events); past its patience the engine ends with Bye 75, resumable.
 Before Bye it drains its workers' last events and reads the storage once more
 (`final_sweep`), so every trial finished anywhere is in the event stream and events.jsonl.
@@ -28,27 +28,27 @@ from optuna.storages import BaseStorage
 from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.campaign.plan import Plan, data_facts, plan_experiment
-from engine.channels import Channels, Client, Inbox
-from engine.commands import CommandHandler
 from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.engine_hosts import EngineHosts
-from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.fleet.hosts import TrialWatcher
 from engine.fleet.monitor import record_monitor_spec
 from engine.notify import Notifier, install
-from engine.outputs import Outputs
-from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
-from engine.recovery import HOST, recover
-from engine.storage import is_journal, journal_path, mask_url
-from engine.storage_outage import (
+from engine.process.channels import Channels, Client, Inbox
+from engine.process.commands import CommandHandler
+from engine.process.outputs import Outputs
+from engine.storage.backend import is_journal, journal_path, mask_url
+from engine.storage.outage import (
     EXIT_STORAGE_UNREACHABLE,
     StorageUnreachable,
     guard_of,
     report_outages,
 )
-from engine.trial_records import campaign_trials
-from engine.worker_pool import LocalWorkers, auto_workers, resolve_worker_count
+from engine.storage.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
+from engine.storage.recovery import HOST, recover
+from engine.storage.trial_records import campaign_trials
+from engine.worker.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
+from engine.worker.pool import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -159,7 +159,7 @@ class Engine:
         return created
 
     def recover(self) -> int:
-        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery)."""
+        """Interrupted trials of dead processes: recorded and re-enqueued (engine.storage.recovery)."""
         live = self.local.pids() if self.local is not None else []
         return recover(self.queue, ask_lock=self.ask_lock_path, live_pids=live)
 
@@ -498,8 +498,8 @@ class Engine:
         if not self.monitor_enabled:
             return None
         try:
+            from engine.monitor.factory import make_probe
             from engine.monitor.policy import ThermalPolicy
-            from engine.monitor.probe import make_probe
             from engine.monitor.sampler import MonitorThread
 
             local = self.local

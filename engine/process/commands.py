@@ -13,8 +13,8 @@ from engine import protocol as p
 from engine.errors import UserError
 
 if TYPE_CHECKING:
-    from engine.channels import Client
-    from engine.runner import Engine
+    from engine.process.channels import Client
+    from engine.process.runner import Engine
 
 
 class CommandHandler:
