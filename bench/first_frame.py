@@ -12,7 +12,7 @@ started / epoch / finished lines, a queue snapshot per trial, a hardware sample 
 first frame whose panels show every stored trial:
 
 - finished: `hpotui CONFIG` on the finished campaign (no engine runs), its view kept
-  beside the journal (engine/view_cache.py) as the engine leaves it when it ends;
+  beside the journal (engine/storage/view_cache.py) as the engine leaves it when it ends;
 - finished (cold): the same with no view kept, the journal replayed by Optuna (the
   dashboard then keeps the view for the next time);
 - attached: `hpotui CONFIG` while the campaign's engine runs (started here first, on the
@@ -134,9 +134,9 @@ def write_events(campaign: str, home: Path) -> None:
     """The events.jsonl an engine writes while it runs these trials (from the storage's
     own numbers): what a front-end attaching to a long campaign has behind it."""
     from engine import protocol as p
-    from engine.queue import CampaignQueue
-    from engine.storage import default_storage_url, open_storage
-    from engine.trial_records import campaign_trials
+    from engine.storage.queue import CampaignQueue
+    from engine.storage.backend import default_storage_url, open_storage
+    from engine.storage.trial_records import campaign_trials
 
     storage = open_storage(default_storage_url(campaign), heartbeat_interval=None)
     queue = CampaignQueue(storage, campaign)
@@ -228,8 +228,8 @@ def time_child(mode: str, config: Path, expect: int, env: dict[str, str]) -> dic
 
 
 def set_last_state(campaign: str, state: str) -> None:
-    from engine.queue import CampaignQueue
-    from engine.storage import default_storage_url, open_storage
+    from engine.storage.queue import CampaignQueue
+    from engine.storage.backend import default_storage_url, open_storage
 
     storage = open_storage(default_storage_url(campaign), heartbeat_interval=None)
     queue = CampaignQueue(storage, campaign)
@@ -299,7 +299,7 @@ def main() -> int:
         f"campaign: {n} stored trials x {args.epochs} epochs; journal "
         f"{journal.stat().st_size / 2**20:.1f} MiB, events.jsonl {events.stat().st_size / 2**20:.1f} MiB"
     )
-    from engine.view_cache import forget
+    from engine.storage.view_cache import forget
 
     folder = home / "outputs" / "bench"
     modes = ("floor", "finished", "finished (cold)", "attached")

@@ -38,7 +38,7 @@ from hpotui.widgets.format import plural
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-EXIT_STORAGE_UNREACHABLE = 75  # engine.storage_outage: the database stayed away; resumable
+EXIT_STORAGE_UNREACHABLE = 75  # engine.storage.outage: the database stayed away; resumable
 
 
 def _host_changes(known: dict[str, str], hosts: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -239,8 +239,8 @@ class BatchView:
         return table
 
 
-PREFLIGHT = "pre-flight: "  # as engine/__main__.py prefixes them
-# check groups, by what their lines say (engine/campaign/preflight.py writes them)
+PREFLIGHT = "pre-flight: "  # as engine/process/main.py prefixes them
+# check groups, by what their lines say (engine/process/preflight.py writes them)
 GROUPS: tuple[tuple[str, str], ...] = (
     ("campaign", r"^campaign "),
     ("storage", r"^storage: "),

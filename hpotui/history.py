@@ -2,7 +2,7 @@
 lines, errors, thermal changes, the last minute of hardware samples and the epochs of the
 trials still running, read from the file's tail.
 
-Trials are not taken from here: the storage holds them (engine/campaign_view.py) and
+Trials are not taken from here: the storage holds them (engine/storage/campaign_view.py) and
 every front-end gets them from it. So only the tail is read (`TAIL_BYTES`), never a
 days-long file whole, and the bulk of it is skipped unparsed: queue snapshots, trial
 starts, epochs (except those of trials with no end in the tail: a running trial's train

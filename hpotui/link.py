@@ -156,7 +156,7 @@ class EngineLink:
         extra: list[str] | None = None,
         commands: Sequence[p.Command] = (),
     ) -> EngineLink:
-        from engine.storage import child_env, requested_storage
+        from engine.storage.backend import child_env, requested_storage
 
         cmd = [sys.executable, "-m", "engine", "--config", str(config)]
         if workers:

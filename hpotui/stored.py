@@ -3,7 +3,7 @@
 `hpotui CONFIG` on a campaign whose every experiment is done, failed or skipped has
 nothing for an engine to do: starting one (its pre-flight, its imports) only delayed the
 picture by seconds. `open_finished` reads the storage itself, through the loader the
-engine uses (engine/campaign_view.py), and returns the view as the events the engine
+engine uses (engine/storage/campaign_view.py), and returns the view as the events the engine
 would have sent; the log's recent lines (hpotui/history.py) follow once it is drawn.
 
 It only reads: a journal file is opened without the engine's repair (a torn last record,
@@ -46,7 +46,7 @@ def open_finished(config: Path, storage: str | None) -> FinishedCampaign | None:
     from engine import paths
     from engine.campaign.config import load_campaign
     from engine.errors import UserError
-    from engine.storage import default_storage_url, requested_storage
+    from engine.storage.backend import default_storage_url, requested_storage
 
     try:
         campaign = load_campaign(config)
@@ -60,17 +60,18 @@ def open_finished(config: Path, storage: str | None) -> FinishedCampaign | None:
 
 
 def _read(campaign: Campaign, url: str, folder: Path) -> FinishedCampaign | None:
-    from engine.storage import is_journal, journal_path
-    from engine.view_cache import journal_identity, read_view, write_view
+    from engine.storage.backend import is_journal, journal_path
+    from engine.storage.view_cache import journal_identity, read_view, write_view
 
     journal = journal_path(url) if is_journal(url) else None
-    if journal is not None:  # the view kept at this very journal (engine/view_cache.py)
+    if journal is not None:  # the view kept at this very journal (engine/storage/view_cache.py)
         kept = read_view(folder, journal, campaign.experiments)
         if kept is not None:
             return FinishedCampaign(campaign.name, kept, campaign.monitor, folder)
     identity = None if journal is None else journal_identity(journal)
-    from engine.campaign_view import finished, stored_view
-    from engine.queue import CampaignQueue
+    from engine.fleet.host_records import host_views
+    from engine.storage.campaign_view import finished, stored_view
+    from engine.storage.queue import CampaignQueue
 
     storage = _open_read_only(url)
     if storage is None:
@@ -82,7 +83,9 @@ def _read(campaign: Campaign, url: str, folder: Path) -> FinishedCampaign | None
     workers = queue.stored_workers() or (
         campaign.workers if isinstance(campaign.workers, int) else 1
     )
-    events = stored_view(queue, workers, entries=entries)
+    events = stored_view(
+        queue, workers, hosts=lambda: host_views(storage, queue), entries=entries
+    )
     if journal is not None:  # the next open reads it from there
         write_view(folder, journal, entries, events, identity)
     return FinishedCampaign(campaign.name, events, campaign.monitor, folder)
@@ -91,7 +94,7 @@ def _read(campaign: Campaign, url: str, folder: Path) -> FinishedCampaign | None
 def _open_read_only(url: str) -> BaseStorage | None:
     import optuna
 
-    from engine.storage import is_journal, journal_path, open_storage, timeout_args
+    from engine.storage.backend import is_journal, journal_path, open_storage, timeout_args
 
     if is_journal(url):
         path = journal_path(url)

@@ -26,9 +26,9 @@ from rich.markup import escape
 
 from engine.campaign.model import MonitorSpec
 from engine.errors import UserError
+from engine.monitor.factory import make_probe
 from engine.monitor.nvidia import INSTALL_HINT
 from engine.monitor.policy import PolicyDecision, ThermalPolicy
-from engine.monitor.probe import make_probe
 from engine.monitor.sample import HardwareSample, Reading
 
 # CPU % needs two readings: the first sample measures from probe creation.

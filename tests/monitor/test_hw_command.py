@@ -115,9 +115,9 @@ def test_reasons_print_literally_and_the_install_hint_only_with_an_nvidia_device
 ) -> None:
     from rich.console import Console
 
+    from engine.monitor.factory import make_probe
     from engine.monitor.nvidia import INSTALL_HINT
     from engine.monitor.policy import ThermalPolicy
-    from engine.monitor.probe import make_probe
     from hpotui.commands import hw as command
 
     with make_probe() as probe:

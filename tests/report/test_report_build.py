@@ -18,7 +18,7 @@ from engine.errors import UserError
 from engine.model.architecture import Architecture
 from engine.report.build import ReportOptions, build_report, fit_points
 from engine.report.retrain import retrain_study_name
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
 from tests.report.synth import SyntheticCampaign, write_power_law_campaign
 
 SIZES = [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000]

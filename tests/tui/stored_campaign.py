@@ -21,11 +21,11 @@ from optuna.trial import TrialState
 
 from engine.campaign.config import load_campaign
 from engine.campaign.plan import Plan, plan_experiment
-from engine.queue import T_COUNTED, T_HOST, T_PID, T_REASON, T_WORKER, CampaignQueue
-from engine.recovery import HOST
-from engine.search import distributions
-from engine.storage import default_storage_url, open_storage
-from engine.trial_records import TRAIN_LOSSES
+from engine.storage.queue import T_COUNTED, T_HOST, T_PID, T_REASON, T_WORKER, CampaignQueue
+from engine.storage.recovery import HOST
+from engine.campaign.search import distributions
+from engine.storage.backend import default_storage_url, open_storage
+from engine.storage.trial_records import TRAIN_LOSSES
 
 CONFIG = """\
 [campaign]

@@ -6,7 +6,7 @@ create or check each experiment's study, recover trials a dead engine left RUNNI
 (recorded interrupted, re-enqueued), Hello, snapshot, workers. It ends when every
 experiment is done/failed/skipped, or on Stop / SIGTERM, with Bye.
 
-A database outage is waited out inside the storage (`engine.storage_outage`, reported as
+A database outage is waited out inside the storage (`engine.storage.outage`, reported as
 `StorageOutage` events); past its patience the engine ends with Bye 75, resumable.
 Before Bye it drains its workers' last events and reads the storage once more
 (`final_sweep`), so every trial finished anywhere is in the event stream and events.jsonl.
@@ -28,28 +28,28 @@ from optuna.storages import BaseStorage
 from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.campaign.plan import Plan, data_facts, plan_experiment
-from engine.channels import Channels, Client, Inbox
-from engine.commands import CommandHandler
 from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.engine_hosts import EngineHosts
-from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.fleet.hosts import TrialWatcher
 from engine.fleet.monitor import record_monitor_spec
 from engine.notify import Notifier, install
-from engine.outputs import Outputs
-from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
-from engine.recovery import HOST, recover
-from engine.storage import is_journal, journal_path, mask_url
-from engine.storage_outage import (
+from engine.process.channels import Channels, Client, Inbox
+from engine.process.commands import CommandHandler
+from engine.process.outputs import Outputs
+from engine.storage.backend import is_journal, journal_path, mask_url
+from engine.storage.outage import (
     EXIT_STORAGE_UNREACHABLE,
     StorageUnreachable,
     guard_of,
     report_outages,
 )
-from engine.campaign_view import stored_view
-from engine.view_cache import write_view
-from engine.worker_pool import LocalWorkers, auto_workers, resolve_worker_count
+from engine.storage.campaign_view import stored_view
+from engine.storage.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
+from engine.storage.recovery import HOST, recover
+from engine.storage.view_cache import write_view
+from engine.worker.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
+from engine.worker.pool import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -161,7 +161,7 @@ class Engine:
         return created
 
     def recover(self) -> int:
-        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery)."""
+        """Interrupted trials of dead processes: recorded and re-enqueued (engine.storage.recovery)."""
         live = self.local.pids() if self.local is not None else []
         return recover(self.queue, ask_lock=self.ask_lock_path, live_pids=live)
 
@@ -356,14 +356,20 @@ class Engine:
         self.send_snapshot()
 
     def keep_view(self) -> None:
-        """The finished campaign's stored view beside its journal (engine/view_cache.py):
+        """The finished campaign's stored view beside its journal (engine/storage/view_cache.py):
         a dashboard opens it without replaying the journal. Nothing is written to the
         journal after this (only Bye follows)."""
         if not is_journal(self.storage_url):
             return
         entries = self.queue.entries()
-        view = stored_view(self.queue, self.n_workers, entries=entries)
+        view = stored_view(self.queue, self.n_workers, hosts=self.host_views, entries=entries)
         write_view(self.dir, journal_path(self.storage_url), entries, view)
+
+    def host_views(self) -> list[dict[str, Any]]:
+        """Every machine's record as front-ends show it (engine.fleet.host_records)."""
+        from engine.fleet.host_records import host_views
+
+        return host_views(self.storage, self.queue)
 
     def _has_work(self) -> bool:
         if self.queue.paused_all():
@@ -463,11 +469,14 @@ class Engine:
             self.channels.emit(snap)
 
     def send_view(self, only: Client | None) -> None:
-        """The campaign as stored (engine.campaign_view: every stored trial, one
+        """The campaign as stored (engine.storage.campaign_view: every stored trial, one
         `ExperimentTrials` per experiment, never written to events.jsonl; the queue; the
         machines), to `only` (an attaching front-end) or to all at start-up."""
         needs = self.hosts.needs_bigger if self.hosts is not None else None
-        for event in stored_view(self.queue, self.n_workers, needs_bigger=needs):
+        view = stored_view(
+            self.queue, self.n_workers, hosts=self.host_views, needs_bigger=needs
+        )
+        for event in view:
             if isinstance(event, p.QueueSnapshot) and only is None:
                 self.last_snapshot = _snapshot_key(event)  # what send_snapshot compares
             self.channels.emit(event, only=only)
@@ -511,8 +520,8 @@ class Engine:
         if not self.monitor_enabled:
             return None
         try:
+            from engine.monitor.factory import make_probe
             from engine.monitor.policy import ThermalPolicy
-            from engine.monitor.probe import make_probe
             from engine.monitor.sampler import MonitorThread
 
             local = self.local

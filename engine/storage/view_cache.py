@@ -1,4 +1,4 @@
-"""A finished campaign's stored view (engine/campaign_view.py), kept beside its journal
+"""A finished campaign's stored view (engine/storage/campaign_view.py), kept beside its journal
 file: `outputs/<campaign>/view.jsonl`, so a dashboard opens a finished campaign without
 replaying the whole journal (Optuna replays every operation: one per reported epoch, so
 about a second per 20,000, and a long campaign has hundreds of thousands).
@@ -28,7 +28,7 @@ from engine.atomic import write_atomic
 
 if TYPE_CHECKING:
     from engine.campaign.model import ExperimentConfig
-    from engine.queue import Entry
+    from engine.storage.queue import Entry
 
 CACHE_FILE = "view.jsonl"
 VERSION = 1

@@ -103,7 +103,7 @@ def open_storage(
     marked failed by Optuna. The journal backend has no heartbeat; the engine recovers
     interrupted trials itself on restart.
 
-    A journal is checked first (engine/journal_check.py): a torn last record is cut back
+    A journal is checked first (engine/storage/journal_check.py): a torn last record is cut back
     (after a backup) and reported through `warn` (default: a line on stderr); a damaged
     middle raises `JournalDamaged`, a UserError.
     """
@@ -111,15 +111,15 @@ def open_storage(
     # is a quarter of a second of a finished campaign's first frame)
 
     if is_journal(url):
-        from engine.journal_check import CheckedJournalBackend, check_and_repair
+        from engine.storage.journal_check import CheckedJournalBackend, check_and_repair
 
         say = warn or _warn_on_stderr
         path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         check_and_repair(path, say)
         return optuna.storages.JournalStorage(CheckedJournalBackend(path, say))
-    if engine_kwargs is None:  # a connection limit per process (engine.fleet.pool)
-        from engine.fleet.pool import engine_kwargs as pool_kwargs
+    if engine_kwargs is None:  # a connection limit per process (engine.storage.pool)
+        from engine.storage.pool import engine_kwargs as pool_kwargs
 
         engine_kwargs = pool_kwargs(url)
     return optuna.storages.RDBStorage(

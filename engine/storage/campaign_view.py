@@ -10,7 +10,8 @@ Rules:
 - `stored_view` reads each experiment's trials once and builds, in this order: one
   `ExperimentTrials` per active experiment (engine/trial_records.py: every trial that
   ran, its loss curve from the intermediate values), the `QueueSnapshot`, and the
-  machines' records as `HostsChanged` (engine/fleet/host_records.py).
+  machines' records as `HostsChanged` (engine/fleet/host_records.py's `host_views`,
+  passed in by the caller: the fleet is a layer above the storage).
 - It only reads: no study, attribute or trial is created or changed.
 - `finished` says whether the stored campaign is one no engine is needed for: every
   experiment of the config stored, unchanged, done/failed/skipped, and no trial RUNNING
@@ -20,27 +21,32 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from engine import protocol as p
 from engine.campaign.model import ExperimentConfig
-from engine.queue import TERMINAL, CampaignQueue, Entry
-from engine.trial_records import experiment_trials
+from engine.storage.queue import TERMINAL, CampaignQueue, Entry
+from engine.storage.trial_records import experiment_trials
+
+
+Hosts = Callable[[], list[dict[str, Any]]]
 
 
 def stored_view(
     queue: CampaignQueue,
     workers: int,
     *,
+    hosts: Hosts | None = None,
     needs_bigger: Callable[[Entry], int] | None = None,
     entries: list[Entry] | None = None,
 ) -> list[p.Event]:
-    """The campaign as stored: trials per experiment, the queue, the machines."""
-    from engine.fleet.host_records import host_views
-
+    """The campaign as stored: trials per experiment, the queue, and the machines as
+    `hosts()` reads them (engine.fleet.host_records.host_views, from a layer above)."""
     entries = queue.entries() if entries is None else entries
     events: list[p.Event] = [experiment_trials(e) for e in entries]
     events.append(queue.snapshot(workers, needs_bigger, entries=entries))
-    events.append(p.HostsChanged(hosts=host_views(queue.storage, queue)))
+    if hosts is not None:
+        events.append(p.HostsChanged(hosts=hosts()))
     return events
 
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine import protocol as p
 from engine.errors import UserError
-from engine.trial_records import experiment_trials
+from engine.storage.trial_records import experiment_trials
 
 if TYPE_CHECKING:
-    from engine.channels import Client
-    from engine.runner import Engine
+    from engine.process.channels import Client
+    from engine.process.runner import Engine
 
 
 class CommandHandler:
