@@ -65,7 +65,7 @@ class StoredLink:
 
     def _start_monitor(self, spec: MonitorSpec, loop: asyncio.AbstractEventLoop) -> None:
         from engine.monitor.policy import ThermalPolicy
-        from engine.monitor.probe import make_probe
+        from engine.monitor.factory import make_probe
         from engine.monitor.sampler import MonitorThread
 
         if self._closed:
