@@ -134,8 +134,8 @@ def write_events(campaign: str, home: Path) -> None:
     """The events.jsonl an engine writes while it runs these trials (from the storage's
     own numbers): what a front-end attaching to a long campaign has behind it."""
     from engine import protocol as p
-    from engine.storage.queue import CampaignQueue
     from engine.storage.backend import default_storage_url, open_storage
+    from engine.storage.queue import CampaignQueue
     from engine.storage.trial_records import campaign_trials
 
     storage = open_storage(default_storage_url(campaign), heartbeat_interval=None)
@@ -215,7 +215,16 @@ def write_events(campaign: str, home: Path) -> None:
 
 def time_child(mode: str, config: Path, expect: int, env: dict[str, str]) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--config", str(config), "--expect", str(expect)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--config",
+            str(config),
+            "--expect",
+            str(expect),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -228,8 +237,8 @@ def time_child(mode: str, config: Path, expect: int, env: dict[str, str]) -> dic
 
 
 def set_last_state(campaign: str, state: str) -> None:
-    from engine.storage.queue import CampaignQueue
     from engine.storage.backend import default_storage_url, open_storage
+    from engine.storage.queue import CampaignQueue
 
     storage = open_storage(default_storage_url(campaign), heartbeat_interval=None)
     queue = CampaignQueue(storage, campaign)
@@ -337,11 +346,11 @@ def main() -> int:
         ok = ok and median < TARGET_S
         verdict = "" if median < TARGET_S else "  ** over target **"
         used = any(r["engine"] for r in results) and mode.startswith("finished")
-        engine = "  (an engine was used!)" if used else ""
+        note = "  (an engine was used!)" if used else ""
         print(
             f"  {mode:<15} full history:  {median:.2f} s ({cpu:.2f})  [{runs}]  "
             f"{median / floor:.1f}x the floor, cpu {cpu / floor_cpu:.1f}x "
-            f"(target < {TARGET_S}){verdict}{engine}"
+            f"(target < {TARGET_S}){verdict}{note}"
         )
     if args.keep is None:
         shutil.rmtree(home, ignore_errors=True)

@@ -5,9 +5,11 @@ panels redraw on a short timer, only for the topics that changed: a burst of eve
 one redraw. Keys send protocol commands; the engine answers with `Reply` and a fresh
 `QueueSnapshot`, which is the only thing that changes the queue on screen.
 
-Never lose the campaign: quitting asks whether to stop after the current trials or leave
-the engine running; a closed terminal (SIGHUP) detaches and leaves it running; an engine
-that dies shows its exit status and last stderr lines with a key to restart it.
+The link is an engine's or, on a finished campaign, its view from storage (no engine:
+hpotui/opening.py); a key that needs an engine while none runs starts it with its
+command, or says why not (`command_blocker`). Never lose the campaign: quitting and a
+closed terminal leave it running (hpotui/leaving.py); an engine that dies shows its exit
+status and last stderr lines with a key to restart it.
 """
 
 from __future__ import annotations
@@ -16,29 +18,23 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
 import time
-import traceback
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from engine.errors import UserError
-from engine.protocol import (
-    Command,
-    Event,
-    RequestSnapshot,
-    Stop,
-)
+from engine.protocol import Command, Event, RequestSnapshot
+from hpotui.leaving import LeavingApp
+from hpotui.links import FINISHED, EngineFactory, Link, LinkFactory, ViewFactory, has_engine
 from hpotui.screens.crashed import CrashChoice, EngineCrashedScreen
 from hpotui.screens.hosts import HostsScreen
 from hpotui.screens.main import KEYS, TOPICS, MainScreen
-from hpotui.screens.quit import QuitChoice, QuitScreen
 from hpotui.screens.trial_curves import TrialCurvesScreen
 from hpotui.screens.trial_table import TrialTableScreen
 from hpotui.state import CampaignState
@@ -49,38 +45,7 @@ from hpotui.widgets.status_bar import StatusBar
 FRAME_S = 0.05  # at most one redraw per FRAME_S: events in between are coalesced
 
 
-class Link(Protocol):
-    """What the app needs from `hpotui.link.EngineLink` (fakes implement the same)."""
-
-    attached: bool
-
-    async def next_event(self) -> Event | None: ...
-    async def send(self, command: Command) -> None: ...
-    def new_id(self) -> str: ...
-    @property
-    def returncode(self) -> int | None: ...
-    def stderr_tail(self, n: int = 20) -> list[str]: ...
-    async def detach(self) -> None: ...
-    async def close(self) -> None: ...
-
-
-LinkFactory = Callable[[], Awaitable[Link]]
-# starts (or attaches to) the engine, the commands of the key that needed it first
-EngineFactory = Callable[[Sequence[Command]], Awaitable[Link]]
-# a finished campaign's view from storage (hpotui.stored_link), None when not finished
-ViewFactory = Callable[[], Awaitable[Link | None]]
-FINISHED = (
-    "the campaign is finished and no engine runs: r re-runs an experiment, a adds "
-    "experiments, s un-skips one (each starts the engine)"
-)
-
-
-def has_engine(link: Link | None) -> bool:
-    """Is an engine behind `link`? (a finished campaign's view from storage has none)"""
-    return link is not None and getattr(link, "engine", True)
-
-
-class HpotuiApp(App[int]):
+class HpotuiApp(LeavingApp):
     CSS_PATH = "hpotui.tcss"
     TITLE = "hpotui"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -184,8 +149,8 @@ class HpotuiApp(App[int]):
             except Exception as error:
                 self.notify(f"could not read the event history: {error}", severity="warning")
                 past = []
-            for old in past:
-                self._fold(old)
+            for event in past:
+                self._fold(event)
             self.state.bye = None  # an earlier session's goodbye says nothing about this one
             self._mark({"queue", "trials", "curves", "hardware", "log"})
         await self.send_command(RequestSnapshot, None)
@@ -352,45 +317,6 @@ class HpotuiApp(App[int]):
             return False
         return True
 
-    async def action_quit(self) -> None:
-        if not has_engine(self.link):
-            if self.link is not None:
-                await self.link.close()  # a finished campaign's view: nothing runs
-            self.exit(0)
-            return
-        self.push_screen(QuitScreen(), self._after_quit)
-
-    async def _after_quit(self, choice: QuitChoice) -> None:
-        if choice is None:
-            return
-        await self.leave(stop=choice == "stop")
-
-    async def leave(self, *, stop: bool) -> None:
-        """Exit the app; the engine keeps running (to finish current trials if `stop`)."""
-        link, self._leaving = self.link, True
-        if link is not None and not has_engine(link):
-            await link.close()
-            self.exit(0)
-            return
-        if link is not None:
-            if stop:
-                await self.send_command(lambda i: Stop(i, mode="after_current"), None)
-            try:
-                await link.detach()
-            except Exception as error:
-                self.exit_message = f"hpotui: detaching from the engine failed: {error}"
-        hello = self.state.hello
-        where = f" (engine pid {hello.pid})" if hello else ""
-        if stop:
-            self.exit_message = self.exit_message or (
-                f"hpotui: the campaign stops after its current trials{where}"
-            )
-        else:
-            self.exit_message = self.exit_message or (
-                f"hpotui: the campaign keeps running{where}; `hpotui {self.config}` re-attaches"
-            )
-        self.exit(0)
-
     # ------------------------------------------------------------------ plumbing
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -406,38 +332,6 @@ class HpotuiApp(App[int]):
             "debug/info/warning/error",
             self.main.query_one(LogView).action_cycle_level,
         )
-
-    def _install_hangup(self) -> None:
-        """A closed terminal detaches: the campaign the user left running keeps running."""
-        try:
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._hangup))
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass  # not on the main thread, or no SIGHUP (Windows)
-
-    async def _hangup(self) -> None:
-        await self.leave(stop=False)
-
-    def _fatal_error(self) -> None:
-        """An unexpected app error: log the traceback to a file, show one line, and leave
-        the engine running (never a traceback on screen, never a lost campaign)."""
-        from engine.paths import outputs_dir
-
-        path = outputs_dir() / "hpotui-crash.log"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as out:
-                out.write(traceback.format_exc())
-            where = f"details in {path}"
-        except OSError:
-            where = "no crash log could be written"
-        error = self._exception
-        self.exit_message = f"hpotui: internal error: {type(error).__name__}: {error} ({where})"
-        link, self.link = self.link, None
-        if link is not None:
-            self._leaving = True
-            self._detaching = asyncio.ensure_future(link.detach())
-        self._close_messages_no_wait()
 
 
 def create_app(

@@ -69,7 +69,10 @@ def trial_lines(
 def fit(fields: list[tuple[str, int]], width: int | None) -> str:
     """The fields joined by a space, the lowest priorities dropped until the line fits
     `width` (then cut with an ellipsis if the rest still does not)."""
-    kept = [(text.rstrip() if i == len(fields) - 1 else text, rank) for i, (text, rank) in enumerate(fields)]
+    kept = [
+        (text.rstrip() if i == len(fields) - 1 else text, rank)
+        for i, (text, rank) in enumerate(fields)
+    ]
     kept = [(text, rank) for text, rank in kept if text]
 
     def joined(parts: list[tuple[str, int]]) -> str:

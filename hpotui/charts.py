@@ -17,6 +17,7 @@ A chart never hides or mislabels a point:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -72,9 +73,7 @@ class Figure:
 
     def legend(self) -> list[Text]:
         """Each labelled series' entry: its mark in its colour, then its label."""
-        return [
-            Text.assemble((s.mark, s.style), f" {s.label}") for s in self.series if s.label
-        ]
+        return [Text.assemble((s.mark, s.style), f" {s.label}") for s in self.series if s.label]
 
 
 class Chart(PlotextPlot):
@@ -186,10 +185,10 @@ def _staircase(plt: Any, s: Series) -> None:
     """Flat from each point to the next x, then a vertical to the next y: a best-so-far
     drawn as what it is, a value that holds until a better one replaces it."""
     points = list(zip(s.x, s.y, strict=True))
-    for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+    for (_, y0), (x1, y1) in itertools.pairwise(points):
         if y1 != y0:
             plt.plot([x1, x1], [y0, y1], color=s.color, marker="│")
-    for (x0, y0), (x1, _) in zip(points, points[1:], strict=False):
+    for (x0, y0), (x1, _) in itertools.pairwise(points):
         plt.plot([x0, x1], [y0, y0], color=s.color, marker=LINE_MARK)
     if len(points) == 1:
         plt.scatter([points[0][0]], [points[0][1]], color=s.color, marker=LINE_MARK)
@@ -215,9 +214,7 @@ def _thin(series: Series, limit: int) -> Series:
     if n <= limit or series.kind != "line":
         return series
     keep = sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
-    return replace(
-        series, x=tuple(series.x[i] for i in keep), y=tuple(series.y[i] for i in keep)
-    )
+    return replace(series, x=tuple(series.x[i] for i in keep), y=tuple(series.y[i] for i in keep))
 
 
 def _clean(series: Series, xlog: bool) -> Series:

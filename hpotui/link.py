@@ -22,7 +22,6 @@ import errno
 import fcntl
 import itertools
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Sequence

@@ -8,7 +8,6 @@ a fast event stream costs one redraw per tick rather than one per event.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,49 +30,16 @@ from engine.protocol import (
     StorageOutage,
     ThermalChanged,
     TrialFinished,
-    TrialRecord,
     TrialStarted,
 )
 from hpotui.progress import Progress, campaign_progress, concurrency
+from hpotui.trial import Trial, finite, from_record
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 HISTORY_SAMPLES = 60  # hardware samples kept (1 Hz: one minute)
 LOG_LINES = 2000
 ERRORS_KEPT = 200  # the crash screen shows the last few
 TOPICS = ("queue", "trials", "curves", "hardware", "log", "status", "hosts")
-
-
-@dataclass
-class Trial:
-    """One trial of one experiment, running or finished."""
-
-    experiment: str
-    number: int
-    state: str = "running"  # "running" or a protocol TrialState
-    value: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    architecture: dict[str, int] = field(default_factory=dict)
-    n_params: int = 0
-    worker: str = ""
-    host: str = ""
-    forced_extreme: bool = False
-    started_ts: float = 0.0
-    duration_s: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    reason: str = ""
-    epochs: list[tuple[int, float, float]] = field(default_factory=list)  # epoch, train, val
-    updated_ts: float = 0.0
-
-    @property
-    def auc(self) -> float | None:
-        """The validation AUC, whatever the engine calls it (val_auc, auc, roc_auc...)."""
-        for key in ("val_auc", "auc", "roc_auc", "val_roc_auc"):
-            if key in self.metrics:
-                return self.metrics[key]
-        for key, value in self.metrics.items():
-            if "auc" in key and not key.startswith("test"):
-                return value
-        return None
 
 
 @dataclass(frozen=True)
@@ -237,7 +203,7 @@ class CampaignState:
     def _trial_finished(self, event: TrialFinished) -> None:
         trial = self._trial(event.experiment, event.trial, event.ts)
         trial.state = event.state
-        trial.value = _finite(event.value)
+        trial.value = finite(event.value)
         trial.duration_s = event.duration_s
         trial.worker, trial.host = event.worker or trial.worker, event.host or trial.host
         if event.architecture:
@@ -260,7 +226,7 @@ class CampaignState:
         old = self.trials.get(event.experiment, {})
         fresh: dict[int, Trial] = {}
         for record in event.trials:
-            trial = _from_record(event.experiment, record)
+            trial = from_record(event.experiment, record)
             seen = old.get(record.trial)
             if (
                 seen is not None
@@ -383,46 +349,13 @@ class CampaignState:
         return [e for e in self.log if e.seq > seq and LOG_LEVELS.index(_level(e.level)) >= floor]
 
 
-def _from_record(experiment: str, record: TrialRecord) -> Trial:
-    started = record.started_ts or 0.0
-    ended = started + (record.duration_s or 0.0)
-    return Trial(
-        experiment,
-        record.trial,
-        state=record.state,
-        value=_finite(record.value),
-        params=dict(record.params),
-        architecture=dict(record.architecture),
-        n_params=record.n_params,
-        worker=record.worker,
-        host=record.host,
-        forced_extreme=record.forced_extreme,
-        started_ts=started,
-        duration_s=record.duration_s,
-        metrics=dict(record.metrics),
-        reason=record.reason,
-        epochs=[
-            (int(e), math.nan if t is None else float(t), math.nan if v is None else float(v))
-            for e, t, v in (row[:3] for row in record.curve if len(row) >= 3)
-            if e is not None
-        ],
-        updated_ts=ended,
-    )
-
-
 def reading(value: Any) -> float | None:
     """The number of a serialized `Reading` ({value, unavailable}), or None."""
     if isinstance(value, dict):
         value = value.get("value")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _finite(float(value))
+        return finite(float(value))
     return None
-
-
-def _finite(value: float | None) -> float | None:
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return value
 
 
 def _level(level: str) -> str:

@@ -83,9 +83,7 @@ def _read(campaign: Campaign, url: str, folder: Path) -> FinishedCampaign | None
     workers = queue.stored_workers() or (
         campaign.workers if isinstance(campaign.workers, int) else 1
     )
-    events = stored_view(
-        queue, workers, hosts=lambda: host_views(storage, queue), entries=entries
-    )
+    events = stored_view(queue, workers, hosts=lambda: host_views(storage, queue), entries=entries)
     if journal is not None:  # the next open reads it from there
         write_view(folder, journal, entries, events, identity)
     return FinishedCampaign(campaign.name, events, campaign.monitor, folder)

@@ -64,8 +64,8 @@ class StoredLink:
         return await self._queue.get()
 
     def _start_monitor(self, spec: MonitorSpec, loop: asyncio.AbstractEventLoop) -> None:
-        from engine.monitor.policy import ThermalPolicy
         from engine.monitor.factory import make_probe
+        from engine.monitor.policy import ThermalPolicy
         from engine.monitor.sampler import MonitorThread
 
         if self._closed:

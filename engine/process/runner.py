@@ -38,13 +38,13 @@ from engine.process.channels import Channels, Client, Inbox
 from engine.process.commands import CommandHandler
 from engine.process.outputs import Outputs
 from engine.storage.backend import is_journal, journal_path, mask_url
+from engine.storage.campaign_view import stored_view
 from engine.storage.outage import (
     EXIT_STORAGE_UNREACHABLE,
     StorageUnreachable,
     guard_of,
     report_outages,
 )
-from engine.storage.campaign_view import stored_view
 from engine.storage.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
 from engine.storage.recovery import HOST, recover
 from engine.storage.view_cache import write_view
@@ -473,9 +473,7 @@ class Engine:
         `ExperimentTrials` per experiment, never written to events.jsonl; the queue; the
         machines), to `only` (an attaching front-end) or to all at start-up."""
         needs = self.hosts.needs_bigger if self.hosts is not None else None
-        view = stored_view(
-            self.queue, self.n_workers, hosts=self.host_views, needs_bigger=needs
-        )
+        view = stored_view(self.queue, self.n_workers, hosts=self.host_views, needs_bigger=needs)
         for event in view:
             if isinstance(event, p.QueueSnapshot) and only is None:
                 self.last_snapshot = _snapshot_key(event)  # what send_snapshot compares

@@ -28,7 +28,6 @@ from engine.campaign.model import ExperimentConfig
 from engine.storage.queue import TERMINAL, CampaignQueue, Entry
 from engine.storage.trial_records import experiment_trials
 
-
 Hosts = Callable[[], list[dict[str, Any]]]
 
 

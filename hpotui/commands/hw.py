@@ -92,9 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps(sample.to_dict(), allow_nan=False), flush=True)
                 elif live is not None:
-                    live.update(
-                        render(sample, decision, reason, campaigns.usage(), compact=True)
-                    )
+                    live.update(render(sample, decision, reason, campaigns.usage(), compact=True))
                 else:
                     _print(render(sample, decision, reason, campaigns.usage(), cache=args.cache))
                 taken += 1
@@ -243,6 +241,7 @@ def render(
         "swap",
         f"{_gb(sample.swap_used_bytes)} used, {sample.swap_growth_bytes_per_s / 2**20:+.1f} MB/s",
     )
+
     def why(text: str) -> str:  # a reason in parentheses, left out when compact
         return "" if compact or not text else f" ({escape(text)})"
 
@@ -274,9 +273,7 @@ def render(
             f"throttle: {reasons}",
         )
     if not sample.gpus:
-        table.add_row(
-            "gpu", f"[yellow]none[/]{why(gpu_reason(sample.gpu_unavailable or ''))}"
-        )
+        table.add_row("gpu", f"[yellow]none[/]{why(gpu_reason(sample.gpu_unavailable or ''))}")
     accelerator = sample.accelerator_memory_bytes
     if accelerator.unavailable:
         accelerator = Reading.missing(gpu_reason(accelerator.unavailable))

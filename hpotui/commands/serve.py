@@ -91,9 +91,9 @@ def addresses(host: str, port: int) -> list[str]:
     for nic in psutil.net_if_addrs().values():
         for address in nic:
             ip = address.address.split("%")[0]
-            if address.family in families and not is_loopback(ip) and ip not in names:
-                if not ipaddress.ip_address(ip).is_link_local:
-                    names.append(ip)
+            wanted = address.family in families and not is_loopback(ip) and ip not in names
+            if wanted and not ipaddress.ip_address(ip).is_link_local:
+                names.append(ip)
     return [_url(name, port) for name in names]
 
 

@@ -15,6 +15,7 @@ class AddExperimentsScreen(Dialog[str | None]):
     """Dismisses with an absolute path to an existing file, or None when cancelled."""
 
     BINDINGS = [("escape", "cancel", "Cancel")]
+    AUTO_FOCUS = "#add-path"  # the path is typed at once (not the scrolling box)
 
     def __init__(self, start: Path | None = None) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""What every hpotui dialog shares: on a small terminal (under 70x20: 60x16, 40x12) it
+"""What every hpotui dialog shares: on a small terminal (under 100x20: 80x24 and less) it
 takes the whole screen, its buttons stack one per line without borders, and its box
 scrolls, so every choice and the line of keys stay reachable (at 40x12 the quit
 dialog's "Leave running" was off-screen)."""
@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from textual.screen import ModalScreen
 
 T = TypeVar("T")
-SMALL = (70, 20)  # under either: the small-terminal form
+SMALL = (100, 20)  # under either: the small-terminal form (3 buttons need 100 columns)
 
 
 class Dialog(ModalScreen[T]):

@@ -38,12 +38,12 @@ from hpotui.state import CampaignState
 from hpotui.widgets.best_table import BestArchitectures
 from hpotui.widgets.hardware_panel import HardwarePanel
 from hpotui.widgets.history_chart import HistoryChart
+from hpotui.widgets.key_footer import KeyFooter
 from hpotui.widgets.log_view import LogView
 from hpotui.widgets.loss_chart import LossChart
 from hpotui.widgets.queue_table import QueueTable
 from hpotui.widgets.scaling_chart import ScalingChart
 from hpotui.widgets.status_bar import StatusBar
-from hpotui.widgets.key_footer import KeyFooter
 
 # (binding keys, key as shown in help, app action, description, in the footer); one list
 # feeds the bindings, the footer, the `?` help screen and the command palette. The footer

@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Label
 
-from hpotui.state import CampaignState, Trial
+from hpotui.state import CampaignState
+from hpotui.trial import Trial
 from hpotui.widgets.format import count, value
-from hpotui.widgets.loss_chart import LossChart, loss_figure
 from hpotui.widgets.key_footer import KeyFooter
+from hpotui.widgets.loss_chart import LossChart, loss_figure
 
 
 class TrialCurvesScreen(Screen[None]):

@@ -11,7 +11,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Label
 
 from engine.protocol import ExperimentStatus
-from hpotui.state import CampaignState, Trial
+from hpotui.state import CampaignState
+from hpotui.trial import Trial
 from hpotui.widgets.format import count, duration, plural, state_text, value
 from hpotui.widgets.key_footer import KeyFooter
 

@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from hpotui.state import CampaignState, Trial
+from hpotui.state import CampaignState
+from hpotui.trial import Trial
 from hpotui.widgets.format import count, value
 
 ARCH = ("d_model", "n_layers", "n_heads", "d_ff")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from hpotui.charts import Chart, Series, figure
-from hpotui.state import CampaignState, Trial
+from hpotui.state import CampaignState
+from hpotui.trial import Trial
 
 Point = tuple[float, float]
 
@@ -51,7 +52,14 @@ def history_series(trials: list[Trial]) -> tuple[list[Series], dict[str, int]]:
     ]
     if top is not None:
         series.append(
-            Series(f"{len(failed)} failed", tuple(failed), tuple(top for _ in failed), "scatter", "red", "!")
+            Series(
+                f"{len(failed)} failed",
+                tuple(failed),
+                tuple(top for _ in failed),
+                "scatter",
+                "red",
+                "!",
+            )
         )
     return [s for s in series if s.x], counts
 

@@ -27,7 +27,9 @@ class KeyFooter(Footer):
     def compose(self) -> ComposeResult:
         items = list(super().compose())
         width = self.size.width or self.app.size.width
-        keys = [i for i in items if isinstance(i, FooterKey) and not i.has_class("-command-palette")]
+        keys = [
+            i for i in items if isinstance(i, FooterKey) and not i.has_class("-command-palette")
+        ]
         palette = [i for i in items if isinstance(i, FooterKey) and i.has_class("-command-palette")]
         pinned = [k for k in keys if k.action in PINNED]
         others = [k for k in keys if k.action not in PINNED]

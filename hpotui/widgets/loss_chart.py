@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 from hpotui.charts import Chart, Figure, Series, figure
-from hpotui.state import CampaignState, Trial
+from hpotui.state import CampaignState
+from hpotui.trial import Trial
 
 
 def loss_figure(trial: Trial | None, *, best: bool = False, empty: str = "") -> Figure:

@@ -22,7 +22,7 @@ def factor_of(queue: list[ExperimentStatus]) -> tuple[str, dict[str, str]]:
 
 
 def scaling_series(state: CampaignState) -> list[Series]:
-    factor, level = factor_of(state.queue)
+    _, level = factor_of(state.queue)
     points: dict[str, list[tuple[float, float]]] = {}
     for experiment in state.queue:
         best = state.best_trial(experiment.name)

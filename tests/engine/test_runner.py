@@ -14,9 +14,9 @@ import pytest
 from enginehelp import EngineProcess, copy_fixture
 
 from engine import protocol as p
+from engine.process.outputs import read_events
 from engine.storage.backend import open_storage
 from engine.storage.queue import S_ARCHIVED, S_CAMPAIGN, S_EXPERIMENT
-from engine.process.outputs import read_events
 from hpotui.link import EngineLink
 
 pytestmark = pytest.mark.slow

@@ -187,7 +187,10 @@ def test_the_table_counts_the_run_choices_and_lists_them_with_cache(tmp_path: Pa
     def run(*args: str) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "hpotui.cli", "hw", *args],
-            capture_output=True, text=True, timeout=60, env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout

@@ -132,7 +132,9 @@ def test_a_short_token_is_named_once(
     workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One "hpotui:" prefix, and the setting at fault (it said "hpotui: hpotui serve:")."""
-    code = main(["serve", str(ROOT / "configs" / "tiny.toml"), "--host", "0.0.0.0", "--token", "abc"])
+    code = main(
+        ["serve", str(ROOT / "configs" / "tiny.toml"), "--host", "0.0.0.0", "--token", "abc"]
+    )
     [line] = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and line.startswith("hpotui: --token: the token is too short")
     monkeypatch.setenv("HPOTUI_SERVE_TOKEN", "short")

@@ -21,10 +21,10 @@ from optuna.trial import TrialState
 
 from engine.campaign.config import load_campaign
 from engine.campaign.plan import Plan, plan_experiment
-from engine.storage.queue import T_COUNTED, T_HOST, T_PID, T_REASON, T_WORKER, CampaignQueue
-from engine.storage.recovery import HOST
 from engine.campaign.search import distributions
 from engine.storage.backend import default_storage_url, open_storage
+from engine.storage.queue import T_COUNTED, T_HOST, T_PID, T_REASON, T_WORKER, CampaignQueue
+from engine.storage.recovery import HOST
 from engine.storage.trial_records import TRAIN_LOSSES
 
 CONFIG = """\
@@ -123,7 +123,9 @@ def write_stored_campaign(
         )
         space = distributions(exp, len(grid))
         for k in range(trials):
-            _one_trial(study, storage, space, grid, exp.horizon, i, k, epochs, prune_every, fail_every)
+            _one_trial(
+                study, storage, space, grid, exp.horizon, i, k, epochs, prune_every, fail_every
+            )
             written += 1
         queue.set_state(exp.name, state)
     return Stored(config, campaign.name, Path(url), written)

@@ -7,6 +7,7 @@ per experiment on a log axis fitted to the data."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -55,10 +56,8 @@ class Rendered:
         `y` is half-way between rows to within the labels' own rounding."""
         (r0, v0), (r1, v1) = self.y_rows[0], self.y_rows[-1]
         step = (v0 - v1) / (r1 - r0)
-        eps = 10.0 ** -self.decimals
-        return [
-            r for r in range(len(self.rows)) if abs(v0 - (r - r0) * step - y) <= step / 2 + eps
-        ]
+        eps = 10.0**-self.decimals
+        return [r for r in range(len(self.rows)) if abs(v0 - (r - r0) * step - y) <= step / 2 + eps]
 
     def row_of(self, y: float) -> int:
         rows = self.rows_of(y)
@@ -87,10 +86,17 @@ def read(chart: Chart) -> Rendered:
     rows = lines[top + 1 : bottom]
     y_rows = [(i, float(r.plain[:left])) for i, r in enumerate(rows) if r.plain[left] == "┤"]
     ticks = [i - left - 1 for i, c in enumerate(plain[bottom]) if c == "┬"]
-    labels = [(m.start() + (len(m.group()) - 1) / 2, m.group()) for m in re.finditer(r"\S+", plain[bottom + 1])] if bottom + 1 < len(plain) else []
+    labels = (
+        [
+            (m.start() + (len(m.group()) - 1) / 2, m.group())
+            for m in re.finditer(r"\S+", plain[bottom + 1])
+        ]
+        if bottom + 1 < len(plain)
+        else []
+    )
     x_cols = []
     for col in ticks:
-        centre, label = min(labels, key=lambda lab: abs(lab[0] - (col + left + 1)))
+        _, label = min(labels, key=lambda lab: abs(lab[0] - (col + left + 1)))
         x_cols.append((col, _number(label)))
     return Rendered(rendered.plain, plain[:top], lines[:top], rows, left, y_rows, x_cols)
 
@@ -114,7 +120,14 @@ def assert_points(shown: Rendered, series: Series, *, xlog: bool = False, where:
             for c in (col - 1, col, col + 1)
             if 0 <= c < width
         ]
-        assert (series.mark, colour) in near, (where, series.label, x, y, col, [r.plain for r in shown.rows])
+        assert (series.mark, colour) in near, (
+            where,
+            series.label,
+            x,
+            y,
+            col,
+            [r.plain for r in shown.rows],
+        )
 
 
 def assert_legend(shown: Rendered, series: list[Series], where: str = "") -> None:
@@ -128,7 +141,11 @@ def assert_legend(shown: Rendered, series: list[Series], where: str = "") -> Non
         line = next((t for t in shown.header_text if entry in t.plain), None)
         assert line is not None, (where, entry, shown.header)
         at = line.plain.index(entry)
-        styles = [sp.style for sp in line.spans if sp.start <= at < sp.end and not isinstance(sp.style, str)]
+        styles = [
+            sp.style
+            for sp in line.spans
+            if sp.start <= at < sp.end and not isinstance(sp.style, str)
+        ]
         assert any(st.color and st.color == s.style.color for st in styles), (where, s.label)
 
 
@@ -148,7 +165,9 @@ def assert_rows_named(shown: Rendered, where: str = "") -> None:
 # ---------------------------------------------------------------------------- a campaign
 
 
-def record(n: int, state: str, curve: list[float], value: float | None = None, n_params: int = 0) -> TrialRecord:
+def record(
+    n: int, state: str, curve: list[float], value: float | None = None, n_params: int = 0
+) -> TrialRecord:
     return TrialRecord(
         trial=n,
         state=state,
@@ -166,9 +185,27 @@ def campaign() -> CampaignState:
     epoch (no value), failed ones; other experiments for Scaling (7.7k..118k params)."""
     state = CampaignState()
     rows = []
-    specs = [("10K_h1", 1, 7_700), ("30K_h1", 1, 31_000), ("100K_h1", 1, 118_000), ("10K_h5", 5, 9_800), ("30K_h5", 5, 29_000), ("100K_h5", 5, 101_000)]
-    for i, (name, horizon, params) in enumerate(specs):
-        rows.append(ExperimentStatus(name=name, position=i, budget=name.split("_")[0], horizon=horizon, task="t", state="done", n_trials=12, study_name=f"c.{name}"))
+    specs = [
+        ("10K_h1", 1, 7_700),
+        ("30K_h1", 1, 31_000),
+        ("100K_h1", 1, 118_000),
+        ("10K_h5", 5, 9_800),
+        ("30K_h5", 5, 29_000),
+        ("100K_h5", 5, 101_000),
+    ]
+    for i, (name, horizon, _) in enumerate(specs):
+        rows.append(
+            ExperimentStatus(
+                name=name,
+                position=i,
+                budget=name.split("_")[0],
+                horizon=horizon,
+                task="t",
+                state="done",
+                n_trials=12,
+                study_name=f"c.{name}",
+            )
+        )
     state.apply(QueueSnapshot(experiments=rows, workers=2))
     first = [
         record(0, "complete", [0.72, 0.70, 0.69], 0.69, 7_700),
@@ -187,7 +224,13 @@ def campaign() -> CampaignState:
     state.apply(ExperimentTrials(experiment="10K_h1", study_name="c.10K_h1", trials=first))
     for i, (name, _, params) in enumerate(specs[1:], start=1):
         best = 0.66 - 0.008 * i
-        state.apply(ExperimentTrials(experiment=name, study_name=f"c.{name}", trials=[record(0, "complete", [best + 0.02, best], best, params)]))
+        state.apply(
+            ExperimentTrials(
+                experiment=name,
+                study_name=f"c.{name}",
+                trials=[record(0, "complete", [best + 0.02, best], best, params)],
+            )
+        )
     return state
 
 
@@ -202,12 +245,18 @@ class Charts(App[None]):
             yield chart
 
 
-async def rendered_charts(width: int, height: int, state: CampaignState, selected: str | None = "10K_h1") -> dict[str, tuple[Chart, Rendered]]:
+async def rendered_charts(
+    width: int, height: int, state: CampaignState, selected: str | None = "10K_h1"
+) -> dict[str, tuple[Chart, Rendered]]:
     """Each chart and what it renders (`Rendered.text`: all of it, as text)."""
     app = Charts(width, height)
     out: dict[str, tuple[Chart, Rendered]] = {}
     async with app.run_test(size=(width + 2, 3 * height + 2)) as pilot:
-        loss, history, scaling = app.query_one(LossChart), app.query_one(HistoryChart), app.query_one(ScalingChart)
+        loss, history, scaling = (
+            app.query_one(LossChart),
+            app.query_one(HistoryChart),
+            app.query_one(ScalingChart),
+        )
         loss.update_from(state, selected)
         history.update_from(state, selected)
         scaling.update_from(state)
@@ -243,7 +292,8 @@ async def test_history_draws_every_trial_where_its_labels_say() -> None:
         # the next, and through to the last trial
         best = by_label["best so far"]
         assert best.x == (0.0, 2.0, 6.0, 10.0, 11.0) and best.y == (0.69, 0.67, 0.65, 0.64, 0.64)
-        for (x0, y0), (x1, _) in zip(zip(best.x, best.y), list(zip(best.x, best.y))[1:]):
+        points = list(zip(best.x, best.y, strict=True))
+        for (x0, y0), (x1, _) in itertools.pairwise(points):
             row = shown.row_of(y0)
             for col in range(shown.col_of(x0) + 1, shown.col_of(x1)):
                 char, _ = shown.cell(row, col)
@@ -261,12 +311,21 @@ async def test_loss_curves_have_whole_epochs_and_a_legend_above() -> None:
         assert fig.title == "10K_h1 #10 (complete, best)", where
         assert_rows_named(shown, where)
         assert_legend(shown, list(fig.series), where)
-        assert shown.x_cols and all(float(v).is_integer() for _, v in shown.x_cols), (where, shown.x_cols)
+        assert shown.x_cols and all(float(v).is_integer() for _, v in shown.x_cols), (
+            where,
+            shown.x_cols,
+        )
         assert {v for _, v in shown.x_cols} <= {1.0, 2.0, 3.0}, where
         for s in fig.series:  # each epoch's value within a row of its label (braille lines)
             for x, y in zip(s.x, s.y, strict=True):
                 row, col = shown.row_of(y), shown.col_of(x)
-                cells = [shown.cell(r, c)[0] for r in (row - 1, row, row + 1) if 0 <= r < len(shown.rows) for c in (col - 1, col, col + 1) if c >= 0]
+                cells = [
+                    shown.cell(r, c)[0]
+                    for r in (row - 1, row, row + 1)
+                    if 0 <= r < len(shown.rows)
+                    for c in (col - 1, col, col + 1)
+                    if c >= 0
+                ]
                 assert any(c.strip() for c in cells), (where, s.label, x, y)
 
 

@@ -37,7 +37,11 @@ def stored(workspace: Path) -> Stored:
 
 def engines_running(folder: Path) -> list[int]:
     """Engine processes of this campaign (by its pid file, or any child of ours)."""
-    found = [c.pid for c in psutil.Process().children(recursive=True) if "engine" in " ".join(c.cmdline())]
+    found = [
+        c.pid
+        for c in psutil.Process().children(recursive=True)
+        if "engine" in " ".join(c.cmdline())
+    ]
     pid_file = folder / "engine.pid"
     if pid_file.exists():
         found.append(int(pid_file.read_text()))
@@ -45,14 +49,16 @@ def engines_running(folder: Path) -> list[int]:
 
 
 def loaded(app, stored: Stored) -> bool:  # type: ignore[no-untyped-def]
-    return bool(app.state.queue) and sum(len(t) for t in app.state.trials.values()) == stored.n_trials
+    return (
+        bool(app.state.queue) and sum(len(t) for t in app.state.trials.values()) == stored.n_trials
+    )
 
 
 async def test_a_finished_campaign_opens_from_storage_with_no_engine(stored: Stored) -> None:
     folder = stored.journal.parent
     app = create_app(stored.config)
     async with app.run_test(size=(120, 40)) as pilot:
-        await until(pilot, lambda: loaded(app, stored) and app.main.selected is not None)
+        await until(pilot, lambda: loaded(app, stored) and app.main.selected is not None, WAIT_S)
         assert app.link is not None and not has_engine(app.link)
         assert app.main.query_one(StatusBar).link_state == "finished"
         assert app.state.hello is None and app.state.campaign == stored.campaign
@@ -76,7 +82,12 @@ async def test_a_finished_campaign_opens_from_storage_with_no_engine(stored: Sto
         await until(pilot, lambda: app.main.selected != selected)
         other = app.state.best_trial(app.main.selected or "")
         assert other is not None
-        await until(pilot, lambda: (app.main.query_one(LossChart).figure or loss).title.startswith(f"{app.main.selected} #{other.number}"))
+        await until(
+            pilot,
+            lambda: (app.main.query_one(LossChart).figure or loss).title.startswith(
+                f"{app.main.selected} #{other.number}"
+            ),
+        )
 
         # a key that needs an engine and makes no sense here says why, starts nothing
         await pilot.press("p")
@@ -93,12 +104,19 @@ async def test_a_finished_campaign_opens_from_storage_with_no_engine(stored: Sto
         screen = app.screen
         assert isinstance(screen, TrialCurvesScreen) and screen.number == 2
         chart = screen.query_one(LossChart)
-        assert chart.figure is not None and chart.figure.title.startswith(f"{app.main.selected} #2 (")
+        assert chart.figure is not None and chart.figure.title.startswith(
+            f"{app.main.selected} #2 ("
+        )
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, TrialTableScreen))
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is app.main)
-        await until(pilot, lambda: (app.main.query_one(LossChart).figure or loss).title.startswith(f"{app.main.selected} #2 ("))
+        await until(
+            pilot,
+            lambda: (app.main.query_one(LossChart).figure or loss).title.startswith(
+                f"{app.main.selected} #2 ("
+            ),
+        )
 
         await pilot.press("q")  # nothing runs: no question, the app ends
         await until(pilot, lambda: not app.is_running)
@@ -121,7 +139,9 @@ def test_opening_a_finished_campaign_imports_neither_torch_nor_an_engine(stored:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
     def run() -> dict[str, bool]:
-        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
         result: dict[str, bool] = json.loads(out.stdout.strip().splitlines()[-1])
         return result
 
@@ -137,13 +157,15 @@ async def test_rerun_on_a_finished_campaign_starts_the_engine_with_it(stored: St
     pid = 0
     try:
         async with app.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: loaded(app, stored) and app.main.selected is not None)
+            await until(
+                pilot, lambda: loaded(app, stored) and app.main.selected is not None, WAIT_S
+            )
             name = app.main.selected
             assert name is not None and app.state.best_trial(name) is not None
             await pilot.press("r")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), WAIT_S)
             await pilot.press("y")
-            await until(pilot, lambda: any(isinstance(c, Rerun) for c in app.sent))
+            await until(pilot, lambda: any(isinstance(c, Rerun) for c in app.sent), WAIT_S)
             command = next(c for c in app.sent if isinstance(c, Rerun))
             assert command.experiment == name
             await until(pilot, lambda: command.id in app.state.replies, WAIT_S)

@@ -268,3 +268,34 @@ def test_a_finished_campaign_shows_the_selected_experiments_best_trial_or_the_ch
     assert state.trials_of("a") == [] and state.best_trial("a") is None
     assert "a" not in state.pinned and state.focus_trial("a") is None
     assert state.best_trial("b") is not None
+
+
+def test_running_trials_of_fused_groups_are_explained() -> None:
+    """`workers 2  running 8` said nothing of fused groups: 2 workers, groups of 4."""
+    from hpotui.widgets.status_bar import fused_groups
+
+    state = CampaignState()
+    for n in range(8):
+        state.apply(
+            TrialStarted(
+                experiment="a",
+                trial=n,
+                params={},
+                architecture={},
+                n_params=1,
+                worker=f"w{n // 4}",
+                host="h",
+            )
+        )
+    assert state.running_groups() == (2, [4, 4])
+    assert fused_groups(state) == " (2 workers, groups of 4)"
+    assert fused_groups(state, short=True) == " (groups of 4)"
+    state.apply(TrialFinished("a", 7, "complete", 0.6, 1.0, "w1", "h"))
+    assert fused_groups(state) == " (2 workers, groups of up to 4)"
+    solo = CampaignState()  # one trial per worker: nothing to explain
+    solo.apply(
+        TrialStarted(
+            experiment="a", trial=0, params={}, architecture={}, n_params=1, worker="w0", host="h"
+        )
+    )
+    assert fused_groups(solo) == ""
