@@ -291,6 +291,8 @@ async def _run(args: argparse.Namespace) -> int:
         config, storage=args.storage, workers=args.workers, extra=engine_flags(args)
     )
     console = Console(highlight=False, soft_wrap=True)
+    # a terminal wraps long warnings at words (rich), not mid-word; piped, lines stay whole
+    console.soft_wrap = not console.is_terminal
     view = BatchView(console)
     interrupts = {"n": 0}
     pending: set[asyncio.Future[None]] = set()  # keeps the send tasks alive

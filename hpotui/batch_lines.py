@@ -1,7 +1,8 @@
 """`hpotui --batch`'s trial lines, fitted to the terminal: a line is made of fields, and
-on a terminal too narrow for all of them the least needed go first (worker, parameter
-count, architecture, duration), so a line never wraps onto a stray `)`; a failed or
-interrupted trial's reason goes on its own indented line. Piped output keeps every field.
+on a terminal too narrow for all of them the columns close up and the least needed give
+way (duration, then architecture, parameter count and worker are kept only where they
+fit), so a line never wraps onto a stray `)`; a failed or interrupted trial's reason goes
+on its own indented line. Piped output keeps every field.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ def trial_lines(
     fields = [
         (head, 9),
         (f"{e.experiment:<12}", 10),
-        (n, 8),
+        (n, 9),
         (f"trial #{e.trial:<3}", 10),
         (f"{e.state:<11}", 10),
-        (f"val_bce {value:<8}", 9),
+        (f"val_bce {value:<8}", 10),
         (f"{arch_label(e.architecture):<20}", 3),
         (f"{e.n_params:>11,} params", 2),
         (f"{duration(e.duration_s):>7}", 4),
@@ -67,21 +68,23 @@ def trial_lines(
 
 
 def fit(fields: list[tuple[str, int]], width: int | None) -> str:
-    """The fields joined by a space, the lowest priorities dropped until the line fits
-    `width` (then cut with an ellipsis if the rest still does not)."""
-    kept = [
-        (text.rstrip() if i == len(fields) - 1 else text, rank)
-        for i, (text, rank) in enumerate(fields)
-    ]
-    kept = [(text, rank) for text, rank in kept if text]
+    """The fields joined by a space, in columns; when that is wider than `width`, the
+    columns' padding goes and the lowest priorities are left out, as few as need be
+    (highest priority kept first); a line still too wide is cut with an ellipsis."""
+    present = [(i, text, rank) for i, (text, rank) in enumerate(fields) if text.strip()]
 
-    def joined(parts: list[tuple[str, int]]) -> str:
-        return " ".join(text for text, _ in parts).rstrip()
+    def joined(keep: set[int], padded: bool) -> str:
+        parts = [text if padded else text.strip() for i, text, _ in present if i in keep]
+        return " ".join(parts).rstrip()
 
-    while width is not None and len(joined(kept)) > width and len(kept) > 1:
-        lowest = min(range(len(kept)), key=lambda i: (kept[i][1], -i))
-        kept.pop(lowest)
-    line = joined(kept)
-    if width is not None and len(line) > width:
+    every = {i for i, _, _ in present}
+    if width is None or len(joined(every, True)) <= width:
+        return joined(every, True)
+    keep: set[int] = set()
+    for i, _, _ in sorted(present, key=lambda f: (-f[2], f[0])):  # by priority, then order
+        if len(joined(keep | {i}, False)) <= width:
+            keep.add(i)
+    line = joined(keep, False) if keep else joined({present[0][0]}, False)
+    if len(line) > width:
         line = line[: max(0, width - 1)] + "…"
     return line

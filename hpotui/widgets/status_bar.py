@@ -35,7 +35,9 @@ class StatusBar(Static):
             text.append(f" [{label}]", style="bold cyan")
         if not self.compact:
             text.append(f"  engine {self.link_state}")
-        elif self.link_state not in ("running", "attached"):  # narrow: only news
+        elif self.link_state not in ("running", "attached", "finished") or (
+            self.compact == 1 and self.link_state == "finished"
+        ):  # narrow: only news (at 40 columns "done" in the label says finished)
             text.append(f"  {self.link_state}")
         if hello and not self.compact:
             text.append(f" (pid {hello.pid} on {hello.host})", style="dim")
@@ -43,7 +45,7 @@ class StatusBar(Static):
             text.append("  ALL PAUSED", style="bold yellow")
         running = len(state.running_trials())
         if self.compact >= 2:
-            text.append(f"  {state.workers}w {running}r ")
+            text.append(f"  {state.workers}w{f' {running}r' if running else ''} ")
         else:
             thermal = "" if self.compact else "thermal "
             groups = fused_groups(state, short=bool(self.compact))
