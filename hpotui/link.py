@@ -7,7 +7,7 @@ headless until the campaign ends or it gets a `Stop` command (send one first to 
 it).
 
 Front-ends opened at the same moment share one engine: `open` holds the campaign's start
-lock (`StartLock`, outputs/<campaign>/start.lock) from before it looks for a running
+lock (`StartLock`, a file in the temporary directory) from before it looks for a running
 engine until the engine it started listens on its socket (or has ended), so the others
 wait and attach to it; each used to start its own, and all but one were refused by the
 engine's lock ("another engine is running this campaign").
@@ -31,7 +31,6 @@ from typing import IO, Any, TypeVar
 from engine import protocol as p
 
 SOCKET_NAME = "engine.sock"
-START_LOCK = "start.lock"
 STREAM_LIMIT = 16 * 2**20  # a queue snapshot of a big campaign is one long line
 POLL_S = 0.05
 LISTEN_RETRIES = 10  # a socket file whose engine is between bind() and listen()
@@ -302,10 +301,23 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_ctime_ns, st.st_mode
 
 
+def lock_path(folder: Path) -> Path:
+    """The start lock of the campaign whose outputs are `folder`: a file of this user's in
+    the temporary directory, named after the folder, so a front-end writes nothing in
+    outputs/ before the engine has checked the campaign (a bad config leaves nothing)."""
+    import hashlib
+    import tempfile
+
+    where = Path(tempfile.gettempdir()) / f"hpotui-{os.getuid()}"
+    where.mkdir(mode=0o700, exist_ok=True)
+    name = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:20]
+    return where / f"start-{name}.lock"
+
+
 class StartLock:
-    """outputs/<campaign>/start.lock, held (flock) while a front-end looks for the
-    campaign's engine and starts one: see the module docstring. Released by the kernel
-    if the front-end dies."""
+    """The campaign's start lock (`lock_path`), held (flock) while a front-end looks for
+    the campaign's engine and starts one: see the module docstring. Released by the
+    kernel if the front-end dies."""
 
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
@@ -313,8 +325,7 @@ class StartLock:
     @classmethod
     async def acquire(cls, folder: Path) -> StartLock:
         """Wait (polling, so a cancelled wait leaves no thread holding it) for the lock."""
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / START_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path(folder), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             while True:
                 try:
