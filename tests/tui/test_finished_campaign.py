@@ -36,12 +36,14 @@ def stored(workspace: Path) -> Stored:
 
 
 def engines_running(folder: Path) -> list[int]:
-    """Engine processes of this campaign (by its pid file, or any child of ours)."""
-    found = [
-        c.pid
-        for c in psutil.Process().children(recursive=True)
-        if "engine" in " ".join(c.cmdline())
-    ]
+    """Engine processes of this campaign (by its pid file, or any live child of ours)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "engine" in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.Error:
+            continue  # gone meanwhile
     pid_file = folder / "engine.pid"
     if pid_file.exists():
         found.append(int(pid_file.read_text()))
