@@ -20,6 +20,7 @@ import collections
 import contextlib
 import errno
 import fcntl
+import functools
 import itertools
 import os
 import subprocess
@@ -48,10 +49,27 @@ def campaign_dir_of(config: Path) -> Path | None:
     engine will report why)."""
     from engine import paths
 
+    campaign = loaded_campaign(config)
+    return None if campaign is None else paths.outputs_dir() / campaign.name
+
+
+def loaded_campaign(config: Path) -> Any:
+    """The config's `Campaign`, or None when it does not load; read once per version of
+    the file (opening a campaign asks for it twice: its folder, then whether it is
+    finished)."""
+    try:
+        st = Path(config).stat()
+    except OSError:
+        return None
+    return _load(str(Path(config).resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int, size: int) -> Any:
     try:
         from engine.campaign.config import load_campaign
 
-        return paths.outputs_dir() / load_campaign(config).name
+        return load_campaign(Path(path))
     except Exception:
         return None
 

@@ -44,13 +44,11 @@ class FinishedCampaign:
 def open_finished(config: Path, storage: str | None) -> FinishedCampaign | None:
     """The finished campaign of `config` as events, or None (module docstring)."""
     from engine import paths
-    from engine.campaign.config import load_campaign
-    from engine.errors import UserError
     from engine.storage.backend import default_storage_url, requested_storage
+    from hpotui.link import loaded_campaign
 
-    try:
-        campaign = load_campaign(config)
-    except UserError:
+    campaign = loaded_campaign(config)
+    if not isinstance(campaign, Campaign):
         return None  # the engine reports the config's problems
     url = requested_storage(storage) or campaign.storage or default_storage_url(campaign.name)
     try:
