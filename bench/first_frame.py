@@ -20,6 +20,10 @@ first frame whose panels show every stored trial:
 - floor: the same process drawing an app with nothing to load: interpreter start,
   imports and the first frame of an empty screen, the part no loader can remove.
 
+With `--baseline DIR` (a checkout of an earlier commit), that tree's dashboard is timed
+the same way afterwards (opened finished: it starts the engine; attached: it attaches to
+this tree's engine) and the ratios are printed.
+
 Target (issue 24): full history on screen < 1.5 s, opened finished and attached.
 This machine's speed drifts between runs and other work shares its cores: the figures
 are medians of --runs runs, printed with the load average.
@@ -43,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+CODE_ENV = "HPOTUI_BENCH_CODE"  # a child times the dashboard of this tree (--baseline)
+sys.path.insert(0, os.environ.get(CODE_ENV) or str(ROOT))
 
 BUDGETS = ("10K", "20K", "50K", "100K")
 TARGET_S = 1.5
@@ -280,6 +285,12 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="workspace to write once and reuse")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of the code before (git worktree add DIR COMMIT): its dashboard "
+        "timed the same way, after this tree's, for the ratios",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
@@ -290,7 +301,7 @@ def main() -> int:
     home = args.keep or Path(tempfile.mkdtemp(prefix="hpotui-first-frame-"))
     home = home.resolve()
     os.environ["HPOTUI_HOME"] = str(home)
-    env = {**os.environ, "HPOTUI_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    base_env = {**os.environ, "HPOTUI_HOME": str(home), "PYTHONPATH": str(ROOT)}
     marker = home / "bench.json"
     wanted = {"experiments": args.experiments, "trials": args.trials, "epochs": args.epochs}
     if marker.exists() and json.loads(marker.read_text()).get("wanted") == wanted:
@@ -311,47 +322,67 @@ def main() -> int:
     from engine.storage.view_cache import forget
 
     folder = home / "outputs" / "bench"
-    modes = ("floor", "finished", "finished (cold)", "attached")
-    figures: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    trees = [("this tree", str(ROOT))] + (
+        [("baseline", str(args.baseline))] if args.baseline else []
+    )
+    figures: dict[tuple[str, str], list[dict[str, float]]] = {}
     loads = [os.getloadavg()[0]]
-    for _ in range(args.runs):
-        figures["floor"].append(time_child("floor", config, 0, env))
-        forget(folder)  # no view kept: the journal replayed (it keeps one for the next)
-        figures["finished (cold)"].append(time_child("finished", config, n, env))
-        figures["finished"].append(time_child("finished", config, n, env))
-    set_last_state("bench", "paused")
-    engine = start_engine(config, home, env)
-    try:
+    for label, code in trees:  # this tree first: the baseline's engine writes to the journal
+        env = {**base_env, CODE_ENV: code, "PYTHONPATH": code}
         for _ in range(args.runs):
-            figures["attached"].append(time_child("attached", config, n, env))
-    finally:
-        stop_engine(engine)
-        set_last_state("bench", "done")
+            figures.setdefault((label, "floor"), []).append(time_child("floor", config, 0, env))
+            forget(folder)  # no view kept: the journal replayed (it keeps one for the next)
+            cold = time_child("finished", config, n, env)
+            if label == "this tree":
+                figures.setdefault((label, "finished (cold)"), []).append(cold)
+            warm = time_child("finished", config, n, env)
+            figures.setdefault((label, "finished"), []).append(warm)
+        set_last_state("bench", "paused")
+        engine = start_engine(config, home, base_env)  # this tree's engine, for both
+        try:
+            for _ in range(args.runs):
+                figures.setdefault((label, "attached"), []).append(
+                    time_child("attached", config, n, env)
+                )
+        finally:
+            stop_engine(engine)
+            set_last_state("bench", "done")
     loads.append(os.getloadavg()[0])
     print(
         f"machine load average {loads[0]:.1f} .. {loads[1]:.1f} on {os.cpu_count()} cores; "
         f"medians of {args.runs} runs, each a fresh process (wall s, its cpu s in brackets)"
     )
-    floor = statistics.median(r["frame"] for r in figures["floor"])
-    floor_cpu = statistics.median(r["cpu"] for r in figures["floor"])
     ok = True
-    for mode in modes:
-        results = figures[mode]
-        median = statistics.median(r["frame"] for r in results)
-        cpu = statistics.median(r["cpu"] for r in results)
-        runs = ", ".join(f"{r['frame']:.2f}" for r in results)
-        if mode == "floor":
-            print(f"  floor (an empty app's first frame): {median:.2f} s ({cpu:.2f})  [{runs}]")
-            continue
-        ok = ok and median < TARGET_S
-        verdict = "" if median < TARGET_S else "  ** over target **"
-        used = any(r["engine"] for r in results) and mode.startswith("finished")
-        note = "  (an engine was used!)" if used else ""
-        print(
-            f"  {mode:<15} full history:  {median:.2f} s ({cpu:.2f})  [{runs}]  "
-            f"{median / floor:.1f}x the floor, cpu {cpu / floor_cpu:.1f}x "
-            f"(target < {TARGET_S}){verdict}{note}"
-        )
+    for label, code in trees:
+        print(f"{label} ({code}):")
+        floor = statistics.median(r["frame"] for r in figures[(label, "floor")])
+        floor_cpu = statistics.median(r["cpu"] for r in figures[(label, "floor")])
+        for mode in ("floor", "finished", "finished (cold)", "attached"):
+            results = figures.get((label, mode))
+            if not results:
+                continue
+            median = statistics.median(r["frame"] for r in results)
+            cpu = statistics.median(r["cpu"] for r in results)
+            runs = ", ".join(f"{r['frame']:.2f}" for r in results)
+            if mode == "floor":
+                print(f"  floor (an empty app's first frame): {median:.2f} s ({cpu:.2f})  [{runs}]")
+                continue
+            if label == "this tree" and mode != "finished (cold)":
+                ok = ok and median < TARGET_S
+            verdict = "" if median < TARGET_S else "  ** over target **"
+            used = any(r["engine"] for r in results) and mode.startswith("finished")
+            note = "  (an engine was started)" if used else ""
+            ratio = ""
+            if label == "this tree" and (("baseline", mode.replace(" (cold)", ""))) in figures:
+                base = statistics.median(
+                    r["frame"] for r in figures[("baseline", mode.replace(" (cold)", ""))]
+                )
+                ratio = f", {base / median:.1f}x faster than the baseline"
+            print(
+                f"  {mode:<15} full history:  {median:.2f} s ({cpu:.2f})  [{runs}]  "
+                f"{median / floor:.1f}x the floor, cpu {cpu / floor_cpu:.1f}x{ratio} "
+                f"(target < {TARGET_S}){verdict}{note}"
+            )
     if args.keep is None:
         shutil.rmtree(home, ignore_errors=True)
     return 0 if ok else 1

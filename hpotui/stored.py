@@ -15,6 +15,7 @@ which reconciles, recovers or reports.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,12 +33,16 @@ class FinishedCampaign:
     events: list[p.Event]  # the stored view
     monitor: MonitorSpec
     folder: Path  # outputs/<campaign>: its events.jsonl's recent log (`past`)
+    keep: Callable[[], object] | None = None  # keeps the view read from the journal
 
     def past(self) -> list[p.Event]:
-        """What the log showed last (read after the view is on screen): log lines, not
-        trials or hardware, which the view has as they are now."""
+        """Once the view is on screen: keep it for the next open (when it was read from
+        the journal), then what the log showed last: log lines, not trials or hardware,
+        which the view has as they are now."""
         from hpotui.history import log_events, recent_events
 
+        if self.keep is not None:
+            self.keep()
         return log_events(recent_events(self.folder))
 
 
@@ -82,9 +87,13 @@ def _read(campaign: Campaign, url: str, folder: Path) -> FinishedCampaign | None
         campaign.workers if isinstance(campaign.workers, int) else 1
     )
     events = stored_view(queue, workers, hosts=lambda: host_views(storage, queue), entries=entries)
+    keep = None
     if journal is not None:  # the next open reads it from there
-        write_view(folder, journal, entries, events, identity)
-    return FinishedCampaign(campaign.name, events, campaign.monitor, folder)
+
+        def keep() -> object:
+            return write_view(folder, journal, entries, events, identity)
+
+    return FinishedCampaign(campaign.name, events, campaign.monitor, folder, keep)
 
 
 def _open_read_only(url: str) -> BaseStorage | None:

@@ -135,6 +135,7 @@ def test_opening_a_finished_campaign_imports_neither_torch_nor_an_engine(stored:
         "from hpotui.app import create_app\n"
         "from hpotui.stored import open_finished\n"
         f"found = open_finished(Path({str(stored.config)!r}), None)\n"
+        "found is not None and found.past()  # once drawn: the view is kept, the log read\n"
         "print(json.dumps({'found': found is not None, 'torch': 'torch' in sys.modules,"
         " 'optuna': 'optuna' in sys.modules}))\n"
     )
