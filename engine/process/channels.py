@@ -97,6 +97,11 @@ class Channels:
                     self.inbox.put(("line", raw, client))
         except (OSError, ValueError):
             pass
+        if client is not None:
+            # a socket's file object holds its descriptor open past `Client.close()`:
+            # left open, a front-end gone was still counted attached (`hpotui status`)
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
         self.inbox.put(("eof", None, client))
 
     # ---------------------------------------------------------------- socket

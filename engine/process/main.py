@@ -133,7 +133,21 @@ def main(argv: list[str] | None = None) -> int:
         help='how long a database outage is waited out (seconds or "5m"; default: the '
         "config's storage_patience, else 5 minutes)",
     )
+    parser.add_argument(
+        "--command",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="a protocol command (one JSON line) applied before the engine first looks at "
+        "the queue, its Reply on stdout; front-ends start an engine with the command of "
+        "the key that needed one (re-run an experiment of a finished campaign)",
+    )
     args = parser.parse_args(argv)
+    for line in args.command:
+        try:
+            p.decode_command(line)
+        except p.ProtocolError as error:
+            parser.error(f"--command: {error}")
 
     # Protocol lines go to the real stdout; stray prints (libraries) go to stderr.
     out = os.fdopen(os.dup(1), "w", buffering=1)
@@ -217,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     if awake.holding and awake.command:
         engine.notes.append(("info", f"keeping this machine awake ({awake.command[0]})"))
     try:
-        return _serve(engine, report, out, campaign_name, str(config), stops)
+        return _serve(engine, report, out, campaign_name, str(config), stops, args.command)
     finally:
         awake.release()
         with contextlib.suppress(OSError):
@@ -226,10 +240,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(
-    engine: Any, report: Any, out: IO[str], name: str, config: str, stops: dict[str, int]
+    engine: Any,
+    report: Any,
+    out: IO[str],
+    name: str,
+    config: str,
+    stops: dict[str, int],
+    commands: list[str],
 ) -> int:
     """Prepare the studies, then run the campaign until Bye. `stops["now"]` is set by a
-    signal that means "stop now", so a database outage is not waited out past it."""
+    signal that means "stop now", so a database outage is not waited out past it.
+    `commands` are applied before the main loop first decides anything (e.g. that a
+    finished campaign has nothing to do)."""
     from engine.storage.outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
 
     try:
@@ -262,6 +284,7 @@ def _serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    engine.first_commands = list(commands)
     engine.channels.read_stdin(sys.stdin.buffer)
     return int(engine.run())
 

@@ -271,12 +271,17 @@ class CampaignQueue:
         return all(e.stored_state in TERMINAL for e in self.entries(with_trials=False))
 
     def snapshot(
-        self, workers: int, needs_bigger: Callable[[Entry], int] | None = None
+        self,
+        workers: int,
+        needs_bigger: Callable[[Entry], int] | None = None,
+        *,
+        entries: list[Entry] | None = None,
     ) -> QueueSnapshot:
         """The queue as front-ends show it; `needs_bigger(entry)` counts its waiting
-        trials no live machine can fit (engine.worker.fit)."""
+        trials no live machine can fit (engine.worker.fit); `entries`: as just read (with
+        their trials), to read them once."""
         rows = []
-        for e in self.entries():
+        for e in self.entries() if entries is None else entries:
             row = e.status()
             if needs_bigger is not None:
                 row.needs_bigger = needs_bigger(e)

@@ -14,9 +14,10 @@ import pytest
 from enginehelp import EngineProcess, copy_fixture
 
 from engine import protocol as p
+from engine.process.outputs import read_events
 from engine.storage.backend import open_storage
 from engine.storage.queue import S_ARCHIVED, S_CAMPAIGN, S_EXPERIMENT
-from hpotui.link import EngineLink, history
+from hpotui.link import EngineLink
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +163,7 @@ def test_link_attaches_to_a_running_engine_and_replays_history(workspace: Path) 
             stored.append(snap.experiment)
         assert isinstance(snap, p.QueueSnapshot) and snap.paused_all
         assert stored == [e.name for e in snap.experiments]
-        past = history(workspace / "outputs" / "micro")
+        past = read_events(workspace / "outputs" / "micro")  # events.jsonl: replies too
         assert any(isinstance(e, p.Reply) for e in past)
         await second.send(p.Stop(id=second.new_id(), mode="now"))
         while not isinstance(ev := await second.next_event(), p.Bye):
