@@ -8,7 +8,7 @@ the engine would have sent.
 
 Rules:
 - `stored_view` reads each experiment's trials once and builds, in this order: one
-  `ExperimentTrials` per active experiment (engine/trial_records.py: every trial that
+  `ExperimentTrials` per active experiment (engine/storage/trial_records.py: every trial that
   ran, its loss curve from the intermediate values), the `QueueSnapshot`, and the
   machines' records as `HostsChanged` (engine/fleet/host_records.py's `host_views`,
   passed in by the caller: the fleet is a layer above the storage).
