@@ -6,7 +6,7 @@ Starts a throw-away PostgreSQL server (tests/fleet/pg_server.py), builds the TIN
 and runs the fleet of the issue: an engine (`python -m engine`, 1 local worker) and two
 `hpotui worker` nodes (1 worker each) on tests/fleet/fixtures/fleet_by_fit.toml. Every
 0.5 s, once each machine has started a trial, it counts the server's client connections, in total and per `application_name`
-(hpotui names each process's connections: engine.fleet.pool). Prints the peak and the
+(hpotui names each process's connections: engine.storage.pool). Prints the peak and the
 mean while trials run.
 
 `--code DIR` runs the fleet from another checkout (e.g. the main branch, whose processes

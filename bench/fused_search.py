@@ -38,7 +38,7 @@ sys.path[:0] = [str(ROOT)]
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from engine.storage import open_storage  # noqa: E402
+from engine.storage.backend import open_storage  # noqa: E402
 
 CHECKPOINTS = (3, 6)
 

@@ -156,7 +156,7 @@ def run_case(
         batch,
         data.device,
         dtype,
-        dropout_sites=options.dropout_sites,  # as engine.trial_group sizes a group
+        dropout_sites=options.dropout_sites,  # as engine.worker.trial_group sizes a group
         **shape,
     )
     calibration_s = time.perf_counter() - calibrating

@@ -21,8 +21,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.campaign.model import MonitorSpec
+from engine.monitor.factory import make_probe
 from engine.monitor.policy import ThermalPolicy
-from engine.monitor.probe import make_probe
 from engine.monitor.sampler import MonitorThread
 
 

@@ -171,8 +171,8 @@ def engine_build_ms() -> float:
     from optuna.distributions import IntDistribution
     from optuna.trial import TrialState, create_trial
 
-    from engine.queue import Entry
-    from engine.trial_records import experiment_trials
+    from engine.storage.queue import Entry
+    from engine.storage.trial_records import experiment_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.InMemoryStorage()

@@ -2,7 +2,7 @@
 
 They stop the run cleanly (`EXIT_ENVIRONMENT`, exit code 3) with one line naming the
 path and what to do, instead of a traceback; the journal never keeps half a record
-(`engine/journal_check.py` truncates a failed append), so the same command resumes once
+(`engine/storage/journal_check.py` truncates a failed append), so the same command resumes once
 the cause is fixed, and the trials that were running are recorded interrupted then
 (by recovery at start-up) if they could not be at the stop.
 """

@@ -87,7 +87,7 @@ class ExperimentStatus:
     eta_s: float | None = None
     timeout_s: float | None = None
     study_name: str = ""
-    needs_bigger: int = 0  # waiting trials no live machine can fit (engine.fleet.fit)
+    needs_bigger: int = 0  # waiting trials no live machine can fit (engine.worker.fit)
     # split facts (engine.dataset.splits): per split name, size, start, end, label_rate,
     # blocks; empty until the engine has read the experiment's data
     splits: list[dict[str, Any]] = field(default_factory=list)

@@ -5,41 +5,39 @@ panels redraw on a short timer, only for the topics that changed: a burst of eve
 one redraw. Keys send protocol commands; the engine answers with `Reply` and a fresh
 `QueueSnapshot`, which is the only thing that changes the queue on screen.
 
-Never lose the campaign: quitting asks whether to stop after the current trials or leave
-the engine running; a closed terminal (SIGHUP) detaches and leaves it running; an engine
-that dies shows its exit status and last stderr lines with a key to restart it.
+The link is an engine's or, on a finished campaign, its view from storage (no engine:
+hpotui/opening.py); a key that needs an engine while none runs starts it with its
+command, or says why not (`command_blocker`). Never lose the campaign: quitting and a
+closed terminal leave it running (hpotui/leaving.py); an engine that dies shows its exit
+status and last stderr lines with a key to restart it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
+import itertools
+import os
 import time
-import traceback
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from engine.errors import UserError
-from engine.protocol import (
-    Command,
-    Event,
-    HardwareSampled,
-    RequestSnapshot,
-    Stop,
-)
+from engine.protocol import Command, Event, RequestSnapshot
+from hpotui.leaving import LeavingApp
+from hpotui.links import FINISHED, EngineFactory, Link, LinkFactory, ViewFactory, has_engine
 from hpotui.screens.crashed import CrashChoice, EngineCrashedScreen
 from hpotui.screens.hosts import HostsScreen
 from hpotui.screens.main import KEYS, TOPICS, MainScreen
-from hpotui.screens.quit import QuitChoice, QuitScreen
+from hpotui.screens.trial_curves import TrialCurvesScreen
 from hpotui.screens.trial_table import TrialTableScreen
-from hpotui.state import HISTORY_SAMPLES, CampaignState
+from hpotui.state import CampaignState
 from hpotui.widgets.hardware_panel import HardwarePanel
 from hpotui.widgets.log_view import LogView
 from hpotui.widgets.status_bar import StatusBar
@@ -47,25 +45,7 @@ from hpotui.widgets.status_bar import StatusBar
 FRAME_S = 0.05  # at most one redraw per FRAME_S: events in between are coalesced
 
 
-class Link(Protocol):
-    """What the app needs from `hpotui.link.EngineLink` (fakes implement the same)."""
-
-    attached: bool
-
-    async def next_event(self) -> Event | None: ...
-    async def send(self, command: Command) -> None: ...
-    def new_id(self) -> str: ...
-    @property
-    def returncode(self) -> int | None: ...
-    def stderr_tail(self, n: int = 20) -> list[str]: ...
-    async def detach(self) -> None: ...
-    async def close(self) -> None: ...
-
-
-LinkFactory = Callable[[], Awaitable[Link]]
-
-
-class HpotuiApp(App[int]):
+class HpotuiApp(LeavingApp):
     CSS_PATH = "hpotui.tcss"
     TITLE = "hpotui"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -79,6 +59,8 @@ class HpotuiApp(App[int]):
         *,
         thresholds: tuple[float, float] = (85.0, 95.0),
         history: Callable[[Link], list[Event]] | None = None,
+        engine_factory: EngineFactory | None = None,
+        view_factory: ViewFactory | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -86,6 +68,10 @@ class HpotuiApp(App[int]):
         self.link: Link | None = None
         self.exit_message = ""
         self._link_factory = link_factory
+        self._engine_factory = engine_factory or self._engine_over_link_factory
+        self._view_factory = view_factory
+        self._starting = False  # a link is being opened: commands wait for it
+        self._start_ids = itertools.count(1)
         self._history = history
         self._thresholds = thresholds
         self._dirty: set[str] = set()
@@ -114,14 +100,31 @@ class HpotuiApp(App[int]):
     # ------------------------------------------------------------------ events in
 
     @work(exclusive=True, group="link", exit_on_error=False)
-    async def start_link(self) -> None:
-        """Open (spawn or attach) the engine, replay history, then fold its events."""
+    async def start_link(self, commands: Sequence[Command] = (), view: bool = False) -> None:
+        """Open the campaign (attach to its engine, its finished view from storage, or
+        start the engine; with `commands`, the engine, which gets them first; `view`:
+        the finished view only), replay history, then fold its events."""
         self._leaving = False
+        old, self.link = self.link, None
+        if old is not None and not has_engine(old):
+            await old.close()  # a finished campaign's view: its hardware sampling stops
         status = self.main.query_one(StatusBar)
         status.link_state = "starting"
+        self.state.bye = None
+        self._starting = True
         self._mark({"status"})
         try:
-            link = await self._link_factory()
+            if view and self._view_factory is not None:
+                opened = await self._view_factory()
+                if opened is None:
+                    status.link_state = "finished"
+                    self._mark({"status"})
+                    return
+                link = opened
+            elif commands:
+                link = await self._engine_factory(commands)
+            else:
+                link = await self._link_factory()
         except UserError as error:
             self._engine_down(None, [str(error)], "the engine could not start")
             return
@@ -130,7 +133,15 @@ class HpotuiApp(App[int]):
                 None, [f"{type(error).__name__}: {error}"], "could not reach the engine"
             )
             return
+        finally:
+            self._starting = False
         self.link = link
+        if not has_engine(link):
+            status.link_state = "finished"
+            self.state.campaign = getattr(link, "campaign", "") or self.state.campaign
+            self.state.hello = None  # no engine session
+            await self._fold_stream(link)
+            return
         status.link_state = "attached" if link.attached else "running"
         if link.attached and self._history is not None:
             try:
@@ -138,11 +149,16 @@ class HpotuiApp(App[int]):
             except Exception as error:
                 self.notify(f"could not read the event history: {error}", severity="warning")
                 past = []
-            for old in past:
-                self._fold(old)
+            for event in past:
+                self._fold(event)
             self.state.bye = None  # an earlier session's goodbye says nothing about this one
             self._mark({"queue", "trials", "curves", "hardware", "log"})
         await self.send_command(RequestSnapshot, None)
+        await self._fold_stream(link)
+        self._link_ended(link)
+
+    async def _fold_stream(self, link: Link) -> None:
+        """Fold the link's events until its stream ends."""
         while True:
             event: Event | None
             try:
@@ -151,12 +167,18 @@ class HpotuiApp(App[int]):
                 self.state.add_log(time.time(), "error", f"link: {error}", "hpotui")
                 event = None
             if event is None:
-                break
+                return
             try:
                 self._fold(event)
             except Exception as error:  # one bad event must not stop the dashboard
                 self._show_error(f"could not show a {event.type} event: {error!r}")
-        self._link_ended(link)
+
+    async def _engine_over_link_factory(self, commands: Sequence[Command]) -> Link:
+        """Without a real engine opener (tests): the link factory's link, sent the commands."""
+        link = await self._link_factory()
+        for command in commands:
+            await link.send(command)
+        return link
 
     def _fold(self, event: Event) -> None:
         self._mark(self.state.apply(event))
@@ -187,6 +209,8 @@ class HpotuiApp(App[int]):
             status.link_state = "finished"
             self.notify(f"engine finished: {bye.reason}", timeout=10)
             self._mark({"status"})
+            if self._view_factory is not None:
+                self.start_link(view=True)  # the finished view: hardware sampled here
             return
         if code is None and bye is not None:
             code = bye.exit_code
@@ -238,18 +262,45 @@ class HpotuiApp(App[int]):
         screen = self.screen
         if isinstance(screen, TrialTableScreen) and dirty & {"trials", "curves"}:
             screen.refresh_rows()
+        if isinstance(screen, TrialCurvesScreen) and dirty & {"trials", "curves"}:
+            screen.refresh_curves()
         if isinstance(screen, HostsScreen) and "hosts" in dirty:
             screen.refresh_rows()
 
     # ------------------------------------------------------------------ commands out
 
-    async def send_command(self, make: Callable[[str], Command], what: str | None) -> bool:
+    def command_blocker(self, starts_engine: bool) -> str | None:
+        """Why a command cannot go now (None: it can). With no engine, a command that
+        `starts_engine` starts one; any other is refused on a finished campaign's view."""
+        if self._starting:
+            return "the engine is starting; try again in a moment"
+        if self.link is not None and not has_engine(self.link) and not starts_engine:
+            return FINISHED
+        return None
+
+    async def send_command(
+        self, make: Callable[[str], Command], what: str | None, *, starts_engine: bool = False
+    ) -> bool:
         """Send `make(new id)`; `what` (e.g. "skip 2M_h1") names it in the notification
-        that the engine's Reply brings. False when it could not be sent (shown, logged)."""
+        that the engine's Reply brings. With no engine running, start it for the command
+        (said so) or say why not (`command_blocker`). False when it was not sent."""
         link = self.link
-        if link is None:
-            self.notify("the engine is not connected", severity="warning")
+        blocker = None if has_engine(link) else self.command_blocker(starts_engine)
+        if blocker is not None:
+            self.notify(f"{what}: {blocker}" if what else blocker, severity="warning", timeout=8)
+            self.state.add_log(time.time(), "warning", f"{what}: {blocker}", "hpotui")
+            self._mark({"log"})
             return False
+        if link is None or not has_engine(link):
+            command = make(f"fe{os.getpid()}-start-{next(self._start_ids)}")
+            if what is not None:
+                self._pending[command.id] = what
+                self.notify(f"{what}: starting the campaign's engine", timeout=6)
+                self.state.add_log(time.time(), "info", f"starting the engine to {what}", "hpotui")
+                self._mark({"log"})
+            self.sent.append(command)
+            self.start_link([command])
+            return True
         command = make(link.new_id())
         if what is not None:
             self._pending[command.id] = what
@@ -265,39 +316,6 @@ class HpotuiApp(App[int]):
             self._mark({"log"})
             return False
         return True
-
-    async def action_quit(self) -> None:
-        if self.link is None:
-            self.exit(0)
-            return
-        self.push_screen(QuitScreen(), self._after_quit)
-
-    async def _after_quit(self, choice: QuitChoice) -> None:
-        if choice is None:
-            return
-        await self.leave(stop=choice == "stop")
-
-    async def leave(self, *, stop: bool) -> None:
-        """Exit the app; the engine keeps running (to finish current trials if `stop`)."""
-        link, self._leaving = self.link, True
-        if link is not None:
-            if stop:
-                await self.send_command(lambda i: Stop(i, mode="after_current"), None)
-            try:
-                await link.detach()
-            except Exception as error:
-                self.exit_message = f"hpotui: detaching from the engine failed: {error}"
-        hello = self.state.hello
-        where = f" (engine pid {hello.pid})" if hello else ""
-        if stop:
-            self.exit_message = self.exit_message or (
-                f"hpotui: the campaign stops after its current trials{where}"
-            )
-        else:
-            self.exit_message = self.exit_message or (
-                f"hpotui: the campaign keeps running{where}; `hpotui {self.config}` re-attaches"
-            )
-        self.exit(0)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -315,38 +333,6 @@ class HpotuiApp(App[int]):
             self.main.query_one(LogView).action_cycle_level,
         )
 
-    def _install_hangup(self) -> None:
-        """A closed terminal detaches: the campaign the user left running keeps running."""
-        try:
-            loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, lambda: self.call_later(self._hangup))
-        except (NotImplementedError, RuntimeError, ValueError, AttributeError):
-            pass  # not on the main thread, or no SIGHUP (Windows)
-
-    async def _hangup(self) -> None:
-        await self.leave(stop=False)
-
-    def _fatal_error(self) -> None:
-        """An unexpected app error: log the traceback to a file, show one line, and leave
-        the engine running (never a traceback on screen, never a lost campaign)."""
-        from engine.paths import outputs_dir
-
-        path = outputs_dir() / "hpotui-crash.log"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as out:
-                out.write(traceback.format_exc())
-            where = f"details in {path}"
-        except OSError:
-            where = "no crash log could be written"
-        error = self._exception
-        self.exit_message = f"hpotui: internal error: {type(error).__name__}: {error} ({where})"
-        link, self.link = self.link, None
-        if link is not None:
-            self._leaving = True
-            self._detaching = asyncio.ensure_future(link.detach())
-        self._close_messages_no_wait()
-
 
 def create_app(
     config: Path,
@@ -356,38 +342,22 @@ def create_app(
     link_factory: LinkFactory | None = None,
     engine_args: list[str] | None = None,
 ) -> HpotuiApp:
-    """The dashboard on `config`; `link_factory` replaces the real engine (tests, bench)."""
-    history = None
-    if link_factory is None:
-        from hpotui.link import EngineLink
+    """The dashboard on `config` (hpotui/opening.py: attach, a finished campaign's view
+    from storage, or start the engine); `link_factory` replaces all that (tests, bench)."""
+    thresholds = HardwarePanel.thresholds_from(config)
+    if link_factory is not None:
+        return HpotuiApp(config, link_factory, thresholds=thresholds)
+    from hpotui.opening import Opener
 
-        async def open_engine() -> Link:
-            return await EngineLink.open(
-                config, storage=storage, workers=workers, extra=engine_args
-            )
-
-        link_factory = open_engine
-
-        def history(_: Link) -> list[Event]:
-            return _engine_history(config)
-
+    opener = Opener(config, storage=storage, workers=workers, extra=engine_args)
     return HpotuiApp(
-        config, link_factory, thresholds=HardwarePanel.thresholds_from(config), history=history
+        config,
+        opener.open,
+        thresholds=thresholds,
+        history=opener.history,
+        engine_factory=opener.engine,
+        view_factory=opener.view,
     )
-
-
-def _engine_history(config: Path) -> list[Event]:
-    """The campaign's events.jsonl, minus all but the last minute of hardware samples
-    (a days-long campaign has hundreds of thousands; the panel shows 60)."""
-    from hpotui.link import campaign_dir_of, history
-
-    folder = campaign_dir_of(config)
-    if folder is None:
-        return []
-    events = history(folder)
-    hardware = [i for i, e in enumerate(events) if isinstance(e, HardwareSampled)]
-    drop = set(hardware[:-HISTORY_SAMPLES])
-    return [e for i, e in enumerate(events) if i not in drop]
 
 
 def run_app(args: argparse.Namespace) -> int:

@@ -27,26 +27,18 @@ from rich.table import Table
 from rich.text import Text
 
 from engine import protocol as p
+from hpotui.batch_lines import arch_label as _arch_label
+from hpotui.batch_lines import duration as _duration
+from hpotui.batch_lines import objective_text, trial_lines
 from hpotui.link import EngineLink, engine_flags
-from hpotui.progress import Progress, campaign_progress
+from hpotui.progress import Progress, campaign_progress, concurrency
 from hpotui.state import outage_line
 from hpotui.widgets.format import plural
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-EXIT_STORAGE_UNREACHABLE = 75  # engine.storage_outage: the database stayed away; resumable
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+EXIT_STORAGE_UNREACHABLE = 75  # engine.storage.outage: the database stayed away; resumable
 
 
 def _host_changes(known: dict[str, str], hosts: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -60,12 +52,6 @@ def _host_changes(known: dict[str, str], hosts: list[dict[str, Any]]) -> list[tu
     return changes
 
 
-def _arch_label(arch: dict[str, Any]) -> str:
-    if not arch:
-        return "-"
-    return f"d{arch.get('d_model')}-L{arch.get('n_layers')}-h{arch.get('n_heads')}-ff{arch.get('d_ff')}"
-
-
 class BatchView:
     """Turns events into lines and a progress line."""
 
@@ -76,7 +62,12 @@ class BatchView:
         self.errors: list[str] = []
         self.trials_done = 0
         self.started = time.monotonic()
-        self.running: dict[tuple[str, int], p.TrialStarted] = {}
+        # trials running as far as this view knows (stored running ones, then started
+        # here), and each trial's (start, end): the measured pace of the ETA
+        self.running: set[tuple[str, int]] = set()
+        self.intervals: dict[tuple[str, int], tuple[float, float | None]] = {}
+        # "<exp> done" lines held until that experiment's running trials have printed
+        self.held: dict[str, Text] = {}
         self.hosts: dict[str, str] = {}  # host -> status last printed
         # per experiment: counted trials (complete, pruned, failed) and their durations,
         # from the storage at start (experiment_trials) plus the trials that end here
@@ -112,19 +103,19 @@ class BatchView:
         elif isinstance(event, p.ExperimentTrials):
             self.stored(event)
         elif isinstance(event, p.TrialStarted):
-            self.running[(event.experiment, event.trial)] = event
+            self.running.add((event.experiment, event.trial))
+            self.intervals[(event.experiment, event.trial)] = (event.ts, None)
         elif isinstance(event, p.TrialFinished):
-            self.running.pop((event.experiment, event.trial), None)
-            self.trials_done += 1
-            if event.state != "interrupted":
-                self.counted[event.experiment] = self.counted.get(event.experiment, 0) + 1
-                self.durations.setdefault(event.experiment, []).append(event.duration_s)
-            c.print(self.trial_line(event))
+            self.finished(event)
         elif isinstance(event, p.ExperimentFinished):
             best = "" if event.best_value is None else f", best {event.best_value:.4f}"
             why = f" ({event.reason})" if event.reason else ""
             style = "green" if event.state == "done" else "yellow"
-            c.print(f"[{style}]{event.experiment} {event.state}{best}{why}[/]")
+            line = Text(f"{event.experiment} {event.state}{best}{why}", style=style)
+            if any(name == event.experiment for name, _ in self.running):
+                self.held[event.experiment] = line  # printed after its last trial's line
+            else:
+                c.print(line)
         elif isinstance(event, p.ThermalChanged):
             c.print(f"[yellow]thermal {event.previous} -> {event.state}: {event.reason}[/]")
         elif isinstance(event, p.StorageOutage):
@@ -140,6 +131,26 @@ class BatchView:
             self.errors.append(event.message)
         elif isinstance(event, p.Reply) and not event.ok:
             c.print(f"[red]command refused: {event.message}[/]")
+
+    def finished(self, event: p.TrialFinished) -> None:
+        key = (event.experiment, event.trial)
+        self.running.discard(key)
+        self.trials_done += 1
+        self.intervals[key] = (event.ts - event.duration_s, event.ts)
+        if event.state != "interrupted":
+            self.counted[event.experiment] = self.counted.get(event.experiment, 0) + 1
+            self.durations.setdefault(event.experiment, []).append(event.duration_s)
+        for line in self.trial_lines(event):
+            self.console.print(line)
+        held = self.held.get(event.experiment)
+        if held is not None and not any(name == event.experiment for name, _ in self.running):
+            self.console.print(self.held.pop(event.experiment))
+
+    def flush(self) -> None:
+        """Print the held `done` lines (the engine is leaving: no trial line will come)."""
+        for line in self.held.values():
+            self.console.print(line)
+        self.held.clear()
 
     def _needs_bigger(self, snap: p.QueueSnapshot) -> None:
         """Say when an experiment's trials start or stop waiting for a bigger device."""
@@ -166,34 +177,33 @@ class BatchView:
         self.durations[event.experiment] = [
             t.duration_s for t in counted if t.duration_s is not None
         ]
+        self.running = {k for k in self.running if k[0] != event.experiment}
+        for t in event.trials:
+            key = (event.experiment, t.trial)
+            if t.state == "running":
+                self.running.add(key)
+            if t.started_ts is not None and (t.state == "running" or t.duration_s is not None):
+                end = None if t.state == "running" else t.started_ts + (t.duration_s or 0.0)
+                self.intervals[key] = (t.started_ts, end)
 
     def campaign_progress(self) -> Progress | None:
         if self.snapshot is None:
             return None
-        return campaign_progress(
-            self.snapshot.experiments, self.durations, self.snapshot.workers, self.counted
-        )
+        pace = concurrency(self.intervals.values())
+        return campaign_progress(self.snapshot.experiments, self.durations, pace, self.counted)
 
-    def trial_line(self, e: p.TrialFinished) -> Text:
+    def trial_lines(self, e: p.TrialFinished) -> list[Text]:
         """`[3/12 trials · 4m10s left] 20K_h1  2/6  trial #4  complete ...`: the
         experiment's counted-trial ordinal (interrupted trials count nothing: `-`), then
-        Optuna's trial number."""
+        Optuna's trial number; fitted to the terminal's width (hpotui.batch_lines)."""
         status = self.status(e.experiment)
         ordinal = "-" if e.state == "interrupted" else str(self.counted.get(e.experiment, 0))
-        n = f"{ordinal:>3}/{status.n_trials:<3}" if status else f"{ordinal:>3}    "
         progress = self.campaign_progress()
-        head = f"[{progress.label()}] " if progress is not None else ""
+        head = f"[{progress.label()}]" if progress is not None else ""
+        width = self.console.width if self.console.is_terminal else None
         objective = status.objective if status else "val_bce"
-        value = objective_text(objective, e.value)
-        style = {"complete": "", "pruned": "dim", "failed": "red", "interrupted": "yellow"}
-        line = (
-            f"{head}{e.experiment:<12} {n} trial #{e.trial:<3} {e.state:<11} {objective} {value:<8} "
-            f"{_arch_label(e.architecture):<20} {e.n_params:>11,} params "
-            f"{_duration(e.duration_s):>7}  {e.worker}"
-        )
-        if e.reason and e.state != "complete":
-            line += f"  ({e.reason})"
-        return Text(line, style=style.get(e.state, ""))
+        return trial_lines(e, head, ordinal, status.n_trials if status else None, width,
+                           objective)  # fmt: skip
 
     def progress(self) -> Text:
         snap = self.snapshot
@@ -207,12 +217,15 @@ class BatchView:
         best = "-" if x.best_value is None else f"{x.best_value:.4f}"
         progress = self.campaign_progress()
         label = progress.label() if progress is not None else "?"
-        return Text(
-            f"▶ {x.name}  {k}/{x.n_trials} trials, {x.n_running} running  best {best}  "
-            f"ETA {_duration(x.eta_s)}  |  campaign [{label}], "
-            f"{len(self.running)} running, {_duration(time.monotonic() - self.started)} elapsed",
+        running = sum(e.n_running for e in snap.experiments)  # the same snapshot as x's
+        text = Text(
+            f"▶ {x.name} {k}/{x.n_trials}, {x.n_running} running, best {best} | "
+            f"campaign [{label}], {running} running, "
+            f"{_duration(time.monotonic() - self.started)} elapsed",
             style="bold cyan",
         )
+        text.truncate(self.console.width, overflow="ellipsis")
+        return text
 
     def summary(self, campaign_dir: Path | None) -> Table:
         table = Table(title="best architecture per experiment", title_justify="left")
@@ -232,16 +245,8 @@ class BatchView:
         return table
 
 
-def objective_text(objective: str, value: float | None) -> str:
-    """A trial's value as its objective reads: val_bce as stored, val_auc as the ROC-AUC
-    (the stored value is 1 - ROC-AUC, which the search minimises)."""
-    if value is None:
-        return "-"
-    return f"{1 - value:.4f}" if objective == "val_auc" else f"{value:.4f}"
-
-
-PREFLIGHT = "pre-flight: "  # as engine/__main__.py prefixes them
-# check groups, by what their lines say (engine/campaign/preflight.py writes them)
+PREFLIGHT = "pre-flight: "  # as engine/process/main.py prefixes them
+# check groups, by what their lines say (engine/process/preflight.py writes them)
 GROUPS: tuple[tuple[str, str], ...] = (
     ("campaign", r"^campaign "),
     ("storage", r"^storage: "),
@@ -292,6 +297,8 @@ async def _run(args: argparse.Namespace) -> int:
         config, storage=args.storage, workers=args.workers, extra=engine_flags(args)
     )
     console = Console(highlight=False, soft_wrap=True)
+    # a terminal wraps long warnings at words (rich), not mid-word; piped, lines stay whole
+    console.soft_wrap = not console.is_terminal
     view = BatchView(console)
     interrupts = {"n": 0}
     pending: set[asyncio.Future[None]] = set()  # keeps the send tasks alive
@@ -331,6 +338,7 @@ async def _run(args: argparse.Namespace) -> int:
                 live.update(view.progress(), refresh=True)
             if isinstance(event, p.Bye):
                 bye = event
+                view.flush()
                 break
     finally:
         if use_live:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from engine.campaign.schema import duration_arg
 from engine.errors import UserError, UserErrors
-from engine.worker_pool import workers_arg
+from engine.worker.pool import workers_arg
 
 SUBCOMMANDS = (
     "data",
@@ -91,7 +91,7 @@ def _run(argv: list[str]) -> int:
         return int(args.func(args))
     args = _campaign_parser().parse_args(argv)
     if args.pool_size is not None:  # the engine and its workers inherit it
-        from engine.fleet.pool import set_pool_size
+        from engine.storage.pool import set_pool_size
 
         set_pool_size(args.pool_size)
     if args.batch:

@@ -1,11 +1,15 @@
 """Campaign-wide progress and ETA, shared by the dashboard's header and `--batch`:
 `[37/150 trials · 2h10m left]`.
 
-The ETA is estimated from measured trial durations: an experiment with finished trials
-uses its own mean; one not started yet uses the measured seconds per trial per budget
-parameter of the experiments that have run, times its budget (a 20M budget is taken to
-cost ten times a 2M one). Work left is divided by the worker count. With no trial measured
-anywhere the ETA is unknown, never a guess.
+The ETA is work left over the measured pace, both from measured trials. Work left: each
+experiment's trials to go times its own mean trial duration; one not started yet uses the
+measured seconds per trial per budget parameter of the experiments that have run, times
+its budget (a 20M budget is taken to cost ten times a 2M one). Pace: how many trials were
+in progress at once, on average, over the last hour of activity (`concurrency`), which is
+the measured trials per hour expressed in trial-time: it knows fused groups (several
+trials per worker), more workers than cores (each trial slower) and other machines, which
+the worker count does not, and a worker added a moment ago changes nothing until it has
+measurably sped the campaign up. With no trial measured the ETA is unknown, never a guess.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from engine.protocol import ExperimentStatus
 
 TERMINAL = ("done", "failed", "skipped")
+WINDOW_S = 3600.0  # the pace is measured over the last hour of activity
 _UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9}
 
 
@@ -58,16 +63,35 @@ def counted(x: ExperimentStatus) -> int:
     return x.n_complete + x.n_pruned + x.n_failed
 
 
+def concurrency(
+    intervals: Iterable[tuple[float, float | None]], window_s: float = WINDOW_S
+) -> float | None:
+    """The mean number of trials in progress at once over the last `window_s` seconds
+    up to the latest trial end (`intervals`: each trial's (start, end), end None while it
+    runs): trials per hour as measured, in trial-time. None before a trial ended."""
+    spans = [(s, e) for s, e in intervals if math.isfinite(s)]
+    ends = [e for _, e in spans if e is not None and math.isfinite(e)]
+    if not ends:
+        return None
+    end = max(ends)
+    start = max(end - window_s, min(s for s, _ in spans))
+    if end <= start:
+        return None
+    busy = sum(max(0.0, min(end, end if e is None else e) - max(start, s)) for s, e in spans)
+    return busy / (end - start) if busy > 0 else None
+
+
 def campaign_progress(
     queue: Sequence[ExperimentStatus],
     durations: Mapping[str, Iterable[float]],
-    workers: int,
+    pace: float | None,
     counts: Mapping[str, int] | None = None,
 ) -> Progress:
     """Progress of the campaign whose queue is `queue`; `durations[experiment]` are the
-    measured durations (s) of its finished trials; `counts[experiment]`, where given,
-    replaces the queue's count of counted trials (a renderer that has seen a trial end
-    before the queue event that counts it)."""
+    measured durations (s) of its finished trials; `pace` is the measured `concurrency`
+    (None: not measured yet); `counts[experiment]`, where given, replaces the queue's
+    count of counted trials (a renderer that has seen a trial end before the queue event
+    that counts it)."""
     done = total = 0
     per_trial: dict[str, float] = {}
     for x in queue:
@@ -102,8 +126,9 @@ def campaign_progress(
             unknown = True
         else:
             work += left * seconds
-    eta = None if unknown else work / max(1, workers)
-    return Progress(done, total, eta)
+    if unknown or (work > 0 and not pace):
+        return Progress(done, total, None)
+    return Progress(done, total, work / pace if work > 0 and pace else 0.0)
 
 
 def short_duration(seconds: float) -> str:

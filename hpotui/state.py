@@ -8,7 +8,6 @@ a fast event stream costs one redraw per tick rather than one per event.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,49 +30,16 @@ from engine.protocol import (
     StorageOutage,
     ThermalChanged,
     TrialFinished,
-    TrialRecord,
     TrialStarted,
 )
-from hpotui.progress import Progress, campaign_progress
+from hpotui.progress import Progress, campaign_progress, concurrency
+from hpotui.trial import Trial, finite, from_record
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 HISTORY_SAMPLES = 60  # hardware samples kept (1 Hz: one minute)
 LOG_LINES = 2000
 ERRORS_KEPT = 200  # the crash screen shows the last few
 TOPICS = ("queue", "trials", "curves", "hardware", "log", "status", "hosts")
-
-
-@dataclass
-class Trial:
-    """One trial of one experiment, running or finished."""
-
-    experiment: str
-    number: int
-    state: str = "running"  # "running" or a protocol TrialState
-    value: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    architecture: dict[str, int] = field(default_factory=dict)
-    n_params: int = 0
-    worker: str = ""
-    host: str = ""
-    forced_extreme: bool = False
-    started_ts: float = 0.0
-    duration_s: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    reason: str = ""
-    epochs: list[tuple[int, float, float]] = field(default_factory=list)  # epoch, train, val
-    updated_ts: float = 0.0
-
-    @property
-    def auc(self) -> float | None:
-        """The validation AUC, whatever the engine calls it (val_auc, auc, roc_auc...)."""
-        for key in ("val_auc", "auc", "roc_auc", "val_roc_auc"):
-            if key in self.metrics:
-                return self.metrics[key]
-        for key, value in self.metrics.items():
-            if "auc" in key and not key.startswith("test"):
-                return value
-        return None
 
 
 @dataclass(frozen=True)
@@ -114,11 +80,12 @@ class CampaignState:
         # error events since the engine's last Hello (the last ERRORS_KEPT)
         self.errors: deque[str] = deque(maxlen=ERRORS_KEPT)
         self.hosts: list[dict[str, Any]] = []  # every machine (engine.fleet.host_records)
+        self.campaign = ""  # the campaign's name before any Hello (a view from storage)
+        self.studies: dict[str, str] = {}  # experiment -> the study its trials are from
+        self.pinned: dict[str, int] = {}  # experiment -> trial whose curves were asked for
         self.n_events = 0
         self.last_ts = 0.0
         self._log_seq = 0
-        self._last_trial: tuple[str, int] | None = None
-        self._last_live = False  # _last_trial named by a live event, not the storage
 
     # ------------------------------------------------------------------ folding
 
@@ -134,13 +101,14 @@ class CampaignState:
             trial = self._trial(event.experiment, event.trial, event.ts)
             trial.epochs.append((event.epoch, event.train_loss, event.val_loss))
             trial.updated_ts = event.ts
-            self._last_trial, self._last_live = (event.experiment, event.trial), True
             changed.add("curves")
         elif isinstance(event, QueueSnapshot):
             self.queue = sorted(event.experiments, key=lambda e: e.position)
             self.workers = event.workers
             self.paused_all = event.paused_all
             changed.add("queue")
+            if self._archived(event):
+                changed |= {"trials", "curves"}
         elif isinstance(event, TrialStarted):
             trial = self._trial(event.experiment, event.trial, event.ts)
             trial.state = "running"
@@ -151,7 +119,6 @@ class CampaignState:
             trial.forced_extreme = event.forced_extreme
             trial.started_ts = trial.updated_ts = event.ts
             trial.epochs = []
-            self._last_trial, self._last_live = (event.experiment, event.trial), True
             changed |= {"trials", "curves"}
         elif isinstance(event, TrialFinished):
             self._trial_finished(event)
@@ -236,7 +203,7 @@ class CampaignState:
     def _trial_finished(self, event: TrialFinished) -> None:
         trial = self._trial(event.experiment, event.trial, event.ts)
         trial.state = event.state
-        trial.value = _finite(event.value)
+        trial.value = finite(event.value)
         trial.duration_s = event.duration_s
         trial.worker, trial.host = event.worker or trial.worker, event.host or trial.host
         if event.architecture:
@@ -259,7 +226,7 @@ class CampaignState:
         old = self.trials.get(event.experiment, {})
         fresh: dict[int, Trial] = {}
         for record in event.trials:
-            trial = _from_record(event.experiment, record)
+            trial = from_record(event.experiment, record)
             seen = old.get(record.trial)
             if (
                 seen is not None
@@ -270,21 +237,24 @@ class CampaignState:
                 trial.updated_ts = max(trial.updated_ts, seen.updated_ts)
             fresh[record.trial] = trial
         self.trials[event.experiment] = fresh
-        last = self._last_trial
-        gone = last is not None and last[0] == event.experiment and last[1] not in fresh
-        if not self._last_live or gone:
-            self._last_trial, self._last_live = self._latest_trial(), False
+        if event.study_name:
+            self.studies[event.experiment] = event.study_name
+        if self.pinned.get(event.experiment) not in fresh:
+            self.pinned.pop(event.experiment, None)
 
-    def _latest_trial(self) -> tuple[str, int] | None:
-        """The trial with a loss curve and the latest activity: the loss chart's subject
-        when no event named one (a campaign opened finished, or resumed; a trial
-        interrupted before its first epoch has no curve to show)."""
-        latest = max(
-            (t for ts in self.trials.values() for t in ts.values()),
-            key=lambda t: (bool(t.epochs), t.updated_ts, t.number),  # one with a curve
-            default=None,
-        )
-        return None if latest is None else (latest.experiment, latest.number)
+    def _archived(self, event: QueueSnapshot) -> bool:
+        """Drop the trials of experiments whose study changed (a re-run archived the
+        old one: its trials, and its best, are no longer the experiment's)."""
+        dropped = False
+        for row in event.experiments:
+            known = self.studies.get(row.name)
+            if row.study_name and known and known != row.study_name:
+                self.trials.pop(row.name, None)
+                self.pinned.pop(row.name, None)
+                dropped = True
+            if row.study_name:
+                self.studies[row.name] = row.study_name
+        return dropped
 
     def _hardware(self, event: HardwareSampled) -> None:
         sample = event.sample
@@ -337,52 +307,46 @@ class CampaignState:
             ]
             for name, trials in self.trials.items()
         }
-        return campaign_progress(self.queue, durations, self.workers)
+        intervals = [
+            (t.started_ts, None if t.duration_s is None else t.started_ts + t.duration_s)
+            for trials in self.trials.values()
+            for t in trials.values()
+            if t.started_ts and (t.state == "running" or t.duration_s is not None)
+        ]
+        return campaign_progress(self.queue, durations, concurrency(intervals))
 
     def running_trials(self) -> list[Trial]:
         return [t for ts in self.trials.values() for t in ts.values() if t.state == "running"]
 
     def focus_trial(self, experiment: str | None) -> Trial | None:
-        """The trial whose curve to show: the selected experiment's most recently active
-        running trial, else the campaign's most recently active trial."""
-        running = [t for t in self.running_trials() if t.experiment == experiment]
+        """The trial of the selected experiment whose curves the loss panel shows: the
+        one opened from the trial table, else its most recently active running trial,
+        else its best, else its latest trial with a curve."""
+        trials = self.trials.get(experiment or "", {})
+        pinned = trials.get(self.pinned.get(experiment or "", -1))
+        if pinned is not None:
+            return pinned
+        running = [t for t in trials.values() if t.state == "running"]
         if running:
-            return max(running, key=lambda t: t.updated_ts)
-        if self._last_trial is not None:
-            experiment_name, number = self._last_trial
-            return self.trials.get(experiment_name, {}).get(number)
-        return None
+            return max(running, key=lambda t: (t.updated_ts, t.number))
+        best = self.best_trial(experiment or "")
+        if best is not None and best.epochs:
+            return best
+        with_curve = [t for t in trials.values() if t.epochs]
+        return max(with_curve, key=lambda t: (t.updated_ts, t.number), default=None)
+
+    def running_groups(self) -> tuple[int, list[int]]:
+        """(workers with a running trial, their group sizes largest first): a worker
+        that trains a fused group runs several trials at once."""
+        per_worker: dict[tuple[str, str], int] = {}
+        for t in self.running_trials():
+            key = (t.host, t.worker or f"?{t.number}")
+            per_worker[key] = per_worker.get(key, 0) + 1
+        return len(per_worker), sorted(per_worker.values(), reverse=True)
 
     def log_since(self, seq: int, min_level: str = "debug") -> list[LogEntry]:
         floor = LOG_LEVELS.index(min_level)
         return [e for e in self.log if e.seq > seq and LOG_LEVELS.index(_level(e.level)) >= floor]
-
-
-def _from_record(experiment: str, record: TrialRecord) -> Trial:
-    started = record.started_ts or 0.0
-    ended = started + (record.duration_s or 0.0)
-    return Trial(
-        experiment,
-        record.trial,
-        state=record.state,
-        value=_finite(record.value),
-        params=dict(record.params),
-        architecture=dict(record.architecture),
-        n_params=record.n_params,
-        worker=record.worker,
-        host=record.host,
-        forced_extreme=record.forced_extreme,
-        started_ts=started,
-        duration_s=record.duration_s,
-        metrics=dict(record.metrics),
-        reason=record.reason,
-        epochs=[
-            (int(e), math.nan if t is None else float(t), math.nan if v is None else float(v))
-            for e, t, v in (row[:3] for row in record.curve if len(row) >= 3)
-            if e is not None
-        ],
-        updated_ts=ended,
-    )
 
 
 def reading(value: Any) -> float | None:
@@ -390,14 +354,8 @@ def reading(value: Any) -> float | None:
     if isinstance(value, dict):
         value = value.get("value")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _finite(float(value))
+        return finite(float(value))
     return None
-
-
-def _finite(value: float | None) -> float | None:
-    if value is None or math.isnan(value) or math.isinf(value):
-        return None
-    return value
 
 
 def _level(level: str) -> str:

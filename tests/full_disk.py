@@ -1,7 +1,7 @@
 """A full disk met inside worker processes, for end-to-end tests: a `sitecustomize.py`
 on PYTHONPATH makes the second trial of every matching worker process raise ENOSPC for
 `path`, as a write on a full disk does. Only processes whose command line names
-`process` (e.g. "engine.worker_pool", "engine.fleet.node_worker") are touched."""
+`process` (e.g. "engine.worker.pool", "engine.fleet.node_worker") are touched."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 _SITE = """
 import errno, sys
 if {process!r} in sys.orig_argv:
-    import engine.trial_loop as trial_loop
+    import engine.worker.trial_loop as trial_loop
     train, calls = trial_loop.Worker._train, []
     def _train(self, *args, **kwargs):
         calls.append(1)

@@ -1,4 +1,4 @@
-"""engine.storage: default journal, opening real storages, checks that touch nothing."""
+"""engine.storage.backend: default journal, opening real storages, checks that touch nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from engine.storage import (
+from engine.storage.backend import (
     check_storage,
     default_storage_url,
     is_journal,
@@ -42,7 +42,7 @@ def test_journal_is_shared_between_processes(workspace: Path) -> None:
     url = default_storage_url("shared")
     script = (
         "import optuna, sys\n"
-        "from engine.storage import open_storage\n"
+        "from engine.storage.backend import open_storage\n"
         "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
         "study = optuna.create_study(study_name='s', storage=open_storage(sys.argv[1]), "
         "load_if_exists=True)\n"

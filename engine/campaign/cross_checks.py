@@ -61,7 +61,7 @@ def check_data(data: DataSpec, layer: _Layer, problems: Problems) -> None:
 
 def check_fuse(layer: _Layer, problems: Problems) -> None:
     """A K above n_trials is a typo, not a plan: a group never holds more than half of
-    an experiment's trials (engine/trial_group.py), so the K written would never run."""
+    an experiment's trials (engine/worker/trial_group.py), so the K written would never run."""
     fuse, n_trials = layer.get("fuse", 1), layer.get("n_trials", 50)
     if isinstance(fuse, int) and fuse > n_trials:
         problems.add(

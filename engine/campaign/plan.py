@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.campaign.model import ExperimentConfig
+from engine.campaign.search import distributions, extreme_params, value_space_key
 from engine.dataset.spec import DataSpec
 from engine.errors import UserError
-from engine.search import distributions, extreme_params, value_space_key
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Both the engine (for its local workers) and a `hpotui worker` node own one
 `HostControl`. Every second it reads this machine's command attribute
 (engine.fleet.host_records); a command it has not obeyed yet becomes control lines for
-its workers (the `engine.worker_pool` format):
+its workers (the `engine.worker.pool` format):
 
 - drain: `hold` (the running trials finish, no new trial starts: within one trial);
 - stop: `hold` then `interrupt` (the running trials stop at their next epoch boundary,
@@ -32,7 +32,7 @@ from engine.fleet.host_records import (
     publish,
     read_command,
 )
-from engine.queue import CampaignQueue
+from engine.storage.queue import CampaignQueue
 
 
 @dataclass

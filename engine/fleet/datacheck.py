@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from engine.dataset.spec import DataSpec
 from engine.errors import UserError
-from engine.queue import PREFIX, CampaignQueue, Entry
+from engine.storage.queue import PREFIX, CampaignQueue, Entry
 
 S_DATA_SHA256 = PREFIX + "data_sha256"
 ACTIVE = ("queued", "paused")

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from engine import protocol as p
 from engine.fleet.control import HostControl, host_record
-from engine.fleet.fit import needs_bigger
 from engine.fleet.host_records import host_views, largest_live_memory, send_command
-from engine.queue import Entry
+from engine.storage.queue import Entry
+from engine.worker.fit import needs_bigger
 
 if TYPE_CHECKING:
-    from engine.runner import Engine
+    from engine.process.runner import Engine
 
 HOSTS_S = 5.0  # how often the engine reads every machine's record
 
@@ -146,7 +146,7 @@ def _first_device(engine: Engine) -> str:
 
 
 def _memory_limit() -> int | None:
-    from engine.fleet.fit import memory_limit_from_env
+    from engine.worker.fit import memory_limit_from_env
 
     try:
         return memory_limit_from_env()

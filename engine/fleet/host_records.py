@@ -30,7 +30,7 @@ from typing import Any
 from optuna.storages import BaseStorage
 
 from engine.errors import UserError
-from engine.queue import PREFIX, CampaignQueue
+from engine.storage.queue import PREFIX, CampaignQueue
 
 S_HOST = PREFIX + "host:"
 S_COMMAND = PREFIX + "command:"
@@ -123,7 +123,7 @@ def read_records(storage: BaseStorage, queue: CampaignQueue) -> list[HostRecord]
 
 def grace_of(storage: BaseStorage, queue: CampaignQueue) -> float:
     """The campaign's heartbeat grace period (what makes a trial, and a machine, lost)."""
-    from engine.fleet.heartbeat import HeartbeatSettings, stored_settings
+    from engine.worker.heartbeat import HeartbeatSettings, stored_settings
 
     settings = stored_settings(storage, queue) or HeartbeatSettings()
     return float(settings.grace_s)
@@ -156,7 +156,7 @@ def largest_live_memory(views: list[dict[str, Any]]) -> int | None:
 
 
 def who() -> str:
-    from engine.fleet.hosts import host_name
+    from engine.storage.recovery import host_name
 
     try:
         user = getpass.getuser()

@@ -1,7 +1,7 @@
-"""Which machine runs what: this host's name, and trials other machines run.
+"""Trials other machines run, as events.
 
 Every trial records the host and process that ran it (`hpotui.host`, `hpotui.pid` user
-attributes, set by `engine.trial_loop`). An engine learns about its own workers' trials
+attributes, set by `engine.worker.trial_loop`). An engine learns about its own workers' trials
 from their events; trials that workers on other machines run against the same storage
 reach it only through the storage. `TrialWatcher` polls the storage at a modest
 interval and turns those trials into the same `TrialStarted` / `TrialFinished` events,
@@ -19,57 +19,22 @@ Rules:
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable
 
 from optuna.trial import FrozenTrial, TrialState
 
 from engine import protocol as p
-from engine.fleet.fit import T_DEFERRED
-from engine.queue import (
-    T_COUNTED,
+from engine.storage.queue import (
     T_EXTREME,
     T_HOST,
     T_INTERRUPTED,
     T_REASON,
-    T_SURPLUS,
-    T_WORKER,
     CampaignQueue,
 )
+from engine.storage.trial_records import trial_state, worker_label
 
-HOST_ENV = "HPOTUI_HOST"
 DEFAULT_POLL_S = 5.0
-
-
-def host_name() -> str:
-    """This machine's name as recorded with its trials: `$HPOTUI_HOST`, else the hostname.
-
-    Set HPOTUI_HOST when two machines share a hostname (containers, cloned VMs).
-    """
-    return os.environ.get(HOST_ENV, "").strip() or socket.gethostname()
-
-
-def trial_state(t: FrozenTrial) -> p.TrialState | None:
-    """The protocol state of a finished trial (None: not finished, or surplus)."""
-    if t.state == TrialState.COMPLETE:
-        return "complete"
-    if t.state == TrialState.PRUNED:
-        return "pruned"
-    if t.state == TrialState.FAIL:
-        if t.user_attrs.get(T_SURPLUS) or t.user_attrs.get(T_DEFERRED):
-            return None  # never ran: surplus, or handed to a worker it fits
-        return "failed" if t.user_attrs.get(T_COUNTED) else "interrupted"
-    return None
-
-
-def worker_label(t: FrozenTrial) -> str:
-    """The trial's worker, with its host unless the worker id names it already
-    (`w1@machine-b`), so a front-end's worker column tells machines apart."""
-    worker = str(t.user_attrs.get(T_WORKER, "?"))
-    host = str(t.user_attrs.get(T_HOST, ""))
-    return worker if not host or host in worker else f"{worker}@{host}"
 
 
 def started_event(experiment: str, t: FrozenTrial) -> p.TrialStarted:

@@ -20,7 +20,7 @@ from optuna.storages import BaseStorage
 
 from engine import protocol as p
 from engine.campaign.model import MonitorSpec
-from engine.queue import PREFIX, CampaignQueue
+from engine.storage.queue import PREFIX, CampaignQueue
 
 S_MONITOR = PREFIX + "monitor"
 
@@ -73,8 +73,8 @@ class NodeMonitor:
     def start(self) -> str | None:
         """Start sampling; a one-line reason when this machine cannot be monitored."""
         try:
+            from engine.monitor.factory import make_probe
             from engine.monitor.policy import ThermalPolicy
-            from engine.monitor.probe import make_probe
             from engine.monitor.sampler import MonitorThread
 
             probe = make_probe(lambda: [os.getpid(), *self.pids()])

@@ -13,7 +13,7 @@ The node
 - runs N worker processes (`engine.fleet.node_worker`), restarting one that crashes while
   work remains, and interrupts (re-enqueues) the trial of one that died;
 - every second: fails and re-enqueues the trials of dead workers on any machine
-  (`engine.fleet.heartbeat.Reaper`) and applies the queue's derived transitions (done after
+  (`engine.worker.heartbeat.Reaper`) and applies the queue's derived transitions (done after
   n_trials), which on a machine with an engine the engine does;
 - applies the campaign's thermal and memory policy to this machine
   (`engine.fleet.monitor`): hold new trials, interrupt running ones when critical;
@@ -23,7 +23,7 @@ The node
 Rules: the storage URL reaches the workers through the environment, and everything they
 write to stderr passes through `Scrubber` before the log file, so the password of the
 URL appears in no file and no output. A database outage is waited out inside the storage
-the node is given (`engine.storage_outage.open_guarded`) and in its workers', with the
+the node is given (`engine.storage.outage.open_guarded`) and in its workers', with the
 same patience; past it `StorageUnreachable` ends the node (exit 75, resumable).
 """
 
@@ -51,19 +51,19 @@ from engine.env_faults import EXIT_ENVIRONMENT
 from engine.errors import UserError
 from engine.fleet.control import HostControl, host_record
 from engine.fleet.datacheck import check_same_data
-from engine.fleet.heartbeat import (
+from engine.fleet.host_records import PUBLISH_S, HostRecord
+from engine.fleet.monitor import NodeMonitor, monitor_spec
+from engine.fleet.node_worker import node_salt
+from engine.fleet.setup import Scrubber, campaigns_in
+from engine.storage.backend import STORAGE_ENV, mask_url
+from engine.storage.queue import T_HOST, T_PID, CampaignQueue
+from engine.storage.recovery import host_name
+from engine.worker.heartbeat import (
     Reaper,
     campaign_lock,
     use_campaign_heartbeat,
 )
-from engine.fleet.host_records import PUBLISH_S, HostRecord
-from engine.fleet.hosts import host_name
-from engine.fleet.monitor import NodeMonitor, monitor_spec
-from engine.fleet.node_worker import node_salt
-from engine.fleet.setup import Scrubber, campaigns_in
-from engine.queue import T_HOST, T_PID, CampaignQueue
-from engine.storage import STORAGE_ENV, mask_url
-from engine.worker_pool import pump_events
+from engine.worker.pool import pump_events
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 MAX_RESTARTS = 3  # per worker slot: a worker that keeps crashing is a bug, not bad luck
@@ -91,7 +91,7 @@ class NodeOptions:
     log_path: Path | None = None
     python: list[str] = field(default_factory=lambda: [sys.executable])
     storage_patience_s: float | None = None  # None: the workers' default (5 min)
-    memory_limit: int | None = None  # bytes one trial may use (engine.fleet.fit)
+    memory_limit: int | None = None  # bytes one trial may use (engine.worker.fit)
     publish_s: float = PUBLISH_S  # host record (engine.fleet.host_records)
 
 
@@ -405,7 +405,7 @@ class WorkerNode:
     def _interrupt_trials_of(self, pid: int) -> int:
         """Record the RUNNING trials of our dead worker `pid` as interrupted, now (no need
         to wait for the grace period: we saw it die)."""
-        from engine.recovery import interrupt_trial
+        from engine.storage.recovery import interrupt_trial
 
         n = 0
         for entry in self.queue.entries():

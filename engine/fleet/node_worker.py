@@ -2,12 +2,12 @@
 
     HPOTUI_STORAGE=URL python -m engine.fleet.node_worker --campaign NAME --worker-id w1 --parent PID
 
-The same loop as the engine's local workers (`engine.trial_loop.Worker`: pick -> ask ->
+The same loop as the engine's local workers (`engine.worker.trial_loop.Worker`: pick -> ask ->
 train -> tell, with a heartbeat), with what a machine of its own needs: the campaign's
-heartbeat settings (`engine.fleet.heartbeat`), this machine's name (`$HPOTUI_HOST`) and a
+heartbeat settings (`engine.worker.heartbeat`), this machine's name (`$HPOTUI_HOST`) and a
 sampler salt unique to the machine. The storage URL comes from the environment, never
 the command line, so its password does not show in `ps`. Protocol events go to stdout,
-control lines (`engine.worker_pool` format) come on stdin, logs go to stderr.
+control lines (`engine.worker.pool` format) come on stdin, logs go to stderr.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import traceback
 import zlib
 
-from engine.storage import STORAGE_ENV
+from engine.storage.backend import STORAGE_ENV
 
 IDLE_POLL_S = 1.0  # each look at the queue reads every trial of the campaign
 
@@ -27,7 +27,7 @@ IDLE_POLL_S = 1.0  # each look at the queue reads every trial of the campaign
 def node_salt(host: str, pid: int, index: int) -> int:
     """A sampler salt that differs between machines and between a node's workers, so
     two workers asking at the same moment do not draw the same parameters."""
-    # Optuna seeds must stay under 2**32 after engine.trial_loop scales the salt (x 7919).
+    # Optuna seeds must stay under 2**32 after engine.worker.trial_loop scales the salt (x 7919).
     return (zlib.crc32(f"{host}:{pid}".encode()) % 20_011) * 16 + index % 16
 
 
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"engine.fleet.node_worker: ${STORAGE_ENV} is not set", file=sys.stderr)
         return 2
 
-    from engine import trial_loop as worker_module
-    from engine.fleet.heartbeat import prepare_worker_process
-    from engine.worker_pool import _die_with_parent, child_process_io, run_worker_process
+    from engine.worker import trial_loop as worker_module
+    from engine.worker.heartbeat import prepare_worker_process
+    from engine.worker.pool import _die_with_parent, child_process_io, run_worker_process
 
     orphaned = _die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the node decides what Ctrl-C means

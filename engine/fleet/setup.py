@@ -11,10 +11,10 @@ from optuna.storages import BaseStorage
 
 from engine.campaign.model import Campaign
 from engine.fleet.datacheck import record_checksums
-from engine.fleet.heartbeat import HeartbeatSettings, campaign_lock, record_settings
 from engine.fleet.monitor import record_monitor_spec
-from engine.queue import S_CAMPAIGN, CampaignQueue
-from engine.storage import mask_url
+from engine.storage.backend import mask_url
+from engine.storage.queue import S_CAMPAIGN, CampaignQueue
+from engine.worker.heartbeat import HeartbeatSettings, campaign_lock, record_settings
 
 
 class Scrubber:

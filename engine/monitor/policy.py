@@ -27,10 +27,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-from engine.campaign.model import MonitorSpec
 from engine.monitor.sample import HardwareSample
 from engine.protocol import ThermalChanged, ThermalLevel
+
+if TYPE_CHECKING:
+    from engine.campaign.model import MonitorSpec
 
 MB = 1024 * 1024
 GB = 1024 * MB

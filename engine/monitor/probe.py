@@ -1,7 +1,8 @@
 """The probe interface: one call returns one typed `HardwareSample`.
 
-`make_probe()` picks the implementation for this machine (Linux or macOS, plus NVIDIA GPUs
-through NVML when nvidia-ml-py and a GPU are present). Implementations live in
+`engine.monitor.factory.make_probe()` picks the implementation for this machine (Linux or
+macOS, plus NVIDIA GPUs through NVML when nvidia-ml-py and a GPU are present).
+Implementations live in
 `engine.monitor.linux`, `engine.monitor.macos` and `engine.monitor.nvidia`; the pieces
 every OS shares (CPU, memory, swap growth, the campaign's processes) in
 `engine.monitor.system`.
@@ -9,9 +10,7 @@ every OS shares (CPU, memory, swap growth, the campaign's processes) in
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 from engine.monitor.sample import HardwareSample
 
@@ -52,21 +51,3 @@ class Probe(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def make_probe(campaign_pids: Callable[[], list[int]] | None = None) -> Probe:
-    """The probe for this machine.
-
-    `campaign_pids` returns the pids whose CPU and RSS count as "the campaign" (their
-    children are included); default: this process.
-    """
-    from engine.monitor.nvidia import NvmlGpus
-
-    gpus = NvmlGpus.open()
-    if sys.platform == "darwin":
-        from engine.monitor.macos import MacProbe
-
-        return MacProbe(campaign_pids=campaign_pids, gpus=gpus)
-    from engine.monitor.linux import LinuxProbe
-
-    return LinuxProbe(campaign_pids=campaign_pids, gpus=gpus)

@@ -33,7 +33,7 @@ def installed() -> Notifier | None:
 
 def storage_outage(detail: str) -> bool:
     """Hook for the storage layer: the storage cannot be reached (`detail` says how; it
-    must not contain a password: pass URLs through engine.storage.mask_url). Never
+    must not contain a password: pass URLs through engine.storage.backend.mask_url). Never
     blocks, never raises; True if a message was queued."""
     notifier = _installed
     if notifier is None:

@@ -98,7 +98,7 @@ class Notifier:
                 self.experiment_failed(event.experiment, event.reason)
         elif isinstance(event, p.ThermalChanged) and event.state == "critical":
             self.thermal_critical(event.reason)
-        elif isinstance(event, p.StorageOutage):  # engine.storage_outage: once per outage
+        elif isinstance(event, p.StorageOutage):  # engine.storage.outage: once per outage
             if event.reachable:
                 self.outage.discard(event.source)
             elif not self.outage:

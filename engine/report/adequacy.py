@@ -21,7 +21,7 @@ from engine.report.trend import MIN_SIZES as TREND_SIZES
 if TYPE_CHECKING:
     from engine.report.build import ScalingReport
 
-GOOD_SIZES = 5  # below this `hpotui check` warns (engine/campaign/preflight.py)
+GOOD_SIZES = 5  # below this `hpotui check` warns (engine/campaign/design_checks.py)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ objective = "val_auc") with distinct architectures where the search tried that m
 otherwise the next best trials of an architecture already taken fill the list (other
 training parameters, still another configuration).
 
-Everything is read from the storage through the engine's queue (`engine.queue`), never
+Everything is read from the storage through the engine's queue (`engine.storage.queue`), never
 from a config file: each study carries the resolved config it ran with, so the report
 describes what actually ran. The trial attributes read here are the ones
-`engine.trial_loop` writes: `architecture`, `n_params`, `train_params`, `metrics` (validation
+`engine.worker.trial_loop` writes: `architecture`, `n_params`, `train_params`, `metrics` (validation
 metrics of the best epoch) and `best_epoch`.
 """
 
@@ -28,8 +28,8 @@ from optuna.trial import FrozenTrial, TrialState
 from engine.campaign.model import ExperimentConfig, ReportSpec
 from engine.errors import UserError
 from engine.model.architecture import Architecture
-from engine.queue import CampaignQueue, Entry
-from engine.storage import is_journal, journal_path, mask_url, open_storage
+from engine.storage.backend import is_journal, journal_path, mask_url, open_storage
+from engine.storage.queue import CampaignQueue, Entry
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def open_existing_storage(url: str) -> BaseStorage:
         )
     try:
         return open_storage(url)
-    except UserError:  # a damaged journal says so itself (engine/journal_check.py)
+    except UserError:  # a damaged journal says so itself (engine/storage/journal_check.py)
         raise
     except Exception as error:  # any backend failure is the user's URL or server
         first = str(error).strip().splitlines()

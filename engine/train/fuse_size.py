@@ -5,7 +5,7 @@ is cached with the run choices of `engine.train.autotune` (`run_choice_cache`, t
 user's cache directory), so the two workers of a campaign, and later campaigns on this
 machine, reuse it instead of timing again (`hpotui hw` lists it). How it is chosen:
 1. the memory estimate gives the largest K <= cap whose fused step fits the device at the
-   full batch (`engine.model.memory.max_fused_trials`);
+   full batch (`engine.train.memory.max_fused_trials`);
 2. a calibration times a few steps of the one-trial path (`TrainStep`, what `fuse = 1`
    runs) and of fused groups at K = 2, 4, 8, ... up to that bound, on random windows,
    and keeps the K with the lowest time per trial-step, stopping at the first doubling
@@ -35,12 +35,12 @@ from engine.model.architecture import Architecture
 from engine.model.dropout_sites import DEFAULT as DEFAULT_SITES
 from engine.model.dropout_sites import DropoutSites
 from engine.model.fused import FusedPatchTST
-from engine.model.memory import max_fused_trials
 from engine.model.patchtst import PatchTST
 from engine.train import run_choice_cache as cache
 from engine.train.autotune import device_name
 from engine.train.device import split_precision
 from engine.train.fused_step import FusedAdamW, FusedStep
+from engine.train.memory import max_fused_trials
 from engine.train.step import TrainStep, build_optimizer
 
 MAX_AUTO = 8  # the largest K "auto" tries on a CPU or MPS (a group shares one architecture)

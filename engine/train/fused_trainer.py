@@ -6,7 +6,7 @@ dropout 0 in fp32 its per-epoch losses equal the solo run's: tests/train/test_fu
 learning rate with its own warmup/cosine schedule, weight decay, gradient clip, dropout
 and head dropout rates, patience, best epoch and early stopping. `epochs` and
 `batch_size` are the group's: every member takes the same number of steps of the same
-shape (the search fixes them per group: `engine.search.group_params`).
+shape (the search fixes them per group: `engine.campaign.search.group_params`).
 
 A member leaves the group when it finishes (its epochs run out, early stopping, a NaN
 loss) or is pruned (`on_epoch` raised optuna.TrialPruned): it gets its result from its

@@ -12,16 +12,19 @@ never needs more memory than the trial will.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import torch
 
 from engine.model.architecture import Architecture
-from engine.model.memory import plan_micro_batch
 from engine.model.patchtst import PatchTST, attention_backend, set_attention_backend
-from engine.train.autotune import Candidate
 from engine.train.config import RunOptions
 from engine.train.device import split_precision
+from engine.train.memory import plan_micro_batch
 from engine.train.step import TrainStep, build_optimizer
+
+if TYPE_CHECKING:
+    from engine.train.autotune import Candidate
 
 
 class StepTimer:

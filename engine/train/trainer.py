@@ -37,11 +37,11 @@ from sklearn.metrics import roc_auc_score
 from engine.dataset.windows import PreparedData, WindowSet
 from engine.errors import UserError
 from engine.model.architecture import Architecture
-from engine.model.memory import plan_micro_batch
 from engine.model.patchtst import PatchTST
 from engine.train.autotune import apply_run_choice
 from engine.train.config import RunOptions, TrainParams
 from engine.train.device import seed_everything, split_precision
+from engine.train.memory import plan_micro_batch
 from engine.train.metrics import base_rate_bce, classification_metrics
 from engine.train.result import EpochReport, TrainResult, TrialStopped
 from engine.train.schedule import warmup_cosine

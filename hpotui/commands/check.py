@@ -32,8 +32,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.campaign.config import load_campaign
-    from engine.campaign.preflight import run_preflight
-    from engine.storage import requested_storage
+    from engine.process.preflight import run_preflight
+    from engine.storage.backend import requested_storage
 
     config = Path(args.config) if args.config else paths.default_config()
     campaign = load_campaign(config)  # config problems: UserErrors, printed by the CLI

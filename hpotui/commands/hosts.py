@@ -38,10 +38,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.fleet.host_records import host_views, send_command
-    from engine.fleet.pool import set_pool_size
     from engine.fleet.setup import campaigns_in
-    from engine.queue import CampaignQueue
-    from engine.storage import check_storage, mask_url, open_storage
+    from engine.storage.backend import check_storage, mask_url, open_storage
+    from engine.storage.pool import set_pool_size
+    from engine.storage.queue import CampaignQueue
     from hpotui.commands.worker import _only_campaign, _storage_url
     from hpotui.host_rows import text_table
 

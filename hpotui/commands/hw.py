@@ -4,10 +4,13 @@
     hpotui hw --json            one sample as one JSON line (HardwareSample.to_dict())
     hpotui hw --watch           a sample every --interval seconds until Ctrl-C
     hpotui hw --watch --json    JSON lines, one per sample
+    hpotui hw --cache           the table, and every run choice measured on this machine
 
-The table also shows what the thermal policy (default thresholds) would decide, and the
-run choices measured on this machine (precision, attention kernel, threads per
-architecture class, with the step times that chose them: engine.train.autotune). Reasons
+The table also shows what the thermal policy (default thresholds) would decide, and how
+many run choices were measured on this machine (the autotune cache, machine-wide: every
+user's campaigns); `--cache` lists them (precision, attention kernel, threads per
+architecture class, with the step times that chose them: engine.train.autotune; fused
+group sizes). On a terminal, `--watch` redraws a compact table that fits it. Reasons
 are printed literally (never read as rich markup: `hpotui[nvidia]` stays whole); the
 nvidia-ml-py install hint only on a machine with an NVIDIA device; campaign process
 figures only for a campaign engine running on this machine (this command's own process
@@ -26,9 +29,9 @@ from rich.markup import escape
 
 from engine.campaign.model import MonitorSpec
 from engine.errors import UserError
+from engine.monitor.factory import make_probe
 from engine.monitor.nvidia import INSTALL_HINT
 from engine.monitor.policy import PolicyDecision, ThermalPolicy
-from engine.monitor.probe import make_probe
 from engine.monitor.sample import HardwareSample, Reading
 
 # CPU % needs two readings: the first sample measures from probe creation.
@@ -53,6 +56,12 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--count", type=int, default=None, help="with --watch: stop after N samples"
+    )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="list every run choice measured on this machine (autotune cache); "
+        "without it one line counts them",
     )
     parser.set_defaults(func=run)
 
@@ -83,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps(sample.to_dict(), allow_nan=False), flush=True)
                 elif live is not None:
-                    live.update(render(sample, decision, reason, campaigns.usage()))
+                    live.update(render(sample, decision, reason, campaigns.usage(), compact=True))
                 else:
-                    _print(render(sample, decision, reason, campaigns.usage()))
+                    _print(render(sample, decision, reason, campaigns.usage(), cache=args.cache))
                 taken += 1
                 if count and taken >= count:
                     break
@@ -108,7 +117,7 @@ def _live() -> Any:
         def update(self, renderable: Any, *, refresh: bool = True) -> None:
             super().update(renderable, refresh=refresh)
 
-    live = _Refreshing(auto_refresh=False)
+    live = _Refreshing(auto_refresh=False, vertical_overflow="crop")  # never taller
     live.start()
     return live
 
@@ -197,13 +206,25 @@ def render(
     decision: PolicyDecision,
     reason: str,
     campaigns: tuple[list[str], float, int] | None = None,
+    *,
+    cache: bool = False,
+    compact: bool = False,
 ) -> Any:
-    """A rich table of one sample: every sensor, or why it is unavailable."""
+    """A rich table of one sample: every sensor, or why it is unavailable; the run
+    choices counted in one row, or listed (`cache`). `compact` (--watch on a terminal):
+    no borders or header, and a reading's "unknown" without its reason, so the table
+    fits a terminal (each redraw replaces the last)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=f"hpotui hw · {sample.platform} · {len(sample.cpu_percent_per_core)} cores")
-    table.add_column("sensor", style="bold")
+    title = f"hpotui hw · {sample.platform} · {len(sample.cpu_percent_per_core)} cores"
+    if compact:
+        table = Table(title=title + " · Ctrl+C stops", box=None, show_header=False)
+    else:
+        table = Table(title=title, box=box.HEAVY_HEAD)
+    table.add_column("sensor", style="bold", no_wrap=compact)
     table.add_column("value")
+    _reading, _reading_gb = (_short_reading, _short_reading_gb) if compact else (_full, _full_gb)
     cores = sample.cpu_percent_per_core
     table.add_row("cpu per core %", " ".join(f"{p:.0f}" for p in cores))
     table.add_row("cpu busy (mean)", f"{sum(cores) / max(len(cores), 1):.0f}%")
@@ -220,8 +241,12 @@ def render(
         "swap",
         f"{_gb(sample.swap_used_bytes)} used, {sample.swap_growth_bytes_per_s / 2**20:+.1f} MB/s",
     )
+
+    def why(text: str) -> str:  # a reason in parentheses, left out when compact
+        return "" if compact or not text else f" ({escape(text)})"
+
     if campaigns is None:
-        table.add_row("campaign processes", "none (no campaign runs on this machine)")
+        table.add_row("campaign processes", "none" + why("no campaign runs on this machine"))
     else:
         names, cpu, rss = campaigns
         table.add_row(
@@ -234,7 +259,7 @@ def render(
     table.add_row(
         "thermal pressure",
         escape(sample.thermal_pressure or "")
-        or f"[yellow]unknown[/] ({escape(sample.thermal_pressure_unavailable or '')})",
+        or f"[yellow]unknown[/]{why(sample.thermal_pressure_unavailable or '')}",
     )
     for gpu in sample.gpus:
         reasons = (
@@ -248,9 +273,7 @@ def render(
             f"throttle: {reasons}",
         )
     if not sample.gpus:
-        table.add_row(
-            "gpu", f"[yellow]none[/] ({escape(gpu_reason(sample.gpu_unavailable or ''))})"
-        )
+        table.add_row("gpu", f"[yellow]none[/]{why(gpu_reason(sample.gpu_unavailable or ''))}")
     accelerator = sample.accelerator_memory_bytes
     if accelerator.unavailable:
         accelerator = Reading.missing(gpu_reason(accelerator.unavailable))
@@ -260,9 +283,14 @@ def render(
     colour = {"ok": "green", "unknown": "yellow", "warning": "yellow"}.get(decision.state, "red")
     table.add_row(
         "thermal policy (defaults)",
-        f"[{colour}]{decision.state}[/]" + (f" ({escape(reason)})" if reason else ""),
+        f"[{colour}]{decision.state}[/]" + why(reason),
     )
-    for name, value in run_choice_rows():
+    rows = run_choice_rows()
+    if not cache:
+        measured = len(rows) - 1
+        hint = "; hpotui hw --cache lists them" if measured else ""
+        rows = [(rows[0][0], rows[0][1].split("; ")[0] + hint)]
+    for name, value in rows:
         table.add_row(escape(name), escape(value))
     return table
 
@@ -316,16 +344,24 @@ def fuse_choice_rows(here: str) -> list[tuple[str, str]]:
     return rows
 
 
-def _reading(reading: Reading, unit: str = "") -> str:
+def _full(reading: Reading, unit: str = "") -> str:
     if reading.value is None:
         return f"[yellow]unknown[/] ({escape(reading.unavailable or '')})"
     return f"{reading.value:.1f}{unit}" if unit else f"{reading.value:g}"
 
 
-def _reading_gb(reading: Reading) -> str:
+def _full_gb(reading: Reading) -> str:
     if reading.value is None:
         return f"[yellow]unknown[/] ({escape(reading.unavailable or '')})"
     return _gb(int(reading.value))
+
+
+def _short_reading(reading: Reading, unit: str = "") -> str:
+    return "[yellow]unknown[/]" if reading.value is None else _full(reading, unit)
+
+
+def _short_reading_gb(reading: Reading) -> str:
+    return "[yellow]unknown[/]" if reading.value is None else _full_gb(reading)
 
 
 def _gb(n: int) -> str:

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.campaign.config import load_campaign
     from engine.notify.config import ENV_URLS, NotifySpec
     from engine.notify.sender import apprise_available, send_each
-    from engine.recovery import HOST
+    from engine.storage.recovery import HOST
 
     if not args.test:
         raise UserError("say what to do: `hpotui notify --test [CONFIG]`", where="command line")

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.report.collect import campaign_of, open_existing_storage
     from engine.report.files import report_json, write_report
     from engine.report.pool import default_workers
-    from engine.storage import default_storage_url, mask_url, requested_storage
+    from engine.storage.backend import default_storage_url, mask_url, requested_storage
 
     if args.seeds is not None and args.seeds < 0:
         raise UserError(f"--seeds must be >= 0, got {args.seeds}", where="command line")

@@ -65,12 +65,41 @@ def resolve_token(host: str, given: str | None, port: int) -> str | None:
             f"http://127.0.0.1:{port}/"
         )
     if token is not None and len(token) < MIN_TOKEN:
-        raise UserError(
+        raise UserError(  # the CLI prefixes "hpotui: "; `where` names the setting
             f"the token is too short (at least {MIN_TOKEN} characters)",
-            where="hpotui serve",
+            where="--token" if given else f"${TOKEN_ENV}",
             hint='make one with: python3 -c "import secrets; print(secrets.token_urlsafe(24))"',
         )
     return token
+
+
+def addresses(host: str, port: int) -> list[str]:
+    """The addresses a browser opens: `host` itself, or, bound to every interface
+    (0.0.0.0, ::), this machine's name and its addresses on its networks (an address
+    of 0.0.0.0 opens nothing)."""
+    if host not in ("0.0.0.0", "::", ""):
+        return [_url(host, port)]
+    import socket
+
+    import psutil
+
+    names = [socket.gethostname()]
+    fqdn = socket.getfqdn()
+    if fqdn not in names and "." in fqdn and not fqdn.startswith("localhost"):
+        names.append(fqdn)
+    families = (socket.AF_INET,) if host == "0.0.0.0" else (socket.AF_INET, socket.AF_INET6)
+    for nic in psutil.net_if_addrs().values():
+        for address in nic:
+            ip = address.address.split("%")[0]
+            wanted = address.family in families and not is_loopback(ip) and ip not in names
+            if wanted and not ipaddress.ip_address(ip).is_link_local:
+                names.append(ip)
+    return [_url(name, port) for name in names]
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
 
 
 def tab_command(config: Path, storage: str | None, workers: str | None) -> str:
@@ -103,10 +132,11 @@ def run(args: argparse.Namespace) -> int:
         title=f"hpotui {campaign.name}",
         token=token,
     )
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    address = f"http://{shown}:{args.port}/" + ("?token=<your token>" if token else "")
+    query = "?token=<your token>" if token else ""
+    first, *others = addresses(args.host, args.port)
+    also = f"; also {', '.join(others)}" if others else ""
     server.banner = (
-        f"hpotui serve: campaign {campaign.name} at {address} "
+        f"hpotui serve: campaign {campaign.name} at {first}{query}{also} "
         "(Ctrl+C stops serving, never the campaign)"
     )
     try:

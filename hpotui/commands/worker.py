@@ -20,9 +20,9 @@ from typing import Any
 from engine import protocol as p
 from engine.campaign.schema import duration_arg
 from engine.errors import UserError
-from engine.fleet.pool import DEFAULT_POOL
-from engine.storage import STORAGE_ENV
-from engine.worker_pool import workers_arg
+from engine.storage.backend import STORAGE_ENV
+from engine.storage.pool import DEFAULT_POOL
+from engine.worker.pool import workers_arg
 
 
 def register(sub: Any) -> None:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", category=ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say it better
 
-    from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
+    from engine.storage.outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable
 
     url = _storage_url(args)
     scrub = Scrubber(url)
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _storage_url(args: argparse.Namespace) -> str:
-    from engine.storage import requested_storage
+    from engine.storage.backend import requested_storage
 
     url = requested_storage(args.storage) or ""
     if not url and args.config:
@@ -136,14 +136,14 @@ def _storage_url(args: argparse.Namespace) -> str:
 def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
     from engine import paths
     from engine.env_faults import EXIT_ENVIRONMENT
-    from engine.fleet.fit import parse_bytes
-    from engine.fleet.heartbeat import HeartbeatSettings
-    from engine.fleet.hosts import host_name
     from engine.fleet.node import NodeOptions, WorkerNode, install_signal_handlers
-    from engine.fleet.pool import set_pool_size
     from engine.fleet.setup import campaigns_in, create_campaign
-    from engine.storage import check_storage, is_journal, mask_url
-    from engine.storage_outage import DEFAULT_PATIENCE_S, StorageUnreachable, open_guarded
+    from engine.storage.backend import check_storage, is_journal, mask_url
+    from engine.storage.outage import DEFAULT_PATIENCE_S, StorageUnreachable, open_guarded
+    from engine.storage.pool import set_pool_size
+    from engine.storage.recovery import host_name
+    from engine.worker.fit import parse_bytes
+    from engine.worker.heartbeat import HeartbeatSettings
 
     problem = check_storage(url)
     if problem:
@@ -230,8 +230,8 @@ def _run(args: argparse.Namespace, url: str, scrub: Any) -> int:
 def _notifier(name: str, campaign: Any, say: Any) -> Any:
     """Notifications of this node ([notify] of the config, HPOTUI_NOTIFY_URLS): its
     thermal and failed-experiment events, its end and its crash (engine.notify)."""
-    from engine.fleet.hosts import host_name
     from engine.notify import Notifier, NotifySpec, install
+    from engine.storage.recovery import host_name
 
     spec = campaign.notify if campaign is not None else NotifySpec()
     notifier = Notifier(
@@ -247,9 +247,9 @@ def _notifier(name: str, campaign: Any, say: Any) -> Any:
 def _checked_campaign(config: Path, url: str) -> Any:
     """The config, loaded and pre-flighted (exit 2 with every problem). Experiments
     that do not fit this machine are kept: a bigger machine may join and run them
-    (engine.fleet.fit)."""
+    (engine.worker.fit)."""
     from engine.campaign.config import load_campaign
-    from engine.campaign.preflight import run_preflight
+    from engine.process.preflight import run_preflight
 
     campaign = load_campaign(config)
     report = run_preflight(campaign, url)
@@ -273,8 +273,8 @@ def _only_campaign(names: list[str], masked: str) -> str:
 
 
 def _workers(spec: str, storage: Any, campaign: str, device: str | None) -> tuple[int, int]:
-    from engine.queue import CampaignQueue
-    from engine.worker_pool import auto_workers, resolve_worker_count
+    from engine.storage.queue import CampaignQueue
+    from engine.worker.pool import auto_workers, resolve_worker_count
 
     def auto(cores: int) -> tuple[int, int]:
         from engine.train.device import resolve_device

@@ -5,22 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.containers import VerticalScroll
 from textual.widgets import Input, Label
 
+from hpotui.screens.dialog import Dialog
 
-class AddExperimentsScreen(ModalScreen[str | None]):
+
+class AddExperimentsScreen(Dialog[str | None]):
     """Dismisses with an absolute path to an existing file, or None when cancelled."""
 
     BINDINGS = [("escape", "cancel", "Cancel")]
+    AUTO_FOCUS = "#add-path"  # the path is typed at once (not the scrolling box)
 
     def __init__(self, start: Path | None = None) -> None:
         super().__init__()
         self.start = start
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-box"):
+        with VerticalScroll(classes="dialog-box"):
             yield Label(
                 "Add the experiments of a campaign config (TOML):", classes="dialog-question"
             )

@@ -1,6 +1,8 @@
 """The engine process died: its exit status and last error lines, and a key to restart.
 
 Shown instead of a traceback; the campaign state is in storage, so a restart resumes it.
+The line of keys comes right under the title, before the error lines, and the box
+scrolls: at 80x24 and 40x12 the keys were cut off under twenty error lines.
 """
 
 from __future__ import annotations
@@ -9,14 +11,15 @@ from typing import Literal
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
+
+from hpotui.screens.dialog import Dialog
 
 CrashChoice = Literal["restart", "quit", "dismiss"]
 
 
-class EngineCrashedScreen(ModalScreen[CrashChoice]):
+class EngineCrashedScreen(Dialog[CrashChoice]):
     BINDINGS = [
         ("r", "choose('restart')", "Restart engine"),
         ("q", "choose('quit')", "Quit"),
@@ -35,17 +38,17 @@ class EngineCrashedScreen(ModalScreen[CrashChoice]):
             title = "The engine did not start: the campaign has problems (exit status 2)."
         else:
             title = f"The engine stopped unexpectedly (exit status {status})."
-        with Vertical(classes="dialog-box crash-box"):
+        with VerticalScroll(classes="dialog-box crash-box"):
             yield Label(title, id="crash-title")
             if self.reason:
                 yield Label(self.reason, classes="dialog-hint")
-            lines = self.stderr[-20:] or ["(no error output)"]
-            yield Static(Text("\n".join(lines), style="red"), id="crash-stderr")
             yield Label(
                 "r: restart the engine (after a fix; the campaign resumes from storage)"
                 " · q: quit · esc: look at the dashboard",
-                classes="dialog-hint",
+                id="crash-keys",
             )
+            lines = self.stderr[-20:] or ["(no error output)"]
+            yield Static(Text("\n".join(lines), style="red"), id="crash-stderr")
 
     def action_choose(self, choice: CrashChoice) -> None:
         self.dismiss(choice)

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, cast
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from engine.protocol import ControlHost
 from hpotui.host_rows import COLUMNS, host_cells
 from hpotui.state import CampaignState
+from hpotui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from hpotui.app import HpotuiApp
@@ -50,6 +51,7 @@ class HostsScreen(Screen[None]):
         ("r", "control('resume')", "Resume"),
         ("plus,equals_sign", "workers(1)", "+Worker"),
         ("minus", "workers(-1)", "-Worker"),
+        ("question_mark", "help", "Help"),
     ]
 
     def __init__(self, state: CampaignState) -> None:
@@ -60,7 +62,7 @@ class HostsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label(id="hosts-title")
         yield DataTable(id="hosts", cursor_type="row")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -126,6 +128,12 @@ class HostsScreen(Screen[None]):
         await app.send_command(
             lambda i: ControlHost(i, host, "workers", workers), f"{host}: workers -> {workers}"
         )
+
+    def action_help(self) -> None:
+        from hpotui.screens.help import HelpScreen
+
+        keys = [(k, d.removeprefix("Hosts: ")) for k, d in KEYS]
+        self.app.push_screen(HelpScreen([*keys, ("esc / q / h", "back")], title="Hosts keys"))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -15,7 +15,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
 
 from engine.protocol import (
     AddExperiments,
@@ -39,6 +38,7 @@ from hpotui.state import CampaignState
 from hpotui.widgets.best_table import BestArchitectures
 from hpotui.widgets.hardware_panel import HardwarePanel
 from hpotui.widgets.history_chart import HistoryChart
+from hpotui.widgets.key_footer import KeyFooter
 from hpotui.widgets.log_view import LogView
 from hpotui.widgets.loss_chart import LossChart
 from hpotui.widgets.queue_table import QueueTable
@@ -119,13 +119,19 @@ class MainScreen(Screen[None]):
         with Horizontal(id="bottom"):
             yield HardwarePanel(id="hardware", warning_c=self.warning_c, critical_c=self.critical_c)
             yield LogView(id="log")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._layout_classes(self.size.width, self.size.height)
         self.query_one(QueueTable).focus()
         self.ready = True
         self.draw(TOPICS)
+
+    def on_screen_resume(self) -> None:
+        """Back from the trial table or a trial's curves: the loss panel may show
+        another trial now."""
+        if self.ready:
+            self.draw({"curves", "trials"})
 
     def on_resize(self, event: Any) -> None:
         self._layout_classes(event.size.width, event.size.height)
@@ -187,12 +193,24 @@ class MainScreen(Screen[None]):
     def hpotui(self) -> HpotuiApp:
         return cast("HpotuiApp", self.app)
 
-    async def _on_selected(self, make: Callable[[str, str], Command], what: str) -> None:
+    async def _on_selected(
+        self, make: Callable[[str, str], Command], what: str, *, starts_engine: bool = False
+    ) -> None:
         name = self.selected
         if name is None:
             self.notify("no experiment selected", severity="warning")
             return
-        await self.hpotui.send_command(lambda i: make(i, name), f"{what} {name}")
+        await self.hpotui.send_command(
+            lambda i: make(i, name), f"{what} {name}", starts_engine=starts_engine
+        )
+
+    def _blocked(self, what: str) -> bool:
+        """Say why a command that asks something first cannot go now, before asking
+        (re-run asked its question, then answered "the engine is not connected")."""
+        blocker = self.hpotui.command_blocker(starts_engine=True)
+        if blocker is not None:
+            self.notify(f"{what}: {blocker}", severity="warning", timeout=8)
+        return blocker is not None
 
     def action_select_prev(self) -> None:
         self.query_one(QueueTable).action_cursor_up()
@@ -222,8 +240,8 @@ class MainScreen(Screen[None]):
 
     async def action_skip(self) -> None:
         row = self.state.experiment(self.selected)
-        if row is not None and row.state == "skipped":
-            await self._on_selected(Resume, "un-skip")  # queued again, with its trials
+        if row is not None and row.state == "skipped":  # queued again, with its trials
+            await self._on_selected(Resume, "un-skip", starts_engine=True)
         else:
             await self._on_selected(Skip, "skip")
 
@@ -232,19 +250,28 @@ class MainScreen(Screen[None]):
         if name is None:
             self.notify("no experiment selected", severity="warning")
             return
+        if self._blocked(f"re-run {name}"):
+            return
 
         async def answered(yes: bool | None) -> None:
             if yes:
-                await self.hpotui.send_command(lambda i: Rerun(i, name), f"re-run {name}")
+                await self.hpotui.send_command(
+                    lambda i: Rerun(i, name), f"re-run {name}", starts_engine=True
+                )
 
         question = f"Re-run {name} in a fresh study? (its current study is archived, not deleted)"
         self.app.push_screen(ConfirmScreen(question), answered)
 
     def action_add(self) -> None:
+        if self._blocked("add experiments"):
+            return
+
         async def chosen(path: str | None) -> None:
             if path:
                 what = f"add {Path(path).name}"
-                await self.hpotui.send_command(lambda i: AddExperiments(i, path), what)
+                await self.hpotui.send_command(
+                    lambda i: AddExperiments(i, path), what, starts_engine=True
+                )
 
         self.app.push_screen(AddExperimentsScreen(), chosen)
 

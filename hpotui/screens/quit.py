@@ -11,14 +11,15 @@ from typing import Literal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Label
+
+from hpotui.screens.dialog import Dialog
 
 QuitChoice = Literal["stop", "leave"] | None
 
 
-class QuitScreen(ModalScreen[QuitChoice]):
+class QuitScreen(Dialog[QuitChoice]):
     BINDINGS = [
         Binding("s", "select('stop')", "Select stop"),
         Binding("l", "select('leave')", "Select leave running"),
@@ -35,7 +36,7 @@ class QuitScreen(ModalScreen[QuitChoice]):
         self.selected: str | None = None  # nothing until the user picks one
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog-box"):
+        with VerticalScroll(classes="dialog-box"):
             yield Label("Quit hpotui. What should the campaign do?", classes="dialog-question")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Stop after current trials (s)", id="stop", variant="error")

@@ -8,11 +8,13 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label
+from textual.widgets import DataTable, Label
 
 from engine.protocol import ExperimentStatus
-from hpotui.state import CampaignState, Trial
+from hpotui.state import CampaignState
+from hpotui.trial import Trial
 from hpotui.widgets.format import count, duration, plural, state_text, value
+from hpotui.widgets.key_footer import KeyFooter
 
 COLUMNS = (
     "trial",
@@ -31,12 +33,22 @@ COLUMNS = (
 FILTERS = ("all", "running", "complete", "pruned", "failed", "interrupted")
 
 
+KEYS = (
+    ("enter", "the highlighted trial's loss curves (also shown on the main screen after)"),
+    ("o", "sort by the next column (or click a header)"),
+    ("r", "reverse the order"),
+    ("f", "filter by the next state"),
+    ("esc / q", "back to the main screen"),
+)
+
+
 class TrialTableScreen(Screen[None]):
     BINDINGS = [
         ("escape,q", "close", "Back"),
         ("o", "sort_next", "Sort"),
         ("r", "reverse", "Reverse"),
-        ("f", "filter_next", "Filter state"),
+        ("f", "filter_next", "Filter"),
+        ("question_mark", "help", "Help"),
     ]
 
     def __init__(self, experiment: str, state: CampaignState) -> None:
@@ -47,17 +59,19 @@ class TrialTableScreen(Screen[None]):
         self.descending = False
         self.filter = "all"
         self._key: object = None
+        self._ready = False  # columns added (on_mount): rows may be drawn
 
     def compose(self) -> ComposeResult:
         yield Label(id="trials-title")
         yield Label(id="trials-splits")
         yield DataTable(id="trials", cursor_type="row")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for column in COLUMNS:
             table.add_column(column, key=column)
+        self._ready = True
         self.refresh_rows()
         table.focus()
 
@@ -68,6 +82,12 @@ class TrialTableScreen(Screen[None]):
         return sorted(trials, key=lambda t: _sort_key(t, self.sort_column), reverse=self.descending)
 
     def refresh_rows(self) -> None:
+        """Draw the rows (again when they changed). A redraw asked for before the
+        columns exist waits for on_mount: a burst of events right after Enter (a re-run
+        sends many) drew rows into a table with no columns ("More values provided than
+        there are columns") and, remembered as drawn, left it empty for good."""
+        if not self._ready:
+            return
         trials = self.rows()
         key = ([_signature(t) for t in trials], self.sort_column, self.descending, self.filter)
         title = (
@@ -80,11 +100,11 @@ class TrialTableScreen(Screen[None]):
         )
         if key == self._key:
             return
-        self._key = key
         table = self.query_one(DataTable)
         table.clear()
         for trial in trials:
             table.add_row(*_cells(trial), key=str(trial.number))
+        self._key = key  # only once drawn
 
     def action_sort_next(self) -> None:
         self.sort_column = COLUMNS[(COLUMNS.index(self.sort_column) + 1) % len(COLUMNS)]
@@ -104,6 +124,20 @@ class TrialTableScreen(Screen[None]):
             self.descending = not self.descending
         self.sort_column = column
         self.refresh_rows()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a trial: its loss curves."""
+        from hpotui.screens.trial_curves import TrialCurvesScreen
+
+        event.stop()
+        if event.row_key.value is not None:
+            number = int(event.row_key.value)
+            self.app.push_screen(TrialCurvesScreen(self.experiment, number, self.state))
+
+    def action_help(self) -> None:
+        from hpotui.screens.help import HelpScreen
+
+        self.app.push_screen(HelpScreen(KEYS, title="trial table keys"))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -166,7 +166,7 @@ def _cells(row: tuple[object, ...], *, compact: bool = False) -> list[object]:
     trials.append(f" {done}/{total}")
     if running:
         trials.append(f" +{running}", style="green")
-    if bigger:  # waiting trials no live machine can fit (engine.fleet.fit)
+    if bigger:  # waiting trials no live machine can fit (engine.worker.fit)
         trials.append(f" {bigger} need a bigger device", style="yellow")
     eta_text = duration(eta) if isinstance(eta, int | float) else "-"
     return [

@@ -27,7 +27,7 @@ class StatusBar(Static):
     def update_from(self, state: CampaignState) -> None:
         text = Text()
         hello = state.hello
-        name = hello.campaign if hello else "hpotui"
+        name = hello.campaign if hello else (state.campaign or "hpotui")
         text.append(name[:12] if self.compact >= 2 else name, style="bold")
         if state.queue:
             progress = state.progress()
@@ -35,7 +35,9 @@ class StatusBar(Static):
             text.append(f" [{label}]", style="bold cyan")
         if not self.compact:
             text.append(f"  engine {self.link_state}")
-        elif self.link_state not in ("running", "attached"):  # narrow: only news
+        elif self.link_state not in ("running", "attached", "finished") or (
+            self.compact == 1 and self.link_state == "finished"
+        ):  # narrow: only news (at 40 columns "done" in the label says finished)
             text.append(f"  {self.link_state}")
         if hello and not self.compact:
             text.append(f" (pid {hello.pid} on {hello.host})", style="dim")
@@ -43,10 +45,11 @@ class StatusBar(Static):
             text.append("  ALL PAUSED", style="bold yellow")
         running = len(state.running_trials())
         if self.compact >= 2:
-            text.append(f"  {state.workers}w {running}r ")
+            text.append(f"  {state.workers}w{f' {running}r' if running else ''} ")
         else:
             thermal = "" if self.compact else "thermal "
-            text.append(f"  workers {state.workers}  running {running}  {thermal}")
+            groups = fused_groups(state, short=bool(self.compact))
+            text.append(f"  workers {state.workers}  running {running}{groups}  {thermal}")
         text.append_text(thermal_badge(state.thermal))
         outage = state.outage_status()
         if outage:
@@ -54,3 +57,15 @@ class StatusBar(Static):
         if text != self._shown:
             self._shown = text
             self.update(text, layout=False)  # one fixed line: no relayout
+
+
+def fused_groups(state: CampaignState, *, short: bool = False) -> str:
+    """` (2 workers, groups of 4)` when workers run fused groups (more trials running
+    than workers running them), else "": `running 8` next to `workers 2` explained."""
+    busy, sizes = state.running_groups()
+    if not sizes or sum(sizes) <= busy:
+        return ""
+    groups = f"groups of {sizes[0]}" if len(set(sizes)) == 1 else f"groups of up to {sizes[0]}"
+    if short:
+        return f" ({groups})"
+    return f" ({busy} worker{'s' if busy != 1 else ''}, {groups})"

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from engine.campaign.config import load_campaign
-from engine.campaign.preflight import run_preflight
 from engine.dataset.manifest import load_processed
 from engine.dataset.windows import prepare_data
 from engine.errors import UserErrors
 from engine.model.grid import architecture_grid, extremes
-from engine.model.memory import SAFETY, estimate_peak_bytes
+from engine.process.preflight import run_preflight
+from engine.train.memory import SAFETY, estimate_peak_bytes
 from tests.campaign.conftest import ROOT, write_config
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from engine.campaign.config import load_campaign
 from engine.campaign.model import ExperimentConfig, ParamSpec, PrunerSpec
-from engine.campaign.preflight import run_preflight
 from engine.campaign.space_checks import dead_ranges, schedule_area
 from engine.dataset.spec import DataSpec
+from engine.process.preflight import run_preflight
 from engine.train.schedule import lr_factor
 from tests.campaign.conftest import ROOT
 

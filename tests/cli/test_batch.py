@@ -79,7 +79,7 @@ def test_interrupt_resume_and_complete(workspace: Path) -> None:
     assert heads[-1] and heads[-1].group(1) == heads[-1].group(2)  # the last says n/n
     assert heads[-1].group(3) == "done"
     # durations stored by the first run make the ETA known from the first resumed line
-    assert all(h and h.group(3).endswith("left") for h in heads[:-1])
+    assert all(h and h.group(3).endswith("left") for h in heads[:-1]), trial_lines
     assert "best architecture per experiment" in out
     assert "1.8K_h1" in out.split("best architecture")[1]
     assert "d8-L1-h2-ff" in out.split("best architecture")[1]

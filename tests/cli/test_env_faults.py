@@ -26,8 +26,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
-from engine.journal_check import scan
-from engine.queue import T_INTERRUPTED
+from engine.storage.journal_check import scan
+from engine.storage.queue import T_INTERRUPTED
 from tests.full_disk import full_disk_env
 
 pytestmark = pytest.mark.slow
@@ -208,7 +208,7 @@ def test_a_worker_that_cannot_write_stops_the_run_with_its_line(tmp_path: Path) 
     workspace = tmp_path / "ws"
     (workspace / "outputs").mkdir(parents=True)
     shutil.copy(FIXTURES / "micro.toml", workspace / "micro.toml")
-    env = full_disk_env(tmp_path / "inject", "engine.worker_pool", "/full/disk/optuna.journal")
+    env = full_disk_env(tmp_path / "inject", "engine.worker.pool", "/full/disk/optuna.journal")
     env["HPOTUI_HOME"] = str(workspace)
     command = [sys.executable, "-m", "hpotui.cli", "--batch", "micro.toml", "--workers", "1"]
     run = subprocess.run(

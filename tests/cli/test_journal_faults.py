@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.storages.journal import JournalFileBackend
 
-from engine.journal_check import scan
+from engine.storage.journal_check import scan
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parents[1] / "engine" / "fixtures"

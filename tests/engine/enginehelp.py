@@ -134,7 +134,7 @@ def worker_pids(engine_pid: int) -> list[int]:
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info.get("cmdline") or []
         if (
-            "engine.worker_pool" in cmd
+            "engine.worker.pool" in cmd
             and "--parent" in cmd
             and cmd[cmd.index("--parent") + 1] == str(engine_pid)
         ):

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 
 from engine.filelock import JournalFlock
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
 
 HOLD_AND_SIGNAL = """
 import sys, time

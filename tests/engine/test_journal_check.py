@@ -11,9 +11,14 @@ from pathlib import Path
 import optuna
 import pytest
 
-from engine import journal_check
-from engine.journal_check import CheckedJournalBackend, JournalDamaged, check_and_repair, scan
-from engine.storage import open_storage
+from engine.storage import journal_check
+from engine.storage.backend import open_storage
+from engine.storage.journal_check import (
+    CheckedJournalBackend,
+    JournalDamaged,
+    check_and_repair,
+    scan,
+)
 
 
 def _study_journal(path: Path, n_trials: int = 3) -> list[float]:

@@ -14,8 +14,8 @@ from engine.campaign.config import load_campaign
 from engine.campaign.model import Campaign
 from engine.campaign.plan import Plan, plan_experiment
 from engine.errors import UserError
-from engine.queue import T_COUNTED, T_INTERRUPTED, T_REASON, CampaignQueue
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
+from engine.storage.queue import T_COUNTED, T_INTERRUPTED, T_REASON, CampaignQueue
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from enginehelp import EngineProcess, copy_fixture, worker_pids
 
 from engine import protocol as p
 from engine.filelock import held
-from engine.outputs import read_events
-from engine.queue import T_COUNTED, T_INTERRUPTED, T_RETRY_OF, CampaignQueue
-from engine.recovery import pid_alive, trial_params
-from engine.storage import open_storage
+from engine.process.outputs import read_events
+from engine.storage.backend import open_storage
+from engine.storage.queue import T_COUNTED, T_INTERRUPTED, T_RETRY_OF, CampaignQueue
+from engine.storage.recovery import pid_alive, trial_params
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +143,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(workspace: Path)
     assert not [
         proc
         for proc in psutil.process_iter(["cmdline"])
-        if "engine.worker_pool" in (proc.info.get("cmdline") or [])
+        if "engine.worker.pool" in (proc.info.get("cmdline") or [])
         and str(workspace) in " ".join(proc.info.get("cmdline") or [])
     ]
     print("kill moments:", moments)

@@ -14,9 +14,10 @@ import pytest
 from enginehelp import EngineProcess, copy_fixture
 
 from engine import protocol as p
-from engine.queue import S_ARCHIVED, S_CAMPAIGN, S_EXPERIMENT
-from engine.storage import open_storage
-from hpotui.link import EngineLink, history
+from engine.process.outputs import read_events
+from engine.storage.backend import open_storage
+from engine.storage.queue import S_ARCHIVED, S_CAMPAIGN, S_EXPERIMENT
+from hpotui.link import EngineLink
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +163,7 @@ def test_link_attaches_to_a_running_engine_and_replays_history(workspace: Path) 
             stored.append(snap.experiment)
         assert isinstance(snap, p.QueueSnapshot) and snap.paused_all
         assert stored == [e.name for e in snap.experiments]
-        past = history(workspace / "outputs" / "micro")
+        past = read_events(workspace / "outputs" / "micro")  # events.jsonl: replies too
         assert any(isinstance(e, p.Reply) for e in past)
         await second.send(p.Stop(id=second.new_id(), mode="now"))
         while not isinstance(ev := await second.next_event(), p.Bye):
@@ -218,7 +219,7 @@ def test_hardware_samples_carry_the_power_state_and_the_keep_awake_hold(
 
 
 def test_auto_workers_keep_the_machine_busy() -> None:
-    from engine.worker_pool import auto_workers
+    from engine.worker.pool import auto_workers
 
     assert auto_workers(2, "cpu", 20_000) == (2, 1)  # small models: a process per core
     assert auto_workers(16, "cpu", 20_000) == (16, 1)
@@ -232,7 +233,7 @@ def test_auto_workers_keep_the_machine_busy() -> None:
 
 def test_fused_groups_fill_an_accelerator_from_inside_two_workers() -> None:
     """Processes time-slice one GPU; fused groups widen each step instead."""
-    from engine.worker_pool import auto_workers
+    from engine.worker.pool import auto_workers
 
     assert auto_workers(16, "cuda:0", 2_000_000, fused=True) == (2, 8)
     assert auto_workers(10, "mps", 2_000_000, fused=True) == (2, 5)

@@ -11,8 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from engine.campaign.config import load_campaign
 from engine.campaign.model import ExperimentConfig, PrunerSpec, SamplerSpec
-from engine.errors import UserError
-from engine.search import (
+from engine.campaign.search import (
     ARCH_PARAM,
     distributions,
     extreme_params,
@@ -21,6 +20,7 @@ from engine.search import (
     trial_inputs,
     value_space_key,
 )
+from engine.errors import UserError
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""engine.storage_outage: what an outage is, and how it is waited out.
+"""engine.storage.outage: what an outage is, and how it is waited out.
 
 The rules are checked with a fake clock (no sleeping) and real exception chains as
 Optuna's RDBStorage raises them; tests/fleet/test_outage_campaign.py stops a real server.
@@ -16,7 +16,7 @@ from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from engine import protocol as p
-from engine.storage_outage import (
+from engine.storage.outage import (
     GuardedStorage,
     OutageGuard,
     OutageStatus,
@@ -185,10 +185,10 @@ def test_a_pidless_running_trial_on_a_database_is_dead_after_the_patience(
     in that window (patience + margin), never before."""
     import optuna
 
-    from engine import recovery
-    from engine.queue import T_INTERRUPTED, T_RETRY_OF
-    from engine.storage import open_storage
-    from engine.storage_outage import guard_storage
+    from engine.storage import recovery
+    from engine.storage.backend import open_storage
+    from engine.storage.outage import guard_storage
+    from engine.storage.queue import T_INTERRUPTED, T_RETRY_OF
     from tests.fleet.campaignhelp import make_campaign
 
     raw = open_storage(f"sqlite:///{tmp_path / 'c.db'}", heartbeat_interval=None)
@@ -214,7 +214,7 @@ def test_a_pidless_running_trial_on_a_database_is_dead_after_the_patience(
 
 def test_the_pidless_margin_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.errors import UserError
-    from engine.recovery import PIDLESS_MARGIN_ENV, pidless_margin_s
+    from engine.storage.recovery import PIDLESS_MARGIN_ENV, pidless_margin_s
 
     monkeypatch.delenv(PIDLESS_MARGIN_ENV, raising=False)
     assert pidless_margin_s() == 60.0  # the default users get
@@ -228,9 +228,9 @@ def test_the_pidless_margin_is_read_from_the_environment(monkeypatch: pytest.Mon
 
 
 def test_heartbeats_are_not_trusted_until_a_grace_after_an_outage(tmp_path: Any) -> None:
-    """Reapers (engine.fleet.heartbeat, engine.recovery) ask this before judging anyone."""
-    from engine.storage import open_storage
-    from engine.storage_outage import guard_storage, heartbeats_trusted
+    """Reapers (engine.worker.heartbeat, engine.storage.recovery) ask this before judging anyone."""
+    from engine.storage.backend import open_storage
+    from engine.storage.outage import guard_storage, heartbeats_trusted
 
     fake = FakeTime()
     raw = open_storage(f"sqlite:///{tmp_path / 'c.db'}", heartbeat_interval=1, grace_period=2)

@@ -18,11 +18,11 @@ from engine import protocol as p
 from engine.campaign.config import load_campaign
 from engine.campaign.model import ExperimentConfig
 from engine.campaign.plan import Plan, plan_experiment
+from engine.campaign.search import ARCH_PARAM
 from engine.dataset.build import ensure_dataset
-from engine.queue import T_EXTREME, T_INTERRUPTED, T_RETRY_OF, CampaignQueue
-from engine.search import ARCH_PARAM
-from engine.storage import open_storage
-from engine.trial_loop import Flags, Worker
+from engine.storage.backend import open_storage
+from engine.storage.queue import T_EXTREME, T_INTERRUPTED, T_RETRY_OF, CampaignQueue
+from engine.worker.trial_loop import Flags, Worker
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +171,7 @@ def test_storage_gone_mid_group_leaves_members_running_never_failed(
     re-enqueues them) and none is failed or counted."""
     import optuna
 
-    from engine.storage_outage import StorageUnreachable
+    from engine.storage.outage import StorageUnreachable
 
     exp = _experiment(fuse=2)
     queue = _setup(workspace, exp)

@@ -15,10 +15,17 @@ from engine.campaign.config import load_campaign
 from engine.campaign.model import ExperimentConfig
 from engine.campaign.plan import Plan, plan_experiment
 from engine.dataset.build import ensure_dataset
-from engine.queue import T_COUNTED, T_INTERRUPTED, T_REASON, T_RETRY_OF, T_SURPLUS, CampaignQueue
-from engine.recovery import enqueue_retry
-from engine.storage import open_storage
-from engine.trial_loop import Flags, Worker
+from engine.storage.backend import open_storage
+from engine.storage.queue import (
+    T_COUNTED,
+    T_INTERRUPTED,
+    T_REASON,
+    T_RETRY_OF,
+    T_SURPLUS,
+    CampaignQueue,
+)
+from engine.storage.recovery import enqueue_retry
+from engine.worker.trial_loop import Flags, Worker
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from engine import protocol as p
-from engine.queue import T_COUNTED, T_HOST, T_INTERRUPTED, T_REASON, T_SURPLUS, T_WORKER
-from engine.recovery import HOST
-from engine.trial_records import TRAIN_LOSSES, trial_record
+from engine.storage.queue import T_COUNTED, T_HOST, T_INTERRUPTED, T_REASON, T_SURPLUS, T_WORKER
+from engine.storage.recovery import HOST
+from engine.storage.trial_records import TRAIN_LOSSES, trial_record
 
 
 def _trial(state: TrialState, **attrs: object) -> optuna.trial.FrozenTrial:

@@ -8,7 +8,7 @@ from optuna.storages import BaseStorage
 
 from engine.campaign.config import load_campaign
 from engine.campaign.plan import Plan, plan_experiment
-from engine.queue import CampaignQueue
+from engine.storage.queue import CampaignQueue
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -29,7 +29,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from engine import protocol as p
 from engine.fleet.host_records import read_records, send_command
-from engine.queue import (
+from engine.storage.backend import open_storage
+from engine.storage.queue import (
     T_COUNTED,
     T_HOST,
     T_INTERRUPTED,
@@ -39,8 +40,7 @@ from engine.queue import (
     CampaignQueue,
     is_counted,
 )
-from engine.recovery import trial_params
-from engine.storage import open_storage
+from engine.storage.recovery import trial_params
 from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
 from tests.fleet.pg_server import PASSWORD
 
@@ -226,7 +226,7 @@ def test_three_machines_share_a_campaign(pg_url: str, tmp_path: Path) -> None:
 
     # --- the killed trial: failed by the heartbeat (never counted) and enqueued again once.
     # Its retry either ran after the grace period and counted, or, when the experiment had
-    # filled its n_trials meanwhile, was closed as surplus without running (engine.queue
+    # filled its n_trials meanwhile, was closed as surplus without running (engine.storage.queue
     # closes a done experiment's WAITING trials; a worker that pops one drops it itself).
     home_study = next(
         n for n, ts in by_name.items() if any(t._trial_id == killed._trial_id for t in ts)

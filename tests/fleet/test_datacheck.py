@@ -8,7 +8,7 @@ import pytest
 
 from engine.errors import UserError
 from engine.fleet.datacheck import S_DATA_SHA256, check_same_data, record_checksums
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
 from tests.fleet.campaignhelp import make_campaign
 from tests.fleet.conftest import build_tiny
 

@@ -10,18 +10,10 @@ from optuna.trial import TrialState
 
 from engine import protocol as p
 from engine.errors import UserError
-from engine.fleet.fit import (
-    T_DEFERRED,
-    T_NEEDS,
-    FitJudge,
-    arch_of,
-    needs_bigger,
-    needs_bytes,
-    parse_bytes,
-)
-from engine.queue import T_COUNTED, CampaignQueue, is_counted
-from engine.storage import open_storage
-from engine.trial_loop import Worker
+from engine.storage.backend import open_storage
+from engine.storage.queue import T_COUNTED, T_DEFERRED, T_NEEDS, CampaignQueue, is_counted
+from engine.worker.fit import FitJudge, arch_of, needs_bigger, needs_bytes, parse_bytes
+from engine.worker.trial_loop import Worker
 from tests.fleet.campaignhelp import make_campaign
 
 
@@ -120,7 +112,7 @@ def test_a_waiting_trial_too_big_is_not_popped_by_a_small_worker(tmp_path: Path)
     judge = FitJudge("cpu", small_limit)
     entry = queue.entries()[0]
     assert judge.runnable(entry)  # fresh slots remain
-    from engine.search import distributions
+    from engine.campaign.search import distributions
 
     trial = judge.ask(study, entry, distributions(entry.config, len(entry.grid)))
     assert trial.number != 0 or int(trial.params["arch"]) != big_arch

@@ -25,12 +25,12 @@ from optuna.trial import TrialState
 
 from engine import protocol as p
 from engine.campaign.config import load_campaign
-from engine.fleet.fit import T_DEFERRED, needs_bytes
-from engine.fleet.heartbeat import HeartbeatSettings
 from engine.fleet.host_records import host_views
 from engine.fleet.setup import create_campaign
-from engine.queue import T_COUNTED, T_HOST, CampaignQueue, is_counted
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
+from engine.storage.queue import T_COUNTED, T_DEFERRED, T_HOST, CampaignQueue, is_counted
+from engine.worker.fit import needs_bytes
+from engine.worker.heartbeat import HeartbeatSettings
 from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
 
 HPOTUI = [sys.executable, "-m", "hpotui.cli"]

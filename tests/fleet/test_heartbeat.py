@@ -10,15 +10,22 @@ import pytest
 from optuna.trial import TrialState
 
 from engine.errors import UserError
-from engine.fleet.heartbeat import (
+from engine.storage.backend import open_storage
+from engine.storage.queue import (
+    T_COUNTED,
+    T_HOST,
+    T_INTERRUPTED,
+    T_RETRY_OF,
+    T_WORKER,
+    CampaignQueue,
+)
+from engine.worker.heartbeat import (
     HeartbeatSettings,
     Reaper,
     record_settings,
     stored_settings,
     use_campaign_heartbeat,
 )
-from engine.queue import T_COUNTED, T_HOST, T_INTERRUPTED, T_RETRY_OF, T_WORKER, CampaignQueue
-from engine.storage import open_storage
 from tests.fleet.campaignhelp import make_campaign
 
 # study.ask on a storage with a heartbeat: what hpotui's workers do, on purpose
@@ -103,8 +110,8 @@ def test_a_check_that_waited_out_an_outage_judges_no_one(tmp_path: Path) -> None
     """When the database goes away while a reaper is looking, every heartbeat is stale by
     the time it answers, the live workers' too: that answer fails no trial, neither the
     node's reaper nor the engine's recovery, until a grace period has passed."""
-    from engine.recovery import recover
-    from engine.storage_outage import OutageGuard, guard_storage
+    from engine.storage.outage import OutageGuard, guard_storage
+    from engine.storage.recovery import recover
 
     class FakeClock:
         now = 1000.0

@@ -10,7 +10,6 @@ import pytest
 
 from engine.errors import UserError
 from engine.fleet.control import HostControl, host_record
-from engine.fleet.heartbeat import HeartbeatSettings, record_settings
 from engine.fleet.host_records import (
     HostRecord,
     host_views,
@@ -20,8 +19,9 @@ from engine.fleet.host_records import (
     read_records,
     send_command,
 )
-from engine.queue import CampaignQueue
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
+from engine.storage.queue import CampaignQueue
+from engine.worker.heartbeat import HeartbeatSettings, record_settings
 from tests.fleet.campaignhelp import make_campaign
 
 

@@ -9,9 +9,10 @@ import pytest
 from optuna.trial import TrialState
 
 from engine import protocol as p
-from engine.fleet.hosts import TrialWatcher, host_name
-from engine.queue import T_HOST, T_SURPLUS, T_WORKER, CampaignQueue
-from engine.storage import open_storage
+from engine.fleet.hosts import TrialWatcher
+from engine.storage.backend import open_storage
+from engine.storage.queue import T_HOST, T_SURPLUS, T_WORKER, CampaignQueue
+from engine.storage.recovery import host_name
 from tests.fleet.campaignhelp import make_campaign
 
 

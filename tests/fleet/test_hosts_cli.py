@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.fleet.host_records import HostRecord, publish, read_command
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
 from hpotui.cli import main
 from tests.fleet.campaignhelp import make_campaign
 

@@ -9,8 +9,8 @@ from engine import protocol as p
 from engine.campaign.model import MonitorSpec
 from engine.fleet.monitor import NodeMonitor, monitor_spec, record_monitor_spec
 from engine.monitor.policy import PolicyDecision
-from engine.queue import CampaignQueue
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
+from engine.storage.queue import CampaignQueue
 
 
 def test_the_campaigns_thresholds_reach_every_machine(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from engine.env_faults import EXIT_ENVIRONMENT
-from engine.queue import T_INTERRUPTED
+from engine.storage.queue import T_INTERRUPTED
 from tests.full_disk import full_disk_env
 
 pytestmark = pytest.mark.slow

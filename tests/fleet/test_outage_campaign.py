@@ -28,13 +28,13 @@ from optuna.trial import TrialState
 
 from engine import protocol as p
 from engine.campaign.config import load_campaign
-from engine.fleet.heartbeat import HeartbeatSettings
 from engine.fleet.host_records import read_records, send_command
-from engine.fleet.hosts import trial_state
 from engine.fleet.setup import create_campaign
-from engine.queue import T_COUNTED, T_HOST, T_RETRY_OF, CampaignQueue, is_counted
-from engine.recovery import PIDLESS_MARGIN_ENV, needs_retry
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
+from engine.storage.queue import T_COUNTED, T_HOST, T_RETRY_OF, CampaignQueue, is_counted
+from engine.storage.recovery import PIDLESS_MARGIN_ENV, needs_retry
+from engine.storage.trial_records import trial_state
+from engine.worker.heartbeat import HeartbeatSettings
 from tests.fleet.conftest import FIXTURES, build_tiny, copy_machine
 from tests.fleet.pg_server import find_bin_dir, restartable_server
 

@@ -18,8 +18,8 @@ import optuna
 import psutil
 import pytest
 
-from engine.queue import CampaignQueue, is_counted
-from engine.storage import STORAGE_ENV, child_env, open_storage, requested_storage
+from engine.storage.backend import STORAGE_ENV, child_env, open_storage, requested_storage
+from engine.storage.queue import CampaignQueue, is_counted
 from tests.fleet.conftest import FIXTURES, build_tiny
 from tests.fleet.pg_server import PASSWORD
 
@@ -109,7 +109,7 @@ def test_password_is_on_no_command_line_of_a_postgres_campaign(pg_url: str, tmp_
 
     # the processes that carry the URL were seen, and none had the password in its argv
     assert _count(seen, "-m engine --config") >= 1
-    assert _count(seen, "engine.worker_pool") >= 2
+    assert _count(seen, "engine.worker.pool") >= 2
     assert _count(seen, "engine.fleet.node_worker") >= 1
     leaks = [line for lines in seen.values() for line in lines if PASSWORD in line]
     assert not leaks, leaks

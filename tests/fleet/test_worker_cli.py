@@ -37,7 +37,7 @@ def test_unreachable_database_is_masked(
 def test_unknown_campaign_lists_those_in_the_storage(
     workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine.storage import open_storage
+    from engine.storage.backend import open_storage
     from tests.fleet.campaignhelp import make_campaign
 
     url = f"sqlite:///{tmp_path / 'c.db'}"

@@ -18,9 +18,9 @@ from market_data import random_ohlcv
 from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
 from engine.dataset.windows import prepare_data
 from engine.model.architecture import Architecture
-from engine.model.memory import estimate_peak_bytes
 from engine.model.patchtst import PatchTST
 from engine.train.config import RunOptions, TrainParams
+from engine.train.memory import estimate_peak_bytes
 from engine.train.schedule import warmup_cosine
 from engine.train.step import WARMUP_GRAPH_STEPS, TrainStep, build_optimizer
 from engine.train.trainer import Trainer

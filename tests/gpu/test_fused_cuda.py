@@ -16,11 +16,11 @@ from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
 from engine.dataset.windows import prepare_data
 from engine.model.architecture import Architecture
 from engine.model.fused import FusedPatchTST
-from engine.model.memory import estimate_peak_bytes
 from engine.model.patchtst import PatchTST
 from engine.train.config import RunOptions, TrainParams
 from engine.train.fused_step import FusedAdamW, FusedStep
 from engine.train.fused_trainer import train_group
+from engine.train.memory import estimate_peak_bytes
 from engine.train.result import TrainResult
 from engine.train.step import WARMUP_GRAPH_STEPS
 from engine.train.trainer import train_trial

@@ -14,8 +14,8 @@ import torch
 from engine.model.architecture import Architecture
 from engine.model.dropout_sites import PRESETS
 from engine.model.fused import FusedPatchTST, fused_keep_mask
-from engine.model.memory import estimate_peak_bytes, max_fused_trials
 from engine.model.patchtst import PatchTST
+from engine.train.memory import estimate_peak_bytes, max_fused_trials
 
 # direct backward passes through the strided stacked parameters: autograd's layout hint
 pytestmark = pytest.mark.filterwarnings("ignore:grad and param do not obey")

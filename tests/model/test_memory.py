@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.model.architecture import Architecture
-from engine.model.memory import available_memory_bytes, estimate_peak_bytes, plan_micro_batch
+from engine.train.memory import available_memory_bytes, estimate_peak_bytes, plan_micro_batch
 from engine.train.result import TrialDoesNotFit
 
 MEASURE = Path(__file__).with_name("_measure_peak.py")

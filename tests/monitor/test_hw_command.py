@@ -115,9 +115,9 @@ def test_reasons_print_literally_and_the_install_hint_only_with_an_nvidia_device
 ) -> None:
     from rich.console import Console
 
+    from engine.monitor.factory import make_probe
     from engine.monitor.nvidia import INSTALL_HINT
     from engine.monitor.policy import ThermalPolicy
-    from engine.monitor.probe import make_probe
     from hpotui.commands import hw as command
 
     with make_probe() as probe:
@@ -165,3 +165,57 @@ def test_campaign_processes_are_shown_only_while_a_campaign_engine_runs(
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _cached_choices(cache_dir: Path, n: int) -> None:
+    """`n` run choices measured on this machine, in the autotune cache (as autotune
+    writes them: engine.train.run_choice_cache)."""
+    from engine.train.run_choice_cache import RunChoice, machine, write_entry
+
+    for k in range(n):
+        key = f"{machine()} | cpu | d{16 * (k + 1)} L1 h2 n4 b64"
+        choice = RunChoice(precision="fp32", attention="math", threads=1, source="measured")
+        write_entry(cache_dir / "autotune.json", key, choice)
+
+
+def test_the_table_counts_the_run_choices_and_lists_them_with_cache(tmp_path: Path) -> None:
+    """The autotune cache is machine-wide (every user's campaigns): `hpotui hw` printed
+    its 500 entries; now one line counts them and `--cache` lists them."""
+    env = {**os.environ, "HPOTUI_CACHE_DIR": str(tmp_path)}
+    _cached_choices(tmp_path, 30)
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpotui.cli", "hw", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    plain = run()
+    assert "30 measured here; hpotui hw --cache lists them" in plain
+    assert "d16 L1" not in plain and len(plain.splitlines()) < 40
+    listed = run("--cache")
+    assert all(f"d{16 * (k + 1)} L1" in listed for k in range(30))
+
+
+def test_watch_on_a_terminal_fits_it() -> None:
+    """--watch redraws a compact table that fits an 80x24 terminal."""
+    from rich.console import Console
+
+    from engine.campaign.model import MonitorSpec
+    from engine.monitor.factory import make_probe
+    from engine.monitor.policy import ThermalPolicy
+    from hpotui.commands.hw import render
+
+    with make_probe() as probe:
+        sample = probe.sample()
+    decision = ThermalPolicy(MonitorSpec()).update(sample, trial_running=False)
+    console = Console(width=80, height=24, record=True, file=io.StringIO())
+    console.print(render(sample, decision, "temperature unknown: no sensor exposed", compact=True))
+    lines = console.export_text().splitlines()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80, lines
+    assert any("thermal policy" in line for line in lines)

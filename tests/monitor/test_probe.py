@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from monitor_helpers import FIXTURES, FakeNvml, Runner, fixture_text, replay
 
+from engine.monitor.factory import make_probe
 from engine.monitor.linux import LinuxProbe
 from engine.monitor.macos import MacProbe
 from engine.monitor.nvidia import NvmlGpus
-from engine.monitor.probe import Probe, make_probe
+from engine.monitor.probe import Probe
 from engine.monitor.sample import GpuSample, HardwareSample, Reading
 from engine.protocol import HardwareSampled, decode_event, encode
 

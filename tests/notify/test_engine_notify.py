@@ -109,7 +109,7 @@ def test_a_campaign_stopped_by_a_full_disk_says_so(
     quotes the line naming the path, and the run is resumable."""
     config = workspace / "micro.toml"
     config.write_text(MICRO.read_text())
-    env = full_disk_env(tmp_path / "inject", "engine.worker_pool", "/full/disk/optuna.journal")
+    env = full_disk_env(tmp_path / "inject", "engine.worker.pool", "/full/disk/optuna.journal")
     env.update(HPOTUI_HOME=str(workspace), HPOTUI_NOTIFY_URLS=sink.url())
     run = subprocess.run(
         [sys.executable, "-m", "hpotui.cli", "--batch", str(config), "--workers", "1"],

@@ -89,7 +89,7 @@ def test_storage_outage_hook(sink: JsonSink) -> None:
 
 
 def test_a_storage_outage_event_notifies_once_per_outage(sink: JsonSink) -> None:
-    """The storage layer's `storage_outage` events (engine.storage_outage) reach the
+    """The storage layer's `storage_outage` events (engine.storage.outage) reach the
     notifier as a channels sink: one message when the first source starts waiting, none
     for the repeats or the other sources of the same outage, one again for the next."""
     notifier = make([sink.url()], repeat_s=0)

@@ -17,7 +17,6 @@ from engine.campaign.model import ExperimentConfig
 from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
 from engine.dataset.windows import PreparedData, prepare_data
 from engine.model.architecture import Architecture
-from engine.queue import CampaignQueue
 from engine.report.retrain import (
     S_KIND,
     S_SOURCE_STUDY,
@@ -32,7 +31,8 @@ from engine.report.retrain import (
     T_TEST_PROBS,
     retrain_study_name,
 )
-from engine.storage import default_storage_url, open_storage
+from engine.storage.backend import default_storage_url, open_storage
+from engine.storage.queue import CampaignQueue
 
 CPU = torch.device("cpu")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -70,7 +70,7 @@ def budget_label(n: int) -> str:
 
 class SyntheticCampaign:
     """A campaign written into a real journal storage: studies created through the
-    engine's queue, trials carrying the attributes `engine.trial_loop` writes."""
+    engine's queue, trials carrying the attributes `engine.worker.trial_loop` writes."""
 
     def __init__(self, name: str = "synth") -> None:
         self.name = name

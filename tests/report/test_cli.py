@@ -17,7 +17,7 @@ from engine.dataset.build import ensure_dataset
 from engine.dataset.manifest import load_processed
 from engine.dataset.windows import prepare_data
 from engine.model.architecture import Architecture
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
 from engine.train.config import RunOptions, TrainParams
 from engine.train.trainer import train_trial
 from hpotui.cli import main

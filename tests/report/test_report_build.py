@@ -22,7 +22,7 @@ from engine.errors import UserError
 from engine.model.architecture import Architecture
 from engine.report.build import ReportOptions, build_report
 from engine.report.retrain import retrain_study_name
-from engine.storage import open_storage
+from engine.storage.backend import open_storage
 from tests.report.synth import SyntheticCampaign, ohlcv, write_power_law_campaign
 
 SIZES = [100_000, 200_000, 400_000, 800_000, 1_600_000, 3_200_000]

@@ -129,8 +129,8 @@ def served(workspace: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]
 
 
 def _paused_all(workspace: Path) -> bool:
-    from engine.queue import CampaignQueue
-    from engine.storage import default_storage_url, open_storage
+    from engine.storage.backend import default_storage_url, open_storage
+    from engine.storage.queue import CampaignQueue
 
     return CampaignQueue(open_storage(default_storage_url("tiny")), "tiny").paused_all()
 

@@ -126,3 +126,30 @@ def test_a_bad_config_is_reported_once_before_serving(
     config.write_text("[campaign]\nname = 3\n")
     assert main(["serve", str(config)]) == 2
     assert f"{config}:2: campaign.name" in capsys.readouterr().err
+
+
+def test_a_short_token_is_named_once(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One "hpotui:" prefix, and the setting at fault (it said "hpotui: hpotui serve:")."""
+    code = main(
+        ["serve", str(ROOT / "configs" / "tiny.toml"), "--host", "0.0.0.0", "--token", "abc"]
+    )
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and line.startswith("hpotui: --token: the token is too short")
+    monkeypatch.setenv("HPOTUI_SERVE_TOKEN", "short")
+    assert main(["serve", str(ROOT / "configs" / "tiny.toml"), "--host", "0.0.0.0"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("hpotui: $HPOTUI_SERVE_TOKEN: the token is too short")
+
+
+def test_bound_to_every_interface_the_address_printed_is_this_hosts() -> None:
+    import socket
+
+    from hpotui.commands.serve import addresses
+
+    assert addresses("127.0.0.1", 8767) == ["http://127.0.0.1:8767/"]
+    assert addresses("::1", 8767) == ["http://[::1]:8767/"]
+    everywhere = addresses("0.0.0.0", 8767)
+    assert everywhere[0] == f"http://{socket.gethostname()}:8767/"
+    assert not any("0.0.0.0" in a or "127.0.0.1" in a for a in everywhere), everywhere

@@ -21,8 +21,8 @@ from engine.dataset.spec import DataSpec, LabelSpec, SplitSpec
 from engine.dataset.windows import PreparedData, prepare_data
 from engine.errors import UserError
 from engine.model.architecture import Architecture
-from engine.model.memory import SAFETY, estimate_peak_bytes
 from engine.train.config import RunOptions, TrainParams
+from engine.train.memory import SAFETY, estimate_peak_bytes
 from engine.train.result import EpochReport, TrialDoesNotFit, TrialStopped
 from engine.train.trainer import Trainer, train_trial
 

@@ -380,3 +380,69 @@ async def test_trial_table_screen_draws_the_split_lines() -> None:
         await until(pilot, lambda: isinstance(app.screen, TrialTableScreen))
         label = app.screen.query_one("#trials-splits", Label)
         assert "val      716 windows  2013-01-28 .. 2015-11-27" in str(label.render())
+
+
+async def test_the_trial_table_opened_during_a_burst_of_events_draws_its_rows() -> None:
+    """Enter on the queue right after a re-run: the burst of events that follows redraws
+    the trial table while it mounts. Rows drawn into it before its columns existed raised
+    `ValueError('More values provided than there are columns.')`, and the table,
+    remembered as drawn, stayed empty."""
+    for _ in range(5):
+        await _open_trials_during_a_burst()
+
+
+async def _open_trials_during_a_burst() -> None:
+    app, _links = replay_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settled(pilot, N)
+
+        def burst() -> None:  # what the redraw of a burst of trial events does
+            app._dirty.add("trials")
+            app._draw()
+
+        timer = app.set_interval(0.001, burst)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TrialTableScreen))
+        await pilot.pause(0.2)
+        timer.stop()
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == len(app.state.trials_of("2M_h1")))
+        assert not [e for e in app.state.log if "columns" in e.message]
+
+
+async def test_a_key_that_needs_the_engine_while_it_starts_says_so_without_asking() -> None:
+    """`r` asked its question, then answered "the engine is not connected"."""
+    from hpotui.app import create_app
+    from hpotui.screens.confirm import ConfirmScreen
+    from tests.tui.conftest import CAMPAIGN
+
+    gate = asyncio.Event()
+    first = ScriptedLink(recorded_events())
+
+    async def factory() -> ScriptedLink:
+        if factory.calls:  # type: ignore[attr-defined]
+            await gate.wait()  # the restarted engine takes its time
+            return ScriptedLink(recorded_events()[:3])
+        factory.calls += 1  # type: ignore[attr-defined]
+        return first
+
+    factory.calls = 0  # type: ignore[attr-defined]
+    app = create_app(CAMPAIGN, link_factory=factory)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settled(pilot, N)
+        first.end(exit_code=3, stderr=["boom"])
+        await until(pilot, lambda: isinstance(app.screen, EngineCrashedScreen))
+        await pilot.press("r")  # restart: the engine is starting
+        await until(pilot, lambda: app.main.query_one(StatusBar).link_state == "starting")
+        sent = len(app.sent)  # the first engine's snapshot request
+        await pilot.press("r")  # re-run the selected experiment
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert app.command_blocker(starts_engine=True) is not None
+        await pilot.press("p")
+        await pilot.pause(0.2)
+        assert len(app.sent) == sent
+        gate.set()
+        await until(pilot, lambda: app.main.query_one(StatusBar).link_state == "running")
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))

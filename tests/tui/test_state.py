@@ -100,8 +100,9 @@ def test_epochs_build_the_running_trial_curve_and_focus_follows_selection() -> N
     focus = state.focus_trial("a")
     assert focus is not None and focus.experiment == "a"
     assert focus.epochs == [(1, 1.0, 2.0), (2, 0.5, 1.0)]
-    latest = state.focus_trial("nothing-running")
-    assert latest is not None and latest.experiment == "b"  # the most recently active trial
+    other = state.focus_trial("b")  # the loss panel follows the selection
+    assert other is not None and other.experiment == "b"
+    assert state.focus_trial("nothing-here") is None
 
 
 def test_hardware_keeps_a_bounded_history_and_unknown_temperatures_stay_unknown() -> None:
@@ -215,10 +216,10 @@ def test_stored_trials_replace_the_experiments_trials_as_the_storage_holds_them(
     assert math.isnan(old.epochs[1][1]) and old.epochs[1][2] == 0.61  # no train loss stored
     assert state.trials["a"][8].reason == "OOM"
     assert state.best_trial("a") is old
-    assert state.focus_trial(None) is state.trials["a"][0]  # the live trial stays the subject
+    assert state.focus_trial("a") is state.trials["a"][0]  # the live trial stays the subject
 
 
-def test_a_campaign_opened_finished_shows_its_latest_trials_curve() -> None:
+def test_a_finished_campaign_shows_the_selected_experiments_best_trial_or_the_chosen_one() -> None:
     state = CampaignState()
     for experiment, ended in (("b", 200.0), ("a", 300.0)):
         state.apply(
@@ -234,10 +235,67 @@ def test_a_campaign_opened_finished_shows_its_latest_trials_curve() -> None:
                         duration_s=10,
                         curve=[[1.0, 0.7, 0.6]],
                     ),
+                    TrialRecord(
+                        3,
+                        "complete",
+                        0.65,
+                        started_ts=ended,
+                        duration_s=10,
+                        curve=[[1.0, 0.7, 0.65]],
+                    ),
                     # interrupted later, before its first epoch: no curve to show
                     TrialRecord(2, "interrupted", started_ts=ended, duration_s=5),
                 ],
             )
         )
-    focus = state.focus_trial(None)
-    assert focus is not None and (focus.experiment, focus.number) == ("a", 1)
+    focus = state.focus_trial("a")
+    assert focus is not None and (focus.experiment, focus.number) == ("a", 1)  # its best
+    focus = state.focus_trial("b")
+    assert focus is not None and (focus.experiment, focus.number) == ("b", 1)
+    state.pinned["a"] = 3  # opened from the trial table
+    focus = state.focus_trial("a")
+    assert focus is not None and focus.number == 3
+    # a re-run archives the study: its trials (and the chosen one) leave the view
+    state.apply(
+        QueueSnapshot(
+            experiments=[
+                ExperimentStatus("a", 0, "2M", 1, "t", "queued", 3, study_name="a.r2"),
+                ExperimentStatus("b", 1, "2M", 1, "t", "done", 3, study_name="b"),
+            ],
+            workers=1,
+        )
+    )
+    assert state.trials_of("a") == [] and state.best_trial("a") is None
+    assert "a" not in state.pinned and state.focus_trial("a") is None
+    assert state.best_trial("b") is not None
+
+
+def test_running_trials_of_fused_groups_are_explained() -> None:
+    """`workers 2  running 8` said nothing of fused groups: 2 workers, groups of 4."""
+    from hpotui.widgets.status_bar import fused_groups
+
+    state = CampaignState()
+    for n in range(8):
+        state.apply(
+            TrialStarted(
+                experiment="a",
+                trial=n,
+                params={},
+                architecture={},
+                n_params=1,
+                worker=f"w{n // 4}",
+                host="h",
+            )
+        )
+    assert state.running_groups() == (2, [4, 4])
+    assert fused_groups(state) == " (2 workers, groups of 4)"
+    assert fused_groups(state, short=True) == " (groups of 4)"
+    state.apply(TrialFinished("a", 7, "complete", 0.6, 1.0, "w1", "h"))
+    assert fused_groups(state) == " (2 workers, groups of up to 4)"
+    solo = CampaignState()  # one trial per worker: nothing to explain
+    solo.apply(
+        TrialStarted(
+            experiment="a", trial=0, params={}, architecture={}, n_params=1, worker="w0", host="h"
+        )
+    )
+    assert fused_groups(solo) == ""

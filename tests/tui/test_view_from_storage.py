@@ -1,5 +1,5 @@
 """The dashboard shows the whole campaign from the storage, whoever started the engine:
-after the engine is killed and restarted, and when a finished campaign is opened, every
+after the engine is killed and restarted, and when a finished campaign is opened (no engine), every
 panel and the trial table show what the live app showed (a REAL engine on
 configs/tiny.toml, the real app under Pilot)."""
 
@@ -14,7 +14,7 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from hpotui.app import HpotuiApp, create_app
+from hpotui.app import HpotuiApp, create_app, has_engine
 from hpotui.screens.trial_table import COLUMNS, TrialTableScreen
 from hpotui.widgets.best_table import BestArchitectures
 from hpotui.widgets.history_chart import HistoryChart
@@ -142,10 +142,9 @@ async def test_a_finished_campaign_opens_with_everything_it_showed_live(tiny: Pa
             app.exit()
         reopened = create_app(tiny)
         async with reopened.run_test(size=(120, 40)) as pilot:
-            await until(pilot, lambda: reopened.state.hello is not None, WAIT_S)
-            assert reopened.state.hello is not None
-            pid = reopened.state.hello.pid
+            # no engine: the finished campaign is read from its storage by the dashboard
             await until(pilot, lambda: len(reopened.state.trials) == 2, WAIT_S)
+            assert reopened.state.hello is None and not has_engine(reopened.link)
             after = await view(pilot, reopened)
             assert_same_view(before, after)
             assert_same_durations(before_durations, durations(reopened))

@@ -59,6 +59,8 @@ T_WORKER = PREFIX + "worker"
 T_HOST = PREFIX + "host"
 T_PID = PREFIX + "pid"
 T_PID_START = PREFIX + "pid_start"
+T_DEFERRED = PREFIX + "deferred"  # a trial handed to a worker it fits (engine.worker.fit)
+T_NEEDS = PREFIX + "needs_bytes"  # the memory a deferred trial needs
 
 STORED_STATES = ("queued", "paused", "done", "failed", "skipped")
 TERMINAL = ("done", "failed", "skipped")
@@ -257,7 +259,7 @@ class CampaignQueue:
 
     def pick(self, accept: Callable[[Entry], bool] | None = None) -> Entry | None:
         """The first experiment, in queue order, that may start a trial now (and that
-        `accept`s, e.g. one with work that fits this worker: engine.fleet.fit)."""
+        `accept`s, e.g. one with work that fits this worker: engine.worker.fit)."""
         if self.paused_all():
             return None
         for e in self.entries():
@@ -270,12 +272,17 @@ class CampaignQueue:
         return all(e.stored_state in TERMINAL for e in self.entries(with_trials=False))
 
     def snapshot(
-        self, workers: int, needs_bigger: Callable[[Entry], int] | None = None
+        self,
+        workers: int,
+        needs_bigger: Callable[[Entry], int] | None = None,
+        *,
+        entries: list[Entry] | None = None,
     ) -> QueueSnapshot:
         """The queue as front-ends show it; `needs_bigger(entry)` counts its waiting
-        trials no live machine can fit (engine.fleet.fit)."""
+        trials no live machine can fit (engine.worker.fit); `entries`: as just read (with
+        their trials), to read them once."""
         rows = []
-        for e in self.entries():
+        for e in self.entries() if entries is None else entries:
             row = e.status()
             if needs_bigger is not None:
                 row.needs_bigger = needs_bigger(e)
@@ -298,7 +305,7 @@ class CampaignQueue:
         """The experiment's active study: created (with its forced extremes enqueued) when
         missing, else checked against `space_key` and given the new config. Returns
         (entry, created)."""
-        from engine.search import check_value_space
+        from engine.campaign.search import check_value_space
 
         for e in self.entries(with_trials=False):
             if e.name == exp.name:

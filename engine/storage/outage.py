@@ -17,7 +17,7 @@ runs it under an `OutageGuard`:
 - While it lasts, `on_change` is told (at the start, every `report_every_s`, and when the
   storage answers again) so front-ends show "storage unreachable, retrying (1m12s)".
 - Pooled connections that died with the server are replaced on checkout
-  (`pool_pre_ping`, set by `engine.storage.open_storage`).
+  (`pool_pre_ping`, set by `engine.storage.backend.open_storage`).
 - A retried write whose first attempt may have committed before the connection broke is
   made idempotent where Optuna's API allows it: a state change that finds the trial
   already in the requested state has succeeded.
@@ -41,7 +41,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
 from engine import protocol as p
-from engine.storage import mask_url, open_storage
+from engine.storage.backend import mask_url, open_storage
 
 DEFAULT_PATIENCE_S = 300.0
 EXIT_STORAGE_UNREACHABLE = 75  # EX_TEMPFAIL: try again later (the campaign is resumable)
@@ -216,7 +216,7 @@ class GuardedStorage(BaseStorage, BaseHeartbeat):
     """An RDBStorage whose every call runs under an `OutageGuard`.
 
     It keeps the RDB storage's heartbeat (so `optuna.storages.fail_stale_trials` and
-    `engine.fleet.heartbeat` work through it) and exposes `inner`, `engine`,
+    `engine.worker.heartbeat` work through it) and exposes `inner`, `engine`,
     `heartbeat_interval` and `grace_period` of the storage it wraps.
     """
 
@@ -357,7 +357,7 @@ def open_guarded(
     give_up: Callable[[], bool] | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> BaseStorage:
-    """Open the storage at `url` (`engine.storage.open_storage`, `warn` told of a journal
+    """Open the storage at `url` (`engine.storage.backend.open_storage`, `warn` told of a journal
     repair) with its calls under an `OutageGuard` that reports to `emit` as
     `StorageOutage` events from `source`."""
 

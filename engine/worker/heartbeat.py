@@ -1,7 +1,7 @@
 """Dead workers on any machine: Optuna's heartbeat, with one setting per campaign.
 
 A worker records a heartbeat for its running trial every `interval_s` seconds (Optuna's
-RDB storage heartbeat, see `engine.trial_loop`). A RUNNING trial whose heartbeat is older
+RDB storage heartbeat, see `engine.worker.trial_loop`). A RUNNING trial whose heartbeat is older
 than `grace_s` belongs to a dead worker (killed, machine lost, network gone):
 `Reaper.reap` records it as interrupted (FAIL, not counted) and enqueues its parameters
 again, so it is re-run by whichever worker asks next.
@@ -31,7 +31,8 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine.errors import UserError
-from engine.queue import (
+from engine.storage.outage import guarded_call, heartbeats_trusted
+from engine.storage.queue import (
     PREFIX,
     T_HOST,
     T_INTERRUPTED,
@@ -40,8 +41,7 @@ from engine.queue import (
     CampaignQueue,
     Entry,
 )
-from engine.recovery import enqueue_retry, needs_retry, stale_trial_ids
-from engine.storage_outage import guarded_call, heartbeats_trusted
+from engine.storage.recovery import enqueue_retry, needs_retry, stale_trial_ids
 
 S_HEARTBEAT = PREFIX + "heartbeat"
 DEFAULT_INTERVAL_S = 60

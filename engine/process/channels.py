@@ -5,7 +5,7 @@
 - stdin: commands, one JSON line each; EOF means the front-end is gone, not "stop".
 - a unix socket `outputs/<campaign>/engine.sock`: a front-end started later attaches
   here and speaks the same protocol (it gets Hello and a snapshot on connect).
-- the campaign's events.jsonl (written by `engine.outputs`).
+- the campaign's events.jsonl (written by `engine.process.outputs`).
 
 Everything received is put on one inbox queue that the engine's main thread drains, so
 all state changes happen on one thread.
@@ -97,6 +97,11 @@ class Channels:
                     self.inbox.put(("line", raw, client))
         except (OSError, ValueError):
             pass
+        if client is not None:
+            # a socket's file object holds its descriptor open past `Client.close()`:
+            # left open, a front-end gone was still counted attached (`hpotui status`)
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
         self.inbox.put(("eof", None, client))
 
     # ---------------------------------------------------------------- socket

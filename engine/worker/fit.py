@@ -3,7 +3,7 @@
 Machines of different sizes share one campaign, and every experiment keeps its whole
 architecture grid whatever machine created it. A worker knows its device and the memory
 one trial may use there (`Capacity`: `--memory-limit`, else what the device has free) and
-judges each architecture by its estimated peak at micro-batch 1 (engine.model.memory:
+judges each architecture by its estimated peak at micro-batch 1 (engine.train.memory:
 a trial that fits at micro-batch 1 runs, micro-batched as the trainer plans it).
 
 Rules:
@@ -34,10 +34,8 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from engine.errors import UserError
-from engine.queue import PREFIX, T_EXTREME, T_RETRY_OF, Entry
+from engine.storage.queue import T_DEFERRED, T_EXTREME, T_NEEDS, T_RETRY_OF, Entry
 
-T_DEFERRED = PREFIX + "deferred"
-T_NEEDS = PREFIX + "needs_bytes"
 MEMORY_LIMIT_ENV = "HPOTUI_MEMORY_LIMIT"  # a worker's memory limit, inherited by children
 _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20}
 _UNITS |= {"MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40}
@@ -77,8 +75,8 @@ class Capacity:
 def worker_capacity(device_name: str, limit_bytes: int | None = None) -> Capacity:
     """This worker's capacity now: `limit_bytes` when given (never more than the device
     has free), else the device's free memory."""
-    from engine.model.memory import available_memory_bytes
     from engine.train.device import resolve_device
+    from engine.train.memory import available_memory_bytes
 
     device = resolve_device(device_name)
     free = available_memory_bytes(device)
@@ -92,8 +90,8 @@ def _needs(arch_key: tuple[tuple[str, int], ...], data: Any, precision: str, dev
 
     from engine.dataset.features import tier_columns
     from engine.model.architecture import Architecture
-    from engine.model.memory import SAFETY, estimate_peak_bytes
     from engine.train.device import training_dtype
+    from engine.train.memory import SAFETY, estimate_peak_bytes
 
     dev = torch.device(device)
     try:
@@ -200,7 +198,7 @@ def defer_trial(
     """Hand a RUNNING trial whose architecture does not fit this worker back to the
     campaign: FAIL, deferred (uncounted, unreported), its parameters enqueued again with
     the memory they need. Returns the bytes needed."""
-    from engine.recovery import trial_params
+    from engine.storage.recovery import trial_params
 
     arch = arch_of(trial)
     need = needs_bytes(entry, arch, capacity.device) if arch is not None else 0

@@ -1,6 +1,6 @@
 """What every trial goes through, trained alone or as a member of a fused group.
 
-`Worker._train` (one trial) and `engine.trial_group` (K trials as one model) both:
+`Worker._train` (one trial) and `engine.worker.trial_group` (K trials as one model) both:
 1. `claim` an asked trial: first heartbeat, and who runs it (worker, host, pid);
 2. `announce` it: its architecture, parameter count and training parameters stored,
    then `TrialStarted`;
@@ -24,6 +24,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -32,17 +33,28 @@ from optuna.trial import FrozenTrial, TrialState
 
 from engine import protocol as p
 from engine.env_faults import describe_fault
-from engine.fleet.fit import defer_trial
-from engine.queue import T_EXTREME, T_HOST, T_PID, T_PID_START, T_REASON, T_WORKER, Entry
-from engine.recovery import HOST, interrupt_trial, process_start
-from engine.storage_outage import StorageUnreachable
-from engine.trial_records import TRAIN_LOSSES
+from engine.filelock import held
+from engine.storage.outage import StorageUnreachable
+from engine.storage.queue import T_EXTREME, T_HOST, T_PID, T_PID_START, T_REASON, T_WORKER, Entry
+from engine.storage.recovery import HOST, interrupt_trial, process_start
+from engine.storage.trial_records import TRAIN_LOSSES
+from engine.worker.fit import defer_trial
 
 if TYPE_CHECKING:
-    from engine.trial_loop import Worker
+    from engine.worker.trial_loop import Worker
 
 Outcome = tuple[p.TrialState, float | None, dict[str, float], str]  # state, value, metrics, why
 DECLARED_DEAD = "declared dead (heartbeat late); its retry runs instead"
+
+
+@contextlib.contextmanager
+def ask_lock(lock_path: str | None) -> Iterator[None]:
+    """Serialise check-and-ask between local workers (the surplus check covers the rest)."""
+    if lock_path is None:
+        yield
+        return
+    with held(lock_path):
+        yield
 
 
 def claim(worker: Worker, trial_id: int) -> None:

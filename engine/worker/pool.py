@@ -1,7 +1,7 @@
 """Local worker processes: how many, how many threads each, and their lifecycle.
 
-Each worker is `python -m engine.worker_pool ...` (the `main` below) running
-`engine.trial_loop.Worker`. It writes protocol events as JSON lines on stdout, reads control
+Each worker is `python -m engine.worker.pool ...` (the `main` below) running
+`engine.worker.trial_loop.Worker`. It writes protocol events as JSON lines on stdout, reads control
 lines (`{"control": "interrupt" | "stop_after" | "stop_now" | "hold" | "release"}`) on
 stdin, and logs to stderr (a file under outputs/). It dies with the engine: Linux kills
 it when the engine dies (PR_SET_PDEATHSIG), and on any platform it treats stdin EOF or a
@@ -196,14 +196,14 @@ class LocalWorkers:
                 child.process.kill()
 
     def _spawn(self, *, parallel: bool) -> None:
-        from engine.storage import child_env
+        from engine.storage.backend import child_env
 
         self._serial += 1
         worker_id = f"w{self._serial}"
         cmd = [
             sys.executable,
             "-m",
-            "engine.worker_pool",
+            "engine.worker.pool",
             "--campaign",
             self.campaign,
             "--worker-id",
@@ -355,17 +355,17 @@ def run_worker_process(
 ) -> int:
     """A worker process's life, the engine's local workers and a node's alike: open the
     storage (an outage waited out), take the campaign's heartbeat settings, run the loop
-    of `engine.trial_loop.Worker` (`args`: the flags both entry points take; `options`:
+    of `engine.worker.trial_loop.Worker` (`args`: the flags both entry points take; `options`:
     what differs, e.g. `parallel`, `lock_path`, `poll_s`). Past the storage patience: one
     line on stderr, exit 75 (its trial stays RUNNING and is recovered as interrupted). A
     full disk or an unwritable path: the fault's line as an `error` event (the line the
     engine or the node stops with), in the log too, and exit 3."""
     from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
-    from engine.fleet.fit import memory_limit_from_env
-    from engine.fleet.heartbeat import use_campaign_heartbeat
-    from engine.queue import CampaignQueue
-    from engine.storage_outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable, open_guarded
-    from engine.trial_loop import Worker
+    from engine.storage.outage import EXIT_STORAGE_UNREACHABLE, StorageUnreachable, open_guarded
+    from engine.storage.queue import CampaignQueue
+    from engine.worker.fit import memory_limit_from_env
+    from engine.worker.heartbeat import use_campaign_heartbeat
+    from engine.worker.trial_loop import Worker
 
     try:
         storage = open_guarded(url, args.storage_patience, emit, source=args.worker_id)
@@ -397,7 +397,7 @@ def run_worker_process(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.worker_pool")
+    parser = argparse.ArgumentParser(prog="python -m engine.worker.pool")
     parser.add_argument("--storage", help="default: $HPOTUI_STORAGE (what the engine sets)")
     parser.add_argument("--campaign", required=True)
     parser.add_argument("--worker-id", required=True)
@@ -412,12 +412,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage-patience", type=float, default=300.0)
     args = parser.parse_args(argv)
 
-    from engine.storage import STORAGE_ENV, requested_storage
-    from engine.trial_loop import Flags
+    from engine.storage.backend import STORAGE_ENV, requested_storage
+    from engine.worker.trial_loop import Flags
 
     url = requested_storage(args.storage)
     if not url:
-        print(f"engine.worker_pool: ${STORAGE_ENV} is not set", file=sys.stderr)
+        print(f"engine.worker.pool: ${STORAGE_ENV} is not set", file=sys.stderr)
         return 2
 
     orphaned = _die_with_parent(args.parent)
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = Flags(orphaned=orphaned, hold=args.hold)
 
     emit = child_process_io(flags)
-    from engine.fleet.heartbeat import prepare_worker_process
+    from engine.worker.heartbeat import prepare_worker_process
 
     prepare_worker_process(args.threads)  # before a trial: its heartbeat must not starve
     code = run_worker_process(url, args, emit, flags, parallel=args.parallel, lock_path=args.lock)

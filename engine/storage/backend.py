@@ -24,11 +24,12 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from engine import paths
+
+if TYPE_CHECKING:
+    import optuna
 
 JOURNAL_NAME = "optuna.journal"
 _RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
@@ -102,20 +103,23 @@ def open_storage(
     marked failed by Optuna. The journal backend has no heartbeat; the engine recovers
     interrupted trials itself on restart.
 
-    A journal is checked first (engine/journal_check.py): a torn last record is cut back
+    A journal is checked first (engine/storage/journal_check.py): a torn last record is cut back
     (after a backup) and reported through `warn` (default: a line on stderr); a damaged
     middle raises `JournalDamaged`, a UserError.
     """
+    import optuna  # here, not at the top: naming a storage needs no Optuna (its import
+    # is a quarter of a second of a finished campaign's first frame)
+
     if is_journal(url):
-        from engine.journal_check import CheckedJournalBackend, check_and_repair
+        from engine.storage.journal_check import CheckedJournalBackend, check_and_repair
 
         say = warn or _warn_on_stderr
         path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         check_and_repair(path, say)
         return optuna.storages.JournalStorage(CheckedJournalBackend(path, say))
-    if engine_kwargs is None:  # a connection limit per process (engine.fleet.pool)
-        from engine.fleet.pool import engine_kwargs as pool_kwargs
+    if engine_kwargs is None:  # a connection limit per process (engine.storage.pool)
+        from engine.storage.pool import engine_kwargs as pool_kwargs
 
         engine_kwargs = pool_kwargs(url)
     return optuna.storages.RDBStorage(
@@ -247,7 +251,7 @@ def _check_database(url: str) -> str | None:
 
     masked = mask_url(url)
     try:
-        engine = sqlalchemy.create_engine(_sqlalchemy_url(url), connect_args=_timeout_args(url))
+        engine = sqlalchemy.create_engine(_sqlalchemy_url(url), connect_args=timeout_args(url))
     except ModuleNotFoundError as error:
         install = (
             "hpotui[postgres]" if url.startswith("postgres") else "its driver (e.g. mysqlclient)"
@@ -266,7 +270,9 @@ def _check_database(url: str) -> str | None:
     return None
 
 
-def _timeout_args(url: str) -> dict[str, Any]:
+def timeout_args(url: str) -> dict[str, Any]:
+    """A database driver's connect timeout (5 s): a look at an unreachable server
+    answers, never hangs."""
     scheme = _scheme(url) or ""
     if scheme.startswith(("postgres", "mysql", "mariadb")):
         return {"connect_timeout": 5}

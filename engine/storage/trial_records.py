@@ -23,9 +23,41 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from engine import protocol as p
-from engine.fleet.hosts import trial_state, worker_label
-from engine.queue import T_EXTREME, T_HOST, T_INTERRUPTED, T_REASON, T_WORKER, CampaignQueue, Entry
-from engine.recovery import HOST
+from engine.storage.queue import (
+    T_COUNTED,
+    T_DEFERRED,
+    T_EXTREME,
+    T_HOST,
+    T_INTERRUPTED,
+    T_REASON,
+    T_SURPLUS,
+    T_WORKER,
+    CampaignQueue,
+    Entry,
+)
+from engine.storage.recovery import HOST
+
+
+def trial_state(t: FrozenTrial) -> p.TrialState | None:
+    """The protocol state of a finished trial (None: not finished, or surplus)."""
+    if t.state == TrialState.COMPLETE:
+        return "complete"
+    if t.state == TrialState.PRUNED:
+        return "pruned"
+    if t.state == TrialState.FAIL:
+        if t.user_attrs.get(T_SURPLUS) or t.user_attrs.get(T_DEFERRED):
+            return None  # never ran: surplus, or handed to a worker it fits
+        return "failed" if t.user_attrs.get(T_COUNTED) else "interrupted"
+    return None
+
+
+def worker_label(t: FrozenTrial) -> str:
+    """The trial's worker, with its host unless the worker id names it already
+    (`w1@machine-b`), so a front-end's worker column tells machines apart."""
+    worker = str(t.user_attrs.get(T_WORKER, "?"))
+    host = str(t.user_attrs.get(T_HOST, ""))
+    return worker if not host or host in worker else f"{worker}@{host}"
+
 
 TRAIN_LOSSES = "train_losses"  # trial user attribute: [[epoch, train loss], ...]
 

@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial
 
 from engine import protocol as p
 from engine.atomic import write_atomic
-from engine.queue import (
+from engine.storage.queue import (
     T_COUNTED,
     T_EXTREME,
     T_HOST,

@@ -2,7 +2,7 @@
 
 A worker needs only a storage URL and a campaign name: every experiment's resolved
 config and architecture grid are read from its study, so the same loop runs as a local
-process of the engine (`python -m engine.trial_loop`, events as JSON lines on stdout,
+process of the engine (`python -m engine.worker.trial_loop`, events as JSON lines on stdout,
 control lines on stdin) or on another machine against a shared database.
 
 Rules:
@@ -12,10 +12,10 @@ Rules:
 - A failing trial (exception, NaN loss) is recorded FAIL with its reason and counted;
   the queue marks the experiment failed after too many in a row. An architecture that
   does not fit this worker's memory is no failure: it is deferred to a worker it fits
-  (engine.fleet.fit), never counted.
+  (engine.worker.fit), never counted.
 - n_trials holds across workers: a trial asked past n_trials (two workers racing) is
   recorded as surplus (FAIL, not counted) and dropped.
-- A database outage is waited out inside the storage (`engine.storage_outage`): a trial
+- A database outage is waited out inside the storage (`engine.storage.outage`): a trial
   whose report or tell meets one just waits. Past the patience `StorageUnreachable`
   leaves the trial RUNNING, never failed (nothing can be written), and ends the worker;
   whoever sees its process gone records the trial interrupted and re-enqueues it.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,18 +35,23 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from engine import protocol as p
-from engine import trial_lifecycle as lifecycle
-from engine.filelock import held
-from engine.fleet.fit import FitJudge, defer_trial
-from engine.queue import (
+from engine.campaign.search import (
+    ARCH_PARAM,
+    distributions,
+    make_pruner,
+    make_sampler,
+    trial_inputs,
+)
+from engine.storage.queue import (
     T_COUNTED,
     T_REASON,
     T_SURPLUS,
     CampaignQueue,
     Entry,
 )
-from engine.recovery import HOST
-from engine.search import ARCH_PARAM, distributions, make_pruner, make_sampler, trial_inputs
+from engine.storage.recovery import HOST
+from engine.worker import trial_lifecycle as lifecycle
+from engine.worker.fit import FitJudge, defer_trial
 
 Emit = Callable[[p.Event], None]
 MAX_DEFERRALS = 3  # fresh asks per pick whose architecture may not fit this worker
@@ -67,16 +72,6 @@ class Flags:
 
     def should_exit(self) -> bool:
         return self.stop_after or self.exit_now or self.orphaned()
-
-
-@contextlib.contextmanager
-def ask_lock(lock_path: str | None) -> Iterator[None]:
-    """Serialise check-and-ask between local workers (the surplus check covers the rest)."""
-    if lock_path is None:
-        yield
-        return
-    with held(lock_path):
-        yield
 
 
 class Worker:
@@ -149,7 +144,7 @@ class Worker:
         entry, study, trial = asked
         try:
             if entry.config.fuse != 1:  # a fused group led by this trial
-                from engine.trial_group import run_group
+                from engine.worker.trial_group import run_group
 
                 self.trials_run += run_group(self, entry, study, trial) - 1
             else:
@@ -172,7 +167,7 @@ class Worker:
         return True
 
     def _ask(self) -> tuple[Entry, optuna.Study, optuna.trial.Trial] | str | None:
-        with ask_lock(self.lock_path):
+        with lifecycle.ask_lock(self.lock_path):
             self.fit.refresh()
             entry = self.queue.pick(accept=self.fit.runnable)
             if entry is None or entry.counts.consecutive_failures >= (
@@ -227,7 +222,7 @@ class Worker:
         return self._data[key]
 
     def _train(self, entry: Entry, study: optuna.Study, trial: optuna.trial.Trial) -> None:
-        """Train one trial alone and settle it (`engine.trial_lifecycle`)."""
+        """Train one trial alone and settle it (`engine.worker.trial_lifecycle`)."""
         cfg = entry.config
         inputs = trial_inputs(trial.params, cfg, entry.grid)
         frozen = lifecycle.announce(self, entry, trial, inputs)
@@ -263,7 +258,7 @@ class Worker:
     def run_options(self, cfg: Any) -> Any:
         """How a trial of experiment config `cfg` runs on this worker: its device,
         threads and memory limit, the experiment's precision, objective and dropout
-        sites. A solo trial (`_train`) and a fused group (`engine.trial_group`) alike."""
+        sites. A solo trial (`_train`) and a fused group (`engine.worker.trial_group`) alike."""
         from engine.train.config import RunOptions
 
         return RunOptions(
@@ -280,7 +275,7 @@ class Worker:
     ) -> tuple[p.TrialState, float | None, dict[str, float], str]:
         """Store a trained trial's result attributes and tell Optuna its value (a NaN or
         infinite one fails it, counted): (state, value, metrics, reason). One trial trained
-        alone (`_train`) or as a member of a fused group (`engine.trial_group`)."""
+        alone (`_train`) or as a member of a fused group (`engine.worker.trial_group`)."""
         cfg, tid = entry.config, trial._trial_id
         value = float(result.value)
         metrics = {k: float(v) for k, v in result.val_metrics.items()}

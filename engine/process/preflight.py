@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from engine import journal_check, paths
+from engine import paths
 from engine.campaign.causes import grid_cause, split_cause
 from engine.campaign.config import Locations, load_located
 from engine.campaign.design_checks import design_warnings
@@ -34,7 +34,8 @@ from engine.dataset.spec import DataSpec
 from engine.dataset.splits import SplitFacts
 from engine.errors import UserError, UserErrors
 from engine.model.architecture import Architecture
-from engine.storage import (
+from engine.storage import journal_check
+from engine.storage.backend import (
     STORAGE_ENV,
     check_storage,
     default_storage_url,
@@ -374,8 +375,8 @@ class _Checker:
     def memory(
         self, exp: ExperimentConfig, grid: list[Any], n_features: int, device: torch.device
     ) -> None:
-        from engine.model.memory import SAFETY, available_memory_bytes, estimate_peak_bytes
         from engine.train.device import training_dtype
+        from engine.train.memory import SAFETY, available_memory_bytes, estimate_peak_bytes
 
         try:
             dtype = training_dtype(device, exp.precision) or torch.float32

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine import protocol as p
 from engine.errors import UserError
+from engine.storage.trial_records import experiment_trials
 
 if TYPE_CHECKING:
-    from engine.channels import Client
-    from engine.runner import Engine
+    from engine.process.channels import Client
+    from engine.process.runner import Engine
 
 
 class CommandHandler:
@@ -92,6 +93,8 @@ class CommandHandler:
         old = entry.study_name
         new = engine.queue.rerun(c.experiment, extremes)
         engine.started_experiments.discard(c.experiment)
+        # the experiment's trials are now the fresh study's: front-ends drop the old ones
+        engine.channels.emit(experiment_trials(new))
         return f"re-running {c.experiment} in study {new.study_name} ({old} archived)"
 
     def add(self, c: p.AddExperiments) -> str:

@@ -56,7 +56,9 @@ def pool_size() -> int:
 def process_name() -> str:
     """`engine`, `worker_pool`, `node_worker`, `cli`, ...: what this process runs."""
     main = Path(sys.argv[0] if sys.argv and sys.argv[0] else "python")
-    return main.parent.name if main.stem == "__main__" else main.stem
+    if main.stem == "__main__":
+        return main.parent.name
+    return "worker_pool" if main.parts[-2:] == ("worker", "pool.py") else main.stem
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:

@@ -33,16 +33,16 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from engine import trial_lifecycle as lifecycle
-from engine.queue import (
+from engine.campaign.search import ARCH_PARAM, distributions, trial_inputs
+from engine.storage.queue import (
     T_COUNTED,
     T_SURPLUS,
     Entry,
 )
-from engine.search import ARCH_PARAM, distributions, trial_inputs
+from engine.worker import trial_lifecycle as lifecycle
 
 if TYPE_CHECKING:
-    from engine.trial_loop import Worker
+    from engine.worker.trial_loop import Worker
 
 SHAPE_PARAMS = ("epochs", "batch_size")  # searched knobs a group's members share
 
@@ -74,10 +74,10 @@ def _group_size(
     worker: Worker, entry: Entry, leader: optuna.trial.Trial
 ) -> tuple[Any, int, dict[str, Any] | None]:
     """(prepared data, K before the trial-count caps, "auto"'s calibration figures)."""
-    from engine.model.memory import max_fused_trials
     from engine.train.autotune import apply_run_choice
     from engine.train.device import resolve_device
     from engine.train.fuse_size import choose_fuse
+    from engine.train.memory import max_fused_trials
 
     cfg = entry.config
     arch, _, params = trial_inputs(leader.params, cfg, entry.grid)
@@ -138,14 +138,13 @@ def _ask_members(
     """Up to n more trials of the leader's shape (module docstring); and any trial popped
     that turned out to have another shape (a race with another machine's worker),
     which the caller runs on its own."""
-    from engine.trial_loop import ask_lock
 
     fixed = {k: leader.params[k] for k in (ARCH_PARAM, *SHAPE_PARAMS) if k in leader.params}
     space = distributions(entry.config, len(entry.grid))
     members: list[optuna.trial.Trial] = []
     extra: list[optuna.trial.Trial] = []
     storage = worker.storage
-    with ask_lock(worker.lock_path):
+    with lifecycle.ask_lock(worker.lock_path):
         n = min(n, _slots_left(worker, entry))
         while len(members) < n:
             waiting = storage.get_all_trials(
@@ -186,7 +185,7 @@ def _train_members(
     calibration: dict[str, Any] | None,
 ) -> None:
     """Train the group as one model; each member is announced, recorded per epoch and
-    settled exactly as a solo trial (`engine.trial_lifecycle`) as soon as it leaves."""
+    settled exactly as a solo trial (`engine.worker.trial_lifecycle`) as soon as it leaves."""
     from engine.train.fused_trainer import train_group
 
     cfg, storage = entry.config, worker.storage

@@ -6,7 +6,7 @@ create or check each experiment's study, recover trials a dead engine left RUNNI
 (recorded interrupted, re-enqueued), Hello, snapshot, workers. It ends when every
 experiment is done/failed/skipped, or on Stop / SIGTERM, with Bye.
 
-A database outage is waited out inside the storage (`engine.storage_outage`, reported as
+A database outage is waited out inside the storage (`engine.storage.outage`, reported as
 `StorageOutage` events); past its patience the engine ends with Bye 75, resumable.
 Before Bye it drains its workers' last events and reads the storage once more
 (`final_sweep`), so every trial finished anywhere is in the event stream and events.jsonl.
@@ -28,27 +28,28 @@ from optuna.storages import BaseStorage
 from engine import protocol as p
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.campaign.plan import Plan, data_facts, plan_experiment
-from engine.channels import Channels, Client, Inbox
-from engine.commands import CommandHandler
 from engine.env_faults import EXIT_ENVIRONMENT, describe_fault
 from engine.fleet.datacheck import check_same_data
 from engine.fleet.engine_hosts import EngineHosts
-from engine.fleet.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
 from engine.fleet.hosts import TrialWatcher
 from engine.fleet.monitor import record_monitor_spec
 from engine.notify import Notifier, install
-from engine.outputs import Outputs
-from engine.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
-from engine.recovery import HOST, recover
-from engine.storage import is_journal, journal_path, mask_url
-from engine.storage_outage import (
+from engine.process.channels import Channels, Client, Inbox
+from engine.process.commands import CommandHandler
+from engine.process.outputs import Outputs
+from engine.storage.backend import is_journal, journal_path, mask_url
+from engine.storage.campaign_view import stored_view
+from engine.storage.outage import (
     EXIT_STORAGE_UNREACHABLE,
     StorageUnreachable,
     guard_of,
     report_outages,
 )
-from engine.trial_records import campaign_trials
-from engine.worker_pool import LocalWorkers, auto_workers, resolve_worker_count
+from engine.storage.queue import T_HOST, T_PID, CampaignQueue, Entry, best_trial
+from engine.storage.recovery import HOST, recover
+from engine.storage.view_cache import write_view
+from engine.worker.heartbeat import HeartbeatSettings, record_settings, use_campaign_heartbeat
+from engine.worker.pool import LocalWorkers, auto_workers, resolve_worker_count
 
 ENGINE_VERSION = "0.1.0"
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -121,6 +122,7 @@ class Engine:
         self.handler = CommandHandler(self)
         self.hosts: EngineHosts | None = None  # set in run(): host record, remote control
         self.finished_all = False  # every experiment done/failed/skipped (not a stop)
+        self.first_commands: list[str] = []  # `--command` lines, applied before the loop
         self.notifier = Notifier(
             campaign.name,
             campaign.notify.with_env(),
@@ -159,7 +161,7 @@ class Engine:
         return created
 
     def recover(self) -> int:
-        """Interrupted trials of dead processes: recorded and re-enqueued (engine.recovery)."""
+        """Interrupted trials of dead processes: recorded and re-enqueued (engine.storage.recovery)."""
         live = self.local.pids() if self.local is not None else []
         return recover(self.queue, ask_lock=self.ask_lock_path, live_pids=live)
 
@@ -201,8 +203,7 @@ class Engine:
         self.channels.emit(self.hello())
         for level, note in self.notes:
             self.log(level, note)
-        self.send_trials(None)
-        self.send_snapshot(force=True)
+        self.send_view(None)
         why = self.channels.serve(self.dir / "engine.sock")
         if why:
             self.log("warning", f"no socket for re-attaching: {why}")
@@ -224,6 +225,8 @@ class Engine:
         reason = "campaign complete"
         reachable = True
         try:
+            for line in self.first_commands:  # Reply on stdout, before any loop decision
+                self.handler.handle_line(line, None)
             exit_code, reason = self._loop()
         except StorageUnreachable as error:
             exit_code, reason, reachable = EXIT_STORAGE_UNREACHABLE, str(error), False
@@ -249,6 +252,8 @@ class Engine:
         if exit_code != EXIT_ENVIRONMENT and reachable:
             try:
                 self.final_sweep()
+                if self.finished_all:
+                    self.keep_view()
             except StorageUnreachable as error:
                 exit_code, reason = EXIT_STORAGE_UNREACHABLE, str(error)
             except OSError as error:  # the disk filled up at the very end
@@ -350,6 +355,22 @@ class Engine:
         self.apply_refresh()
         self.send_snapshot()
 
+    def keep_view(self) -> None:
+        """The finished campaign's stored view beside its journal (engine/storage/view_cache.py):
+        a dashboard opens it without replaying the journal. Nothing is written to the
+        journal after this (only Bye follows)."""
+        if not is_journal(self.storage_url):
+            return
+        entries = self.queue.entries()
+        view = stored_view(self.queue, self.n_workers, hosts=self.host_views, entries=entries)
+        write_view(self.dir, journal_path(self.storage_url), entries, view)
+
+    def host_views(self) -> list[dict[str, Any]]:
+        """Every machine's record as front-ends show it (engine.fleet.host_records)."""
+        from engine.fleet.host_records import host_views
+
+        return host_views(self.storage, self.queue)
+
     def _has_work(self) -> bool:
         if self.queue.paused_all():
             return False
@@ -361,9 +382,7 @@ class Engine:
         elif kind == "attach":
             assert isinstance(source, Client)
             self.channels.emit(self.hello(), only=source)
-            self.send_trials(source)
-            snap = self.queue.snapshot(self.n_workers)
-            self.channels.emit(snap, only=source)
+            self.send_view(source)
             self.channels.add_client(source)
         elif kind == "eof" and source is None:
             self.log("info", "front-end gone (stdin closed); running headless")
@@ -444,19 +463,20 @@ class Engine:
     def send_snapshot(self, *, force: bool = False) -> None:
         needs = self.hosts.needs_bigger if self.hosts is not None else None
         snap = self.queue.snapshot(self.n_workers, needs)
-        key = p.encode(
-            p.QueueSnapshot(
-                experiments=snap.experiments, workers=snap.workers, paused_all=snap.paused_all, ts=0
-            )
-        )
+        key = _snapshot_key(snap)
         if force or key != self.last_snapshot:
             self.last_snapshot = key
             self.channels.emit(snap)
 
-    def send_trials(self, only: Client | None) -> None:
-        """Every stored trial, one `ExperimentTrials` per experiment (to `only`, or to all
-        at start-up); never written to events.jsonl (the storage holds them)."""
-        for event in campaign_trials(self.queue):
+    def send_view(self, only: Client | None) -> None:
+        """The campaign as stored (engine.storage.campaign_view: every stored trial, one
+        `ExperimentTrials` per experiment, never written to events.jsonl; the queue; the
+        machines), to `only` (an attaching front-end) or to all at start-up."""
+        needs = self.hosts.needs_bigger if self.hosts is not None else None
+        view = stored_view(self.queue, self.n_workers, hosts=self.host_views, needs_bigger=needs)
+        for event in view:
+            if isinstance(event, p.QueueSnapshot) and only is None:
+                self.last_snapshot = _snapshot_key(event)  # what send_snapshot compares
             self.channels.emit(event, only=only)
 
     def log(self, level: p.LogLevel, message: str) -> None:
@@ -498,8 +518,8 @@ class Engine:
         if not self.monitor_enabled:
             return None
         try:
+            from engine.monitor.factory import make_probe
             from engine.monitor.policy import ThermalPolicy
-            from engine.monitor.probe import make_probe
             from engine.monitor.sampler import MonitorThread
 
             local = self.local
@@ -535,3 +555,12 @@ class Engine:
                 self.local.broadcast("hold" if hold else "release")
         if decision.stop_running_trials and event is not None:
             self.local.broadcast("interrupt")
+
+
+def _snapshot_key(snap: p.QueueSnapshot) -> str:
+    """A snapshot's content without its time: an unchanged queue is not sent again."""
+    return p.encode(
+        p.QueueSnapshot(
+            experiments=snap.experiments, workers=snap.workers, paused_all=snap.paused_all, ts=0
+        )
+    )

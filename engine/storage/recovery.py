@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import os
 import re
+import socket
 from collections.abc import Collection
 from typing import Any
 
@@ -34,8 +35,8 @@ from optuna.trial import FrozenTrial, TrialState
 from engine.campaign.schema import Invalid, duration
 from engine.errors import UserError
 from engine.filelock import held
-from engine.fleet.hosts import host_name
-from engine.queue import (
+from engine.storage.outage import DEFAULT_PATIENCE_S, guard_of, heartbeats_trusted
+from engine.storage.queue import (
     T_COUNTED,
     T_EXTREME,
     T_HOST,
@@ -47,9 +48,19 @@ from engine.queue import (
     CampaignQueue,
     Entry,
 )
-from engine.storage_outage import DEFAULT_PATIENCE_S, guard_of, heartbeats_trusted
 
-HOST = host_name()  # $HPOTUI_HOST, else the hostname (engine.fleet.hosts)
+HOST_ENV = "HPOTUI_HOST"
+
+
+def host_name() -> str:
+    """This machine's name as recorded with its trials: `$HPOTUI_HOST`, else the hostname.
+
+    Set HPOTUI_HOST when two machines share a hostname (containers, cloned VMs).
+    """
+    return os.environ.get(HOST_ENV, "").strip() or socket.gethostname()
+
+
+HOST = host_name()
 PIDLESS_MARGIN_ENV = "HPOTUI_PIDLESS_MARGIN"
 DEFAULT_PIDLESS_MARGIN_S = 60.0
 
