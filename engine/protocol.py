@@ -92,6 +92,8 @@ class ExperimentStatus:
     # blocks; empty until the engine has read the experiment's data
     splits: list[dict[str, Any]] = field(default_factory=list)
     split_warnings: list[str] = field(default_factory=list)  # label-rate drift
+    # what a trial's value is: "val_bce", or "val_auc" (the value is then 1 - ROC-AUC)
+    objective: str = "val_bce"
 
 
 @dataclass

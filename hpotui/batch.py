@@ -29,7 +29,7 @@ from rich.text import Text
 from engine import protocol as p
 from hpotui.batch_lines import arch_label as _arch_label
 from hpotui.batch_lines import duration as _duration
-from hpotui.batch_lines import trial_lines
+from hpotui.batch_lines import objective_text, trial_lines
 from hpotui.link import EngineLink, engine_flags
 from hpotui.progress import Progress, campaign_progress, concurrency
 from hpotui.state import outage_line
@@ -201,7 +201,9 @@ class BatchView:
         progress = self.campaign_progress()
         head = f"[{progress.label()}]" if progress is not None else ""
         width = self.console.width if self.console.is_terminal else None
-        return trial_lines(e, head, ordinal, status.n_trials if status else None, width)
+        objective = status.objective if status else "val_bce"
+        return trial_lines(e, head, ordinal, status.n_trials if status else None, width,
+                           objective)  # fmt: skip
 
     def progress(self) -> Text:
         snap = self.snapshot
@@ -227,13 +229,17 @@ class BatchView:
 
     def summary(self, campaign_dir: Path | None) -> Table:
         table = Table(title="best architecture per experiment", title_justify="left")
-        for col in ("experiment", "state", "trials", "best val_bce", "architecture", "params"):
+        for col in ("experiment", "state", "trials", "best (objective)", "architecture", "params"):
             table.add_column(col)
         for x in self.snapshot.experiments if self.snapshot else []:
             best = _best_file(campaign_dir, x.name)
             arch = _arch_label(best.get("architecture") or {}) if best else "-"
             params = f"{best['n_params']:,}" if best and best.get("n_params") else "-"
-            value = "-" if x.best_value is None else f"{x.best_value:.4f}"
+            value = (
+                "-"
+                if x.best_value is None
+                else f"{x.objective} {objective_text(x.objective, x.best_value)}"
+            )
             done = x.n_complete + x.n_pruned + x.n_failed
             table.add_row(x.name, x.state, f"{done}/{x.n_trials}", value, arch, params)
         return table

@@ -34,13 +34,27 @@ def duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
+def objective_text(objective: str, value: float | None) -> str:
+    """A trial's value as its objective reads: val_bce as stored, val_auc as the ROC-AUC
+    (the stored value is 1 - ROC-AUC, which the search minimises)."""
+    if value is None:
+        return "-"
+    return f"{1 - value:.4f}" if objective == "val_auc" else f"{value:.4f}"
+
+
 def trial_lines(
-    e: p.TrialFinished, head: str, ordinal: str, n_trials: int | None, width: int | None
+    e: p.TrialFinished,
+    head: str,
+    ordinal: str,
+    n_trials: int | None,
+    width: int | None,
+    objective: str = "val_bce",
 ) -> list[Text]:
-    """`[3/12 trials · 4m10s left] 20K_h1  2/6  trial #4  complete ...`, cut to `width`
-    (None: every field), then the reason of a trial that did not complete."""
+    """`[3/12 trials · 4m10s left] 20K_h1  2/6  trial #4  complete  val_bce 0.4469 ...`,
+    cut to `width` (None: every field), then the reason of a trial that did not complete.
+    The value is named by the experiment's objective (`val_auc 0.688`, not 1 - AUC)."""
     n = f"{ordinal:>3}/{n_trials:<3}" if n_trials is not None else f"{ordinal:>3}    "
-    value = "-" if e.value is None else f"{e.value:.4f}"
+    value = objective_text(objective, e.value)
     # (text, priority): the lowest priority is dropped first when the line is too wide
     fields = [
         (head, 9),
@@ -48,7 +62,7 @@ def trial_lines(
         (n, 9),
         (f"trial #{e.trial:<3}", 10),
         (f"{e.state:<11}", 10),
-        (f"val_bce {value:<8}", 10),
+        (f"{objective} {value:<8}", 10),
         (f"{arch_label(e.architecture):<20}", 3),
         (f"{e.n_params:>11,} params", 2),
         (f"{duration(e.duration_s):>7}", 4),

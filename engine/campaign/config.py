@@ -11,6 +11,7 @@ Layout (docs/config.md is the reference):
     [[experiments]] explicit experiments: budget, horizon, optional name and overrides
     [monitor]       thermal and memory thresholds
     [notify]        apprise URLs and the events that send a message (engine.notify)
+    [report]        how `hpotui report` retrains: top, seeds, workers
 
 Values are merged defaults -> grid -> experiment, tables key by key. Unknown keys and
 wrong types are reported as `file:line: key: what was expected (did you mean X?)`.
@@ -32,6 +33,7 @@ from engine.campaign.model import (
     MonitorSpec,
     ParamSpec,
     PrunerSpec,
+    ReportSpec,
     SamplerSpec,
 )
 from engine.campaign.params import parse_params
@@ -105,6 +107,9 @@ def load_located(path: Path) -> tuple[Campaign, Locations]:
     notify = NotifySpec(
         **_check_table(data.get("notify", {}), ("notify",), schema.NOTIFY, problems)
     )
+    report = ReportSpec(
+        **_check_table(data.get("report", {}), ("report",), schema.REPORT, problems)
+    )
     problems.raise_if_any()
     campaign = Campaign(
         name=name,
@@ -115,6 +120,7 @@ def load_located(path: Path) -> tuple[Campaign, Locations]:
         storage_patience_s=schema.duration(head.get("storage_patience", 300.0)),
         monitor=monitor,
         notify=notify,
+        report=report,
     )
     return campaign, locations
 

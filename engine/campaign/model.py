@@ -61,6 +61,16 @@ class MonitorSpec:
 
 
 @dataclass(frozen=True)
+class ReportSpec:
+    """How `hpotui report` retrains (docs/report.md): the top configurations of each
+    search x seeds, in each test period; its command-line flags override these."""
+
+    top: int = 3
+    seeds: int = 3
+    workers: int | Literal["auto"] = "auto"  # retraining processes
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str  # e.g. "2M_h1"
     budget: str  # e.g. "2M"
@@ -131,6 +141,7 @@ class Campaign:
     storage_patience_s: float = 300.0  # how long a database outage is waited out
     monitor: MonitorSpec = field(default_factory=MonitorSpec)
     notify: NotifySpec = field(default_factory=NotifySpec)  # URLs are secrets: never stored
+    report: ReportSpec = field(default_factory=ReportSpec)
 
     def experiment(self, name: str) -> ExperimentConfig:
         for exp in self.experiments:

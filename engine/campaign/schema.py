@@ -203,6 +203,7 @@ SPLIT: dict[str, Check] = {
     "purge": integer(0),
     "min_val_windows": integer(1),
     "seed": integer(),
+    "test_periods": integer(1, 20),
 }
 
 SAMPLER: dict[str, Check] = {
@@ -313,4 +314,6 @@ def _notify_events(value: Any) -> tuple[str, ...]:
 
 NOTIFY: dict[str, Check] = {"urls": notify_urls, "on": _notify_events}
 
-TOP_LEVEL = ("campaign", "defaults", "grid", "experiments", "monitor", "notify")
+REPORT: dict[str, Check] = {"top": integer(1), "seeds": integer(1), "workers": workers}
+
+TOP_LEVEL = ("campaign", "defaults", "grid", "experiments", "monitor", "notify", "report")

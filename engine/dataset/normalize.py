@@ -1,7 +1,7 @@
 """Feature normalization: nothing about validation or test rows ever enters it.
 
-`zscore` (default): per-feature mean and standard deviation computed over the rows that
-the training windows read, then applied to every row. Validation and test rows never
+`zscore`: per-feature mean and standard deviation computed over the rows that the
+training windows read, then applied to every row. Validation and test rows never
 enter the statistics, so nothing about their distribution leaks into training.
 
 `revin`: reversible instance normalization without the affine part: each window is
@@ -11,10 +11,12 @@ collapsed to a constant on new data, original-pipeline.md item 7) and needs no f
 statistics, so there is nothing to leak. The classifier outputs a probability, so the
 "reverse" step of RevIN has nothing to undo.
 
-`rolling`: each row standardized per feature by the mean and deviation of the trailing
-`rolling_window` rows ending at it (fewer at the start of the data): statistics from the
-past only, so like RevIN it fits nothing and follows the level of each period, but every
-row of a window keeps its own scale (a window's last day is not re-centred on the others).
+`rolling` (the default, DataSpec.normalization): each row standardized per feature by
+the mean and deviation of the trailing `rolling_window` rows ending at it (fewer at the
+start of the data, or of a chunks-mode segment: engine/dataset/segments.py): statistics
+from the past only, so like RevIN it fits nothing and follows the level of each period,
+but every row of a window keeps its own scale (a window's last day is not re-centred on
+the others).
 
 The choice is `normalization` in the config (DataSpec.normalization), stored with every
 trial's data summary; docs/model.md compares the three on the demo data.

@@ -50,6 +50,9 @@ class SplitSpec:
     chunks: `n_chunks` scattered blocks per validation and test (regime diversity), every
     window inside a block used. In both modes a purge gap of `purge` windows (at least the
     horizon; None = horizon) separates splits so no label crosses a boundary.
+    test_periods: the test windows as that many consecutive blocks at the end of the data
+    (contiguous mode only), each preceded by the embargo: the report's walk-forward test
+    periods (engine.dataset.periods). The search sees none of them.
     """
 
     mode: SplitMode = "contiguous"
@@ -59,6 +62,7 @@ class SplitSpec:
     purge: int | None = None
     min_val_windows: int = 200
     seed: int = 0
+    test_periods: int = 1
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ label), so "window position" and "day" differ by a constant and a purge of k win
 purge of k days.
 
 Splits, with the embargo between them, and the facts about each split (sizes, dates,
-label rates, drift) are `engine.dataset.splits`.
+label rates, drift) are `engine.dataset.splits`; walk-forward test periods are
+`engine.dataset.periods`; chunks mode's per-segment features `engine.dataset.segments`.
 
 Everything is built once, as tensors on the device; the training loop only indexes them.
 The test split exists but only `RunOptions.evaluate_test` makes the trainer look at it.
@@ -24,8 +25,17 @@ import torch
 
 from engine.dataset.labels import make_labels
 from engine.dataset.normalize import NormStats, instance_normalize, normalize_rows
+from engine.dataset.segments import segment_rows
 from engine.dataset.spec import DataSpec
-from engine.dataset.splits import SPLITS, SplitFacts, SplitInfo, facts_of, gap_of, split_days
+from engine.dataset.splits import (
+    SPLITS,
+    SplitFacts,
+    SplitInfo,
+    facts_of,
+    feature_warmup,
+    gap_of,
+    split_days,
+)
 from engine.errors import UserError
 
 
@@ -104,30 +114,53 @@ def _feature_matrix(frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 def prepare_data(frame: pd.DataFrame, spec: DataSpec, device: torch.device) -> PreparedData:
-    """Labels, splits, normalization and windows for `spec`, as tensors on `device`.
+    """Labels, the search's splits, normalization and windows for `spec`, as tensors on
+    `device`.
 
     Raises UserError (before any training) when the data is too short or the validation
     split is below `spec.split.min_val_windows`.
     """
+    return prepare_windows(frame, spec, split_days(len(frame), spec), device)
+
+
+def prepare_windows(
+    frame: pd.DataFrame, spec: DataSpec, days: dict[str, np.ndarray], device: torch.device
+) -> PreparedData:
+    """Windows ending on `days` (train / val / test window days, as `split_days` or a
+    walk-forward period gives them), normalized as `spec` says, on `device`.
+
+    Normalization statistics (zscore) come from the rows the training windows read. In
+    chunks mode every segment's feature rows come from the days it may see
+    (`engine.dataset.segments`)."""
     values, names = _feature_matrix(frame)
     labels = make_labels(frame, spec.labels).to_numpy()
     context, horizon = spec.context_len, spec.labels.horizon
-    days = split_days(len(frame), spec)
-    facts = facts_of(days, labels, frame.index, gap_of(spec.split, horizon, context))
+    facts = facts_of(
+        days, labels, frame.index, gap_of(spec.split, horizon, context), feature_warmup(spec)
+    )
     # Rows read by any training window: days t-L+1 .. t for each training day t.
     coverage = np.zeros(len(frame) + 1, dtype=np.int64)
     np.add.at(coverage, days["train"] - context + 1, 1)
     np.add.at(coverage, days["train"] + 1, -1)
     fit_rows = np.cumsum(coverage[:-1]) > 0
-    normalized, stats = normalize_rows(
-        values, fit_rows, spec.normalization, names, spec.rolling_window
-    )
+    if spec.split.mode == "chunks":
+        rolling = spec.rolling_window if spec.normalization == "rolling" else None
+        rows_in = segment_rows(frame, spec, days, values, rolling)
+        if rolling is not None:
+            stats = NormStats("rolling", names, (), (), 0, spec.rolling_window)
+            normalized: np.ndarray = rows_in.astype(np.float32)
+        else:
+            normalized, stats = normalize_rows(rows_in, fit_rows, spec.normalization, names)
+    else:
+        normalized, stats = normalize_rows(
+            values, fit_rows, spec.normalization, names, spec.rolling_window
+        )
 
     rows = torch.from_numpy(normalized)
     offsets = torch.arange(-context + 1, 1)
     sets: dict[str, WindowSet] = {}
     for name in SPLITS:
-        day_index = torch.from_numpy(days[name])
+        day_index = torch.from_numpy(np.asarray(days[name], dtype=np.int64))
         x = rows[day_index[:, None] + offsets]  # (N, L, F)
         if spec.normalization == "revin":
             x = instance_normalize(x)
@@ -136,7 +169,7 @@ def prepare_data(frame: pd.DataFrame, spec: DataSpec, device: torch.device) -> P
             name=name,
             x=x.to(dtype=torch.float32).to(device),
             y=torch.from_numpy(y.astype(np.float32)).to(device),
-            days=days[name],
+            days=np.asarray(days[name]),
         )
     return PreparedData(
         spec=spec,

@@ -26,6 +26,7 @@ import torch
 from engine import paths
 from engine.campaign.causes import grid_cause, split_cause
 from engine.campaign.config import Locations, load_located
+from engine.campaign.design_checks import design_warnings
 from engine.campaign.model import Campaign, ExperimentConfig
 from engine.campaign.problems import KeyProblems
 from engine.campaign.space_checks import dead_ranges, values_of
@@ -104,6 +105,7 @@ def run_preflight(
     for experiment in campaign.experiments:
         checker.experiment(experiment)
     checker.flush()
+    report.warnings += design_warnings(campaign)
     if campaign.experiments and len(report.excluded) == len(campaign.experiments):
         report.problem(
             UserError("no experiment fits this machine's memory", where=_shown(campaign.path))

@@ -1,18 +1,22 @@
 """A campaign's scaling report, as a pipeline of small steps:
 
-collect -> retrain -> baselines -> compare -> fit -> words
+collect -> retrain -> baselines -> compare -> trend -> words -> figures
 
 - collect (`collect`): each experiment's top k configurations from its storage.
-- retrain (`retrain`): each of them x seeds on train+validation, tested once (resumable,
-  skipped when stored).
-- baselines (`baselines`): constant prior, persistence, logistic regression and the
-  oracle constant, once per distinct data spec, on the same test windows.
-- compare (`compare`): every run against every baseline on test BCE and ROC-AUC.
-- fit (`powerlaw`): loss(N) per horizon over all runs, with the hierarchical interval,
-  and the same fit of each run's margin over logistic regression.
-- words (`words`): every sentence, headline first.
+- retrain (`retrain`, `pool`): each of them x seeds x walk-forward test periods, trained
+  before the period's test block and tested once on it (resumable, skipped when stored).
+- baselines (`baselines`, `data`): constant prior, persistence, logistic regression and
+  the oracle constant, refitted per period, on the same test windows.
+- compare (`analysis.comparisons`, `compare`): each experiment against each baseline,
+  a paired test over test windows pooled over periods, Holm-adjusted.
+- trend (`analysis.trends`, `trend`, `powerlaw`): the change per decade of parameters
+  per level of every factor (horizon, task, ...), pooled and per period, whether two
+  levels' trends differ, and the power law's exponent where the sizes determine it.
+- words (`words`): every sentence, headline first, after what the design can support
+  (`adequacy`).
+- figures (`figures`) and the files (`tables`).
 
-Without retraining (`--no-retrain`) the fit falls back to the top configurations' best
+Without retraining (`--no-retrain`) the trend falls back to the top configurations'
 validation BCE, which the search biased, and the report says so. An experiment whose
 data or training fails (a UserError such as a missing dataset, or a configuration that
 does not fit in memory) gets its error in its row; the others go on.
@@ -20,16 +24,14 @@ does not fit in memory) gets its error in its row; the others go on.
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from optuna.storages import BaseStorage
 
@@ -37,20 +39,30 @@ from engine.dataset.spec import DataSpec
 from engine.dataset.splits import SplitFacts
 from engine.dataset.windows import PreparedData
 from engine.errors import UserError
-from engine.report.baselines import CONSTANT_PRIOR, LOGISTIC, Baseline, baselines
+from engine.report import analysis
+from engine.report.adequacy import Adequacy, assess
+from engine.report.baselines import CONSTANT_PRIOR, Baseline
 from engine.report.collect import DEFAULT_TOP_K, ExperimentResult, collect
-from engine.report.compare import Comparison, compare_all
-from engine.report.powerlaw import PowerLawFit, fit_power_law
-from engine.report.retrain import SeedRun, pending, retrain_experiment, retrain_study_name
+from engine.report.compare import Comparison
+from engine.report.data import PeriodData
+from engine.report.pool import run_all
+from engine.report.powerlaw import Exponent
+from engine.report.retrain import (
+    RetrainTask,
+    SeedRun,
+    retrain_study_name,
+    store_run,
+    stored_runs,
+    tasks_for,
+)
 from engine.report.scores import THRESHOLD_FREE
-from engine.report.splits import experiment_splits, splits_json
-from engine.report.words import DriftFact, FitFact, VersusFact, loses_to_linear, say
+from engine.report.splits import experiment_periods, experiment_splits
+from engine.report.trend import TrendDifference
+from engine.report.words import DifferenceFact, DriftFact, TrendFact, say, summaries
 from engine.train.config import RunOptions
-from engine.train.result import TrialDoesNotFit
 
 FitSource = Literal["test", "validation"]
 SUMMARY_METRICS = THRESHOLD_FREE
-MARGIN = "margin over logistic regression"
 
 
 @dataclass(frozen=True)
@@ -60,8 +72,17 @@ class ReportOptions:
     retrain: bool = True
     baselines: bool = True
     device: str | None = None  # None: each experiment's configured device
-    n_boot: int = 2000
     level: float = 0.95
+    workers: int = 1  # processes that train runs (engine/report/pool.py)
+
+
+def period_indices(spec: DataSpec) -> list[int]:
+    """The walk-forward periods a data spec has: split.test_periods in contiguous mode
+    with a test split, else one (engine/dataset/periods.py)."""
+    split = spec.split
+    if split.mode == "contiguous" and split.test_fraction > 0:
+        return list(range(1, split.test_periods + 1))
+    return [1]
 
 
 @dataclass
@@ -70,8 +91,8 @@ class ExperimentRow:
 
     result: ExperimentResult
     retrain_study: str | None = None
-    runs: list[SeedRun] = field(default_factory=list)  # top configurations x seeds
-    baselines: list[Baseline] = field(default_factory=list)
+    runs: list[SeedRun] = field(default_factory=list)  # configurations x seeds x periods
+    baselines: list[Baseline] = field(default_factory=list)  # each per period
     comparisons: list[Comparison] = field(default_factory=list)
     error: str = ""  # retraining or baselines failed (the command exits 1)
     note: str = ""  # nothing to report yet (no complete trial): not a failure
@@ -88,14 +109,11 @@ class ExperimentRow:
         spread = statistics.stdev(values) if len(values) > 1 else math.nan
         return statistics.fmean(values), spread
 
-    def baseline(self, name: str) -> Baseline | None:
-        return next((b for b in self.baselines if b.name == name), None)
+    def baseline(self, name: str, period: int = 1) -> Baseline | None:
+        return next((b for b in self.baselines if b.name == name and b.period == period), None)
 
-    def versus(self) -> list[VersusFact]:
-        by_name: dict[str, dict[str, Comparison]] = {}
-        for c in self.comparisons:
-            by_name.setdefault(c.baseline, {})[c.metric] = c
-        return [VersusFact(m["bce"], m["roc_auc"]) for m in by_name.values()]
+    def comparison(self, baseline: str) -> Comparison | None:
+        return next((c for c in self.comparisons if c.baseline == baseline), None)
 
 
 @dataclass
@@ -105,22 +123,108 @@ class ScalingReport:
     created: str
     options: ReportOptions
     rows: list[ExperimentRow]
-    fits: dict[int, PowerLawFit]  # by horizon
     fit_source: FitSource
+    trends: list[analysis.TrendRow] = field(default_factory=list)
+    exponents: dict[Hashable, Exponent] = field(default_factory=dict)  # by horizon
+    differences: list[TrendDifference] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     splits: dict[str, SplitFacts | str] = field(default_factory=dict)  # by experiment
-    margin_fits: dict[int, PowerLawFit] = field(default_factory=dict)
-    headline: list[str] = field(default_factory=list)
+    periods: dict[str, list[dict[str, Any]] | str] = field(default_factory=dict)
     drift: list[DriftFact] = field(default_factory=list)
+    adequacy: Adequacy | None = None
+    headline: list[str] = field(default_factory=list)
 
     def horizons(self) -> list[int]:
         return sorted({row.result.horizon for row in self.rows})
+
+    def trend(self, factor: str, level: Hashable, period: int = 0) -> analysis.TrendRow | None:
+        return next((t for t in self.trends if (t.factor, t.level, t.period) ==
+                     (factor, level, period)), None)  # fmt: skip
+
+    def trend_facts(self) -> list[TrendFact]:
+        """One fact per level of each factor: pooled, with its periods and exponent."""
+        out = []
+        of = "test BCE" if self.fit_source == "test" else "validation BCE (biased)"
+        for t in self.trends:
+            if t.period != analysis.ALL_PERIODS:
+                continue
+            periods = tuple(p.trend for p in self.trends
+                            if (p.factor, p.level) == (t.factor, t.level) and p.period)  # fmt: skip
+            exponent = self.exponents.get(t.level) if t.factor == "horizon" else None
+            out.append(TrendFact(t.label, t.trend, periods, exponent, of))
+        return out
 
 
 SeedCallback = Callable[[ExperimentResult, SeedRun], None]
 StepCallback = Callable[[str], None]
 PlanCallback = Callable[[int], None]
+DataLoader = Callable[[DataSpec, int, str], PreparedData]
 LabelLoader = Callable[[DataSpec], NDArray[np.float64]]
+
+
+def _run_options(exp: ExperimentResult, options: ReportOptions) -> RunOptions:
+    return RunOptions(
+        device=options.device or exp.config.device,
+        precision=exp.config.precision,
+        dropout_sites=exp.config.dropout_sites,
+        objective=exp.config.objective,
+        threads=1 if options.workers > 1 else None,
+    )
+
+
+def _retrain(
+    storage: BaseStorage,
+    rows: list[ExperimentRow],
+    options: ReportOptions,
+    data: PeriodData,
+    on_seed: SeedCallback | None,
+    on_plan: PlanCallback | None,
+) -> None:
+    """Train every run not stored yet (in parallel when options.workers > 1), then read
+    each experiment's runs back from the storage in (period, configuration, seed) order."""
+    seeds = list(range(options.seeds))
+    by_name = {row.result.name: row for row in rows}
+    planned: dict[str, list[RetrainTask]] = {}
+    todo: list[RetrainTask] = []
+    for row in rows:
+        exp = row.result
+        if exp.best is None:
+            continue
+        try:
+            tasks = tasks_for(
+                exp, seeds, period_indices(exp.config.data), _run_options(exp, options)
+            )
+        except UserError as error:
+            row.error = str(error)
+            continue
+        planned[exp.name] = tasks
+        done = stored_runs(storage, exp)
+        for task in tasks:
+            if task.key in done and on_seed is not None:
+                on_seed(exp, done[task.key])
+        todo += [t for t in tasks if t.key not in done]
+        row.retrain_study = retrain_study_name(exp.study_name)
+    if on_plan is not None:
+        on_plan(len(todo))
+
+    def on_done(task: RetrainTask, attrs: dict[str, Any] | None, error: str) -> None:
+        row = by_name[task.experiment]
+        if attrs is None:
+            row.error = row.error or error
+            return
+        run = store_run(storage, row.result, attrs)
+        if on_seed is not None:
+            on_seed(row.result, run)
+
+    def load(task: RetrainTask) -> PreparedData:
+        return data.get(task.data_spec(), task.period, str(task.options["device"]))
+
+    run_all(todo, options.workers, load, on_done)
+    for name, tasks in planned.items():
+        row = by_name[name]
+        stored = stored_runs(storage, row.result)
+        row.runs = [stored[t.key] for t in tasks if t.key in stored]
 
 
 def build_report(
@@ -129,7 +233,7 @@ def build_report(
     options: ReportOptions = ReportOptions(),
     *,
     storage_label: str = "",
-    load_data: Callable[[DataSpec, str], PreparedData] | None = None,
+    load_data: DataLoader | None = None,
     load_labels: LabelLoader | None = None,
     on_seed: SeedCallback | None = None,
     on_step: StepCallback | None = None,
@@ -137,102 +241,91 @@ def build_report(
 ) -> ScalingReport:
     """Everything the report shows, computing only what the storage does not hold yet.
 
-    `on_plan` hears first how many runs must be trained (the rest are stored).
-    """
+    `on_plan` hears first how many runs must be trained (the rest are stored)."""
     results = collect(storage, campaign, options.top_k)
-    prepared = _DataCache(load_data or _load_data, load_labels or _load_labels)
-    seeds = list(range(options.seeds))
+    data = PeriodData(load_data, load_labels)
+    rows = [ExperimentRow(exp) for exp in results]
+    for row in rows:
+        if row.result.best is None:
+            row.note = f"no complete trial yet ({row.result.state})"
     retraining = options.retrain and options.seeds > 0
-    if on_plan is not None:
-        to_train = [pending(storage, e, seeds) for e in results if e.best is not None]
-        on_plan(sum(to_train) if retraining else 0)
-    rows: list[ExperimentRow] = []
-    for exp in results:
-        row = ExperimentRow(exp)
-        rows.append(row)
-        if exp.best is None:
-            row.note = f"no complete trial yet ({exp.state})"
-            continue
-        device = options.device or exp.config.device
-        run_options = RunOptions(
-            device=device, precision=exp.config.precision, dropout_sites=exp.config.dropout_sites
-        )
-        try:
-            if retraining:
-                if on_step is not None:
-                    trials = ", ".join(f"#{t.number} {t.architecture.label}" for t in exp.top)
-                    on_step(f"{exp.name}: top trials {trials} x seeds 0..{options.seeds - 1}")
-                row.retrain_study = retrain_study_name(exp.study_name)
-                row.runs = retrain_experiment(
-                    storage,
-                    exp,
-                    seeds,
-                    functools.partial(prepared.get, exp.config.data, device),
-                    run_options,
-                    on_seed,
-                )
-            if options.baselines:
-                row.baselines = prepared.baselines(exp.config.data, device)
-                row.comparisons = compare_all(
-                    exp.name, [r.test_metrics for r in row.runs], row.baselines
-                )
-        except (UserError, TrialDoesNotFit, torch.OutOfMemoryError) as error:
-            row.error = (
-                str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
-            )
+    if retraining:
+        if on_step is not None:
+            on_step("retrain: top configurations x seeds x test periods")
+        _retrain(storage, rows, options, data, on_seed, on_plan)
+    elif on_plan is not None:
+        on_plan(0)
+    if options.baselines:
+        if on_step is not None:
+            on_step("baselines: refitted per test period")
+        for row in rows:
+            _baselines(row, options, data)
     source: FitSource = "test" if retraining else "validation"
+    if on_step is not None:
+        on_step("compare and trend")
     report = ScalingReport(
         campaign=campaign,
         storage=storage_label,
         created=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         options=options,
         rows=rows,
-        fits=_fits(fit_points(rows, source), options),
         fit_source=source,
         warnings=data_spec_warnings(results),
         splits=experiment_splits(results),
-        margin_fits=_fits(margin_points(rows), options) if source == "test" else {},
-        drift=drift_facts(rows),
+        periods=experiment_periods(results),
     )
+    if source == "test" and options.baselines:
+        report.comparisons = analysis.comparisons(rows)
+        for row in rows:
+            row.comparisons = [c for c in report.comparisons if c.experiment == row.result.name]
+    pts = analysis.points(rows, source)
+    report.trends = analysis.trends(pts, options.level)
+    report.exponents = analysis.exponents(pts, options.level)
+    report.differences = analysis.differences(pts, options.level)
+    report.drift = drift_facts(rows)
+    report.adequacy = assess(report)
     report.headline = headline(report)
     return report
 
 
+def _baselines(row: ExperimentRow, options: ReportOptions, data: PeriodData) -> None:
+    exp = row.result
+    if exp.best is None or row.error:
+        return
+    device = options.device or exp.config.device
+    try:
+        for period in period_indices(exp.config.data):
+            row.baselines += data.baselines(exp.config.data, period, device)
+    except UserError as error:
+        row.error = str(error)
+
+
 def headline(report: ScalingReport) -> list[str]:
-    """The sentences a reader must see first: losing to the linear baseline, the verdict
-    per horizon, drift, then each experiment against each baseline."""
-    versus = [v for row in report.rows for v in row.versus()]
-    lines = []
-    linear = loses_to_linear(versus)
-    if linear is not None:
-        lines.append(say(linear))
-    lines += [say(FitFact(h, fit)) for h, fit in sorted(report.fits.items())]
-    lines += [say(FitFact(h, fit, MARGIN)) for h, fit in sorted(report.margin_fits.items())]
-    lines += [say(fact) for fact in report.drift]
+    """What a reader must see first: the trend per factor level (with its periods and
+    exponent), whether trends differ between levels, the experiments against each
+    baseline where any is beaten or loses, then label drift where it exceeds the limit."""
+    lines = [say(fact) for fact in report.trend_facts()]
+    lines += [say(DifferenceFact(d)) for d in report.differences]
+    lines += [say(fact) for fact in summaries(report.comparisons)]
+    lines += [say(fact) for fact in report.drift if fact.drifts]
     return lines
 
 
-def versus_lines(report: ScalingReport) -> list[str]:
-    """One sentence per experiment and baseline."""
-    return [say(v) for row in report.rows for v in row.versus()]
-
-
 def drift_facts(rows: list[ExperimentRow]) -> list[DriftFact]:
-    """Per horizon, the train+validation and test label rates (from the constant prior
-    of its first experiment with baselines)."""
-    out: dict[int, DriftFact] = {}
+    """Per horizon and period, the fitted and test label rates (from the constant prior
+    of the horizon's first experiment with baselines)."""
+    out: dict[tuple[int, int], DriftFact] = {}
     for row in rows:
-        prior = row.baseline(CONSTANT_PRIOR)
-        if prior is None or row.result.horizon in out:
-            continue
-        fitted, test = prior.test_metrics.get("prior"), prior.test_metrics.get("label_rate")
-        if fitted is not None and test is not None:
-            out[row.result.horizon] = DriftFact(row.result.horizon, fitted, test)
-    return [out[h] for h in sorted(out)]
+        for prior in (b for b in row.baselines if b.name == CONSTANT_PRIOR):
+            key = (row.result.horizon, prior.period)
+            fitted, test = prior.test_metrics.get("prior"), prior.test_metrics.get("label_rate")
+            if key not in out and fitted is not None and test is not None:
+                out[key] = DriftFact(key[0], key[1], fitted, test)
+    return [out[k] for k in sorted(out)]
 
 
 def data_spec_warnings(results: list[ExperimentResult]) -> list[str]:
-    """A fit compares experiments of one horizon on one test split: say so when their
+    """A trend compares experiments of one horizon on one test split: say so when their
     data specs (dataset, context, split, normalization ...) differ."""
     out = []
     for horizon in sorted({r.horizon for r in results}):
@@ -242,186 +335,6 @@ def data_spec_warnings(results: list[ExperimentResult]) -> list[str]:
             names = ", ".join(r.name for r in group)
             out.append(
                 f"h{horizon}: the experiments ({names}) use {len(specs)} different data specs, "
-                "so their test splits differ and the fit compares unlike numbers"
+                "so their test splits differ and the trend compares unlike numbers"
             )
     return out
-
-
-@dataclass(frozen=True)
-class FitPoint:
-    n_params: int
-    loss: float
-    size: str  # the experiment
-    config: str  # the source trial within it
-
-
-def fit_points(rows: list[ExperimentRow], source: FitSource) -> dict[int, list[FitPoint]]:
-    """Points per horizon: one per run (test) or per top configuration (validation)."""
-    points: dict[int, list[FitPoint]] = {}
-    for row in rows:
-        exp = row.result
-        if exp.best is None:
-            continue
-        bucket = points.setdefault(exp.horizon, [])
-        if source == "validation":
-            bucket.extend(FitPoint(t.n_params, t.val_bce, exp.name, str(t.number)) for t in exp.top)
-        else:
-            bucket.extend(
-                FitPoint(r.n_params, r.test_metrics.get("bce", math.nan), exp.name, str(r.source_trial))
-                for r in row.runs
-            )  # fmt: skip
-    return points
-
-
-def margin_points(rows: list[ExperimentRow]) -> dict[int, list[FitPoint]]:
-    """Each run's test BCE minus its experiment's logistic regression test BCE."""
-    points: dict[int, list[FitPoint]] = {}
-    for row in rows:
-        logistic = row.baseline(LOGISTIC)
-        if logistic is None or not math.isfinite(logistic.test_metrics.get("bce", math.nan)):
-            continue
-        linear = logistic.test_metrics["bce"]
-        points.setdefault(row.result.horizon, []).extend(
-            FitPoint(r.n_params, r.test_metrics.get("bce", math.nan) - linear,
-                     row.result.name, str(r.source_trial))
-            for r in row.runs
-        )  # fmt: skip
-    return points
-
-
-def _fits(points: dict[int, list[FitPoint]], options: ReportOptions) -> dict[int, PowerLawFit]:
-    return {
-        horizon: fit_power_law(
-            [p.n_params for p in group],
-            [p.loss for p in group],
-            sizes=[p.size for p in group],
-            configs=[p.config for p in group],
-            n_boot=options.n_boot,
-            level=options.level,
-        )
-        for horizon, group in sorted(points.items())
-        if group
-    }
-
-
-def _load_data(spec: DataSpec, device: str) -> PreparedData:
-    from engine.dataset.windows import prepare_data
-    from engine.train.device import resolve_device
-
-    return prepare_data(_frame(spec), spec, resolve_device(device))
-
-
-def _load_labels(spec: DataSpec) -> NDArray[np.float64]:
-    from engine.dataset.labels import make_labels
-
-    return np.asarray(make_labels(_frame(spec), spec.labels).to_numpy(), dtype=np.float64)
-
-
-def _frame(spec: DataSpec) -> Any:
-    from engine.dataset.build import ensure_dataset
-    from engine.dataset.manifest import load_processed
-
-    ensure_dataset(spec.dataset, spec.tier, spec.version)
-    frame, _ = load_processed(spec.dataset, spec.tier, spec.version)
-    return frame
-
-
-class _DataCache:
-    """Prepared windows and baselines per (data spec, device): the experiments of one
-    horizon share them, so they are built once."""
-
-    def __init__(
-        self, load: Callable[[DataSpec, str], PreparedData], load_labels: LabelLoader
-    ) -> None:
-        self._load = load
-        self._load_labels = load_labels
-        self._data: dict[str, PreparedData] = {}
-        self._baselines: dict[str, list[Baseline]] = {}
-
-    def get(self, spec: DataSpec, device: str) -> PreparedData:
-        key = repr((spec, device))
-        if key not in self._data:
-            self._data[key] = self._load(spec, device)
-        return self._data[key]
-
-    def baselines(self, spec: DataSpec, device: str) -> list[Baseline]:
-        key = repr(spec)  # baselines run on the CPU copy; the device does not change them
-        if key not in self._baselines:
-            self._baselines[key] = baselines(self.get(spec, device), self._load_labels(spec))
-        return self._baselines[key]
-
-
-def report_dict(report: ScalingReport) -> dict[str, Any]:
-    """A JSON-ready form of the whole report (written as report.json)."""
-    return {
-        "campaign": report.campaign,
-        "storage": report.storage,
-        "created": report.created,
-        "seeds": report.options.seeds,
-        "top_k": report.options.top_k,
-        "fit_source": report.fit_source,
-        "headline": report.headline,
-        "versus": versus_lines(report),
-        "warnings": report.warnings,
-        "splits": splits_json(report),
-        "fits": {
-            str(h): {**fit.to_dict(), "sentence": say(FitFact(h, fit))}
-            for h, fit in report.fits.items()
-        },
-        "margin_fits": {
-            str(h): {**fit.to_dict(), "sentence": say(FitFact(h, fit, MARGIN))}
-            for h, fit in report.margin_fits.items()
-        },
-        "drift": [
-            {
-                "horizon": d.horizon,
-                "fitted_rate": d.fitted_rate,
-                "test_rate": d.test_rate,
-                "nats": d.nats,
-                "sentence": say(d),
-            }
-            for d in report.drift
-        ],
-        "experiments": [_experiment_dict(row) for row in report.rows],
-    }
-
-
-def _experiment_dict(row: ExperimentRow) -> dict[str, Any]:
-    exp = row.result
-    return {
-        "experiment": exp.name,
-        "study": exp.study_name,
-        "budget": exp.budget,
-        "horizon": exp.horizon,
-        "state": exp.state,
-        "n_complete": exp.n_complete,
-        "n_trials": exp.n_trials,
-        "best_trial": None if exp.best is None else exp.best.number,
-        "best_value": None if exp.best is None else exp.best.value,
-        "top": [
-            {
-                "trial": t.number,
-                "value": t.value,
-                "val_bce": t.val_bce,
-                "architecture": t.architecture.to_dict(),
-                "n_params": t.n_params,
-                "best_epoch": t.best_epoch,
-            }
-            for t in exp.top
-        ],
-        "retrain_study": row.retrain_study,
-        "runs": [
-            {
-                "source_trial": r.source_trial,
-                "seed": r.seed,
-                "trial": r.trial_number,
-                "n_params": r.n_params,
-                "test_metrics": r.test_metrics,
-            }
-            for r in row.runs
-        ],
-        "baselines": [b.to_dict() for b in row.baselines],
-        "comparisons": [c.to_dict() for c in row.comparisons],
-        "error": row.error,
-        "note": row.note,
-    }

@@ -2,10 +2,11 @@
 
 The report retrains the top `k` configurations of each experiment, not only the best:
 which configuration the search happened to pick is a source of noise at each size, and
-the interval for the scaling exponent must see it (engine/report/powerlaw.py). The top
-`k` are the best trials by validation BCE with distinct architectures where the search
-tried that many; otherwise the next best trials of an architecture already taken fill
-the list (other training parameters, still another configuration).
+the trend's interval must see it (engine/report/trend.py). The top `k` are the best
+trials by the experiment's objective (validation BCE, or 1 - ROC-AUC under
+objective = "val_auc") with distinct architectures where the search tried that many;
+otherwise the next best trials of an architecture already taken fill the list (other
+training parameters, still another configuration).
 
 Everything is read from the storage through the engine's queue (`engine.storage.queue`), never
 from a config file: each study carries the resolved config it ran with, so the report
@@ -24,7 +25,7 @@ from typing import Any
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from engine.campaign.model import ExperimentConfig
+from engine.campaign.model import ExperimentConfig, ReportSpec
 from engine.errors import UserError
 from engine.model.architecture import Architecture
 from engine.storage.backend import is_journal, journal_path, mask_url, open_storage
@@ -33,7 +34,7 @@ from engine.storage.queue import CampaignQueue, Entry
 
 @dataclass(frozen=True)
 class BestTrial:
-    """The search's best complete trial of one experiment (lowest validation BCE)."""
+    """One of the search's top complete trials of an experiment (lowest objective)."""
 
     number: int  # Optuna trial number in the experiment's study
     value: float  # the objective the search minimised: validation BCE, or 1 - ROC-AUC
@@ -192,9 +193,10 @@ def _best(t: FrozenTrial) -> BestTrial:
     )
 
 
-def campaign_of(target: str | None) -> tuple[str, str | None]:
-    """(campaign name, storage URL from its config or None) for a CLI argument that is a
-    config file or a campaign name (None: the default config)."""
+def campaign_of(target: str | None) -> tuple[str, str | None, ReportSpec]:
+    """(campaign name, storage URL from its config or None, its [report] settings) for a
+    CLI argument that is a config file or a campaign name (None: the default config; a
+    bare name: the default settings)."""
     from engine import paths
     from engine.campaign.config import load_campaign
 
@@ -203,8 +205,8 @@ def campaign_of(target: str | None) -> tuple[str, str | None]:
     elif target.endswith(".toml") or Path(target).is_file():
         path = Path(target)
     else:
-        return target, None  # a campaign name: everything else comes from the storage
+        return target, None, ReportSpec()  # a campaign name: the rest from the storage
     if not path.is_file():
         raise UserError(f"no such config file: {path}", where="report")
     campaign = load_campaign(path)
-    return campaign.name, campaign.storage
+    return campaign.name, campaign.storage, campaign.report

@@ -39,6 +39,67 @@ def experiment_splits(results: list[ExperimentResult]) -> dict[str, SplitFacts |
     return out
 
 
+def experiment_periods(results: list[ExperimentResult]) -> dict[str, list[dict[str, Any]] | str]:
+    """Each experiment's walk-forward test periods (engine/dataset/periods.py) with their
+    windows and dates, or an error text; reads the processed dataset only."""
+    from engine.dataset.manifest import load_processed
+    from engine.dataset.periods import test_periods
+
+    by_spec: dict[DataSpec, list[dict[str, Any]] | str] = {}
+    out: dict[str, list[dict[str, Any]] | str] = {}
+    for exp in results:
+        spec = exp.config.data
+        if spec not in by_spec:
+            try:
+                frame, _ = load_processed(spec.dataset, spec.tier, spec.version)
+                periods = test_periods(len(frame), spec)
+                by_spec[spec] = [p.to_dict(frame.index) for p in periods]
+            except UserError as error:
+                by_spec[spec] = str(error)
+        out[exp.name] = by_spec[spec]
+    return out
+
+
+def periods_markdown(report: ScalingReport) -> list[str]:
+    """One table row per data spec's period: training, early-stopping and test spans."""
+    seen: dict[str, list[str]] = {}
+    for row in report.rows:
+        periods = report.periods.get(row.result.name)
+        if isinstance(periods, list):
+            key = repr(periods)
+            seen.setdefault(key, []).append(row.result.name)
+    if not seen:
+        return []
+    lines = [
+        "",
+        "## Test periods (walk-forward)",
+        "",
+        "| experiments | period | trained on | stopped early on | tested on |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report.rows:
+        periods = report.periods.get(row.result.name)
+        if not isinstance(periods, list) or row.result.name != seen[repr(periods)][0]:
+            continue
+        names = ", ".join(seen[repr(periods)])
+        for p in periods:
+            cells = [_span(p[k]) for k in ("train", "early_stop", "test")]
+            lines.append(f"| {names} | {p['period']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "- each period's models and baselines learn from every window before its test "
+        "block, less the embargo, and stop early on the last windows of that span; "
+        "period 1 is the search's own split. The search saw no test window.",
+    ]
+    return lines
+
+
+def _span(part: dict[str, Any]) -> str:
+    if not part.get("windows"):
+        return "-"
+    return f"{part['windows']} windows {part.get('first', '?')} .. {part.get('last', '?')}"
+
+
 def splits_markdown(report: ScalingReport) -> list[str]:
     """The "Splits" section: one table row per experiment and split, then drift lines."""
     if not report.splits:
@@ -67,11 +128,22 @@ def splits_markdown(report: ScalingReport) -> list[str]:
             )
         drifts += [f"- {name}: {text}" for text in facts.drifts()]
     gaps = sorted({f.gap for f in report.splits.values() if isinstance(f, SplitFacts)})
+    warmups = sorted({f.warmup for f in report.splits.values()
+                      if isinstance(f, SplitFacts) and f.warmup})  # fmt: skip
+    restart = (
+        f"; in chunks mode {', '.join(map(str, warmups))} more after each validation or test "
+        "block, where the next block's features restart (engine/dataset/segments.py)"
+        if warmups
+        else ""
+    )
     lines += [
         "",
         f"- between splits: {', '.join(map(str, gaps))} windows dropped at each boundary "
-        "(purge + context length - 1), so no window shares an input or label day with a "
-        "window of another split.",
+        f"(purge + context length - 1){restart}, so no window shares an input or label day "
+        "with a window of another split, and no training window's features read a "
+        "validation or test price.",
+        "- label drift: a split's label rate against train's, relative to the rarer class "
+        "(docs/data.md); beyond 20% it is called drift.",
         *drifts,
     ]
     return lines

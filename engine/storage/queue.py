@@ -199,6 +199,7 @@ class Entry:
             study_name=self.study_name,
             splits=list(self.splits.get("splits", [])),
             split_warnings=list(self.splits.get("drift_warnings", [])),
+            objective=self.config.objective,
         )
 
 

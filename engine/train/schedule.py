@@ -41,14 +41,3 @@ def warmup_cosine(
     if warmup_steps < 0 or total_steps < 1:
         raise ValueError(f"warmup_steps {warmup_steps} / total_steps {total_steps} out of range")
     return LambdaLR(optimizer, lambda step: lr_factor(step, warmup_steps, total_steps, min_ratio))
-
-
-# Retraining runs the best trial's epochs (often 1) on train+validation: a warmup sampled
-# for the search can be most of that run. A fifth of the run warms up at most, so the
-# learning rate peaks and the cosine still has four fifths to decay.
-RETRAIN_WARMUP_FRACTION = 0.2
-
-
-def capped_warmup(warmup_steps: int, total_steps: int, fraction: float) -> int:
-    """`warmup_steps`, at most `fraction` of a run of `total_steps` optimizer steps."""
-    return min(warmup_steps, int(fraction * total_steps))

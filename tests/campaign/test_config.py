@@ -312,3 +312,39 @@ def test_any_wrong_value_is_a_located_user_error_never_a_crash(config: str, tmp_
                         for p in exp.search_space
                         if p.low is not None and p.high is not None
                     )
+
+
+def test_test_periods_and_report_settings_are_validated_where_written(tmp_path: Path) -> None:
+    good = write_config(
+        tmp_path,
+        MINIMAL + "\n[defaults.split]\ntest_periods = 3\n\n[report]\ntop = 2\nseeds = 4\n",
+        "good.toml",
+    )
+    campaign = load_campaign(good)
+    assert {e.data.split.test_periods for e in campaign.experiments} == {3}
+    assert (campaign.report.top, campaign.report.seeds, campaign.report.workers) == (2, 4, "auto")
+    assert load_campaign(write_config(tmp_path, MINIMAL, "plain.toml")).report.top == 3
+
+    bad = write_config(
+        tmp_path,
+        MINIMAL + "\n[defaults.split]\ntest_periods = 0\n\n[report]\ntop = 0\nseed = 2\n",
+        "bad.toml",
+    )
+    lines = errors_of(bad)
+    assert any("defaults.split.test_periods: expected an integer >= 1, got 0" in x for x in lines)
+    assert any("report.top: expected an integer >= 1, got 0" in x for x in lines)
+    assert any("report.seed" in x and "seeds" in x for x in lines)  # did you mean
+
+
+def test_test_periods_need_contiguous_splits() -> None:
+    from engine.dataset.spec import DataSpec, SplitSpec
+    from engine.dataset.splits import split_days
+
+    spec = DataSpec(split=SplitSpec(mode="chunks", test_periods=3))
+    with pytest.raises(UserError, match='test_periods = 3 needs split mode "contiguous"') as e:
+        split_days(4800, spec)
+    assert e.value.where == "split.test_periods"
+    few = DataSpec(split=SplitSpec(test_fraction=0.02, test_periods=10))
+    with pytest.raises(UserError, match="blocks of 9, fewer than 20") as e:
+        split_days(4800, few)
+    assert e.value.where == "split.test_periods"

@@ -86,6 +86,8 @@ def test_shipped_campaigns_have_no_dead_range(config: str, data_workspace: Path)
 def test_check_prints_split_dates_and_drift(data_workspace: Path) -> None:
     report = run_preflight(load_campaign(ROOT / "configs" / "demo.toml"))
     text = "\n".join(report.lines)
-    assert "train   3220 windows  2000-01-11 .. 2012-10-25  label rate 0.249" in text
-    assert "50K_h1: splits as 10K_h1" in text
-    assert any("label rate drifts: test 0.119 vs train 0.249" in w for w in report.warnings)
+    # three test periods: the test windows are 3 blocks at the end, each after the gap
+    assert "train   3100 windows  2000-01-11 .. 2012-05-07  label rate 0.253" in text
+    assert "test     716 windows  2015-09-03 .. 2018-12-28  label rate 0.158  blocks 3" in text
+    assert "56K_h1: splits as 3.5K_h1" in text
+    assert any("label rate drifts: test 0.158 vs train 0.253" in w for w in report.warnings)

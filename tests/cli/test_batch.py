@@ -163,3 +163,30 @@ def test_preflight_summary_has_one_line_per_check_group() -> None:
     ]
     assert summary[4].startswith("splits: 2 checks, e.g. 20K_h1: h1")
     assert summary[1] == "storage: outputs/demo/optuna.journal"
+
+
+def test_trial_lines_name_the_objective_and_show_auc_as_auc() -> None:
+    """Under objective = "val_auc" the stored value is 1 - ROC-AUC: the line says
+    `val_auc 0.688`, never `val_bce 0.3120` (issue 22, item 8)."""
+    import io
+
+    from rich.console import Console
+
+    from engine import protocol as p
+    from hpotui.batch import BatchView
+
+    view = BatchView(Console(file=io.StringIO(), width=200))
+    statuses = [
+        p.ExperimentStatus("20K_h1", 0, "20K", 1, "threshold_1pct", "running", 6,
+                           objective="val_auc"),
+        p.ExperimentStatus("20K_h5", 1, "20K", 5, "threshold_1pct", "running", 6),
+    ]  # fmt: skip
+    view.handle(p.QueueSnapshot(statuses, workers=1))
+    for name, value in (("20K_h1", 0.312), ("20K_h5", 0.4469)):
+        view.handle(p.TrialFinished(name, 0, "complete", value, 1.0, "w0", "host"))
+    text = view.console.file.getvalue()  # type: ignore[attr-defined]
+    assert "val_auc 0.6880" in text and "0.3120" not in text
+    assert "val_bce 0.4469" in text
+    summary = Console(file=io.StringIO(), width=200)
+    summary.print(view.summary(None))
+    assert "best (objective)" in summary.file.getvalue()  # type: ignore[attr-defined]

@@ -81,14 +81,22 @@ def test_a_purge_without_the_context_embargo_would_leak() -> None:
     assert leaking > 20
 
 
+@pytest.mark.parametrize("tier", ["a25", "ohlcv"])
 @pytest.mark.parametrize("mode", ["contiguous", "chunks"])
-def test_gap_costs_purge_plus_context_windows_per_boundary(mode: str) -> None:
+def test_gap_costs_purge_plus_context_windows_per_boundary(mode: str, tier: str) -> None:
+    """Contiguous: purge + context - 1 per boundary. Chunks: the same before each block and
+    that plus the tier's feature warm-up after it (SMA 200: 199 rows; none for ohlcv)."""
     spec = DataSpec(
+        tier=tier,
         context_len=60,
         labels=LabelSpec(horizon=5),
         split=SplitSpec(mode=mode, n_chunks=3, min_val_windows=1),
     )
     days = split_days(5000, spec)
     used = sum(len(days[name]) for name in SPLITS)
-    boundaries = 2 if mode == "contiguous" else 2 * 2 * 3  # chunks: both sides of 6 blocks
-    assert 5000 - 5 - 59 - used == boundaries * (5 + 60 - 1)
+    gap = 5 + 60 - 1
+    if mode == "contiguous":
+        assert 5000 - 5 - 59 - used == 2 * gap
+    else:  # both sides of 6 blocks
+        warmup = 199 if tier == "a25" else 0
+        assert 5000 - 5 - 59 - used == 6 * gap + 6 * (gap + warmup)

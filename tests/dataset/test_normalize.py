@@ -26,6 +26,7 @@ def ohlcv(n: int = 900, seed: int = 0) -> pd.DataFrame:
 
 def spec(mode: str = "contiguous", normalization: str = "zscore") -> DataSpec:
     return DataSpec(
+        tier="ohlcv",  # the random frames hold prices only
         context_len=20,
         split=SplitSpec(mode=mode, min_val_windows=50),  # type: ignore[arg-type]
         normalization=normalization,  # type: ignore[arg-type]

@@ -13,7 +13,8 @@ from engine.dataset.windows import prepare_data
 
 def spec(mode: str = "contiguous", horizon: int = 1) -> DataSpec:
     split = SplitSpec(mode=mode, n_chunks=2, min_val_windows=20)
-    return DataSpec(context_len=20, labels=LabelSpec(horizon=horizon), split=split)
+    # tier ohlcv: the random frames hold prices only (no look-back to restart in chunks)
+    return DataSpec(tier="ohlcv", context_len=20, labels=LabelSpec(horizon=horizon), split=split)
 
 
 @pytest.mark.parametrize("mode", ["contiguous", "chunks"])

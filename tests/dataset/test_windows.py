@@ -25,7 +25,10 @@ def ohlcv(n: int = 900, seed: int = 0) -> pd.DataFrame:
 
 def spec(horizon: int = 1, **split: object) -> DataSpec:
     split_spec = SplitSpec(**{"min_val_windows": 50, **split})  # type: ignore[arg-type]
-    return DataSpec(context_len=20, labels=LabelSpec(horizon=horizon), split=split_spec)
+    # tier ohlcv: the random frames hold prices only (no look-back to restart in chunks)
+    return DataSpec(
+        tier="ohlcv", context_len=20, labels=LabelSpec(horizon=horizon), split=split_spec
+    )
 
 
 @pytest.mark.parametrize("mode", ["contiguous", "chunks"])

@@ -20,10 +20,15 @@ from engine.model.architecture import Architecture
 from engine.report.retrain import (
     S_KIND,
     S_SOURCE_STUDY,
+    SCHEME,
     T_DONE,
+    T_PERIOD,
+    T_SCHEME,
     T_SEED,
     T_SOURCE_TRIAL,
+    T_TEST_DAYS,
     T_TEST_METRICS,
+    T_TEST_PROBS,
     retrain_study_name,
 )
 from engine.storage.backend import default_storage_url, open_storage
@@ -44,14 +49,14 @@ def ohlcv(n: int = 700, seed: int = 0, signal: bool = False) -> pd.DataFrame:
     return frame
 
 
-def data_spec(horizon: int = 1, dataset: str = "SP500") -> DataSpec:
+def data_spec(horizon: int = 1, dataset: str = "SP500", periods: int = 1) -> DataSpec:
     return DataSpec(
         dataset=dataset,
         context_len=20,
         patch_len=5,
         stride=5,
         labels=LabelSpec(horizon=horizon),
-        split=SplitSpec(min_val_windows=40),
+        split=SplitSpec(min_val_windows=40, test_periods=periods),
     )
 
 
@@ -74,12 +79,14 @@ class SyntheticCampaign:
         self.queue = CampaignQueue(self.storage, name)
 
     def experiment(
-        self, budget: str, horizon: int, n_trials: int = 4, dataset: str = "SP500"
-    ) -> ExperimentConfig:
+        self, budget: str, horizon: int, n_trials: int = 4, dataset: str = "SP500",
+        periods: int = 1, objective: str = "val_bce",
+    ) -> ExperimentConfig:  # fmt: skip
         exp = ExperimentConfig(
+            objective=objective,  # type: ignore[arg-type]
             name=f"{budget}_h{horizon}",
             budget=budget,
-            data=data_spec(horizon, dataset),
+            data=data_spec(horizon, dataset, periods),
             n_trials=n_trials,
             device="cpu",
             precision="fp32",
@@ -124,9 +131,12 @@ class SyntheticCampaign:
         return self.storage.get_trial_number_from_id(tid)
 
     def add_seed(
-        self, exp: ExperimentConfig, source_trial: int, seed: int, bce: float, n_params: int = 0
-    ) -> int:
-        """A stored retraining seed, as `engine.report.retrain.run_seed` stores one."""
+        self, exp: ExperimentConfig, source_trial: int, seed: int, bce: float, n_params: int = 0,
+        *, period: int = 1, scheme: str | None = SCHEME, probs: Sequence[float] = (),
+        days: Sequence[int] = (),
+    ) -> int:  # fmt: skip
+        """A stored retraining run, as `engine.report.retrain.store_run` stores one
+        (`scheme=None`: a run of the earlier scheme, without period or probabilities)."""
         source = self.study_name(exp)
         study = optuna.create_study(
             storage=self.storage,
@@ -146,6 +156,16 @@ class SyntheticCampaign:
                 "epochs": 2,
                 "n_params": n_params,
                 T_DONE: True,
+                **(
+                    {
+                        T_SCHEME: scheme,
+                        T_PERIOD: period,
+                        T_TEST_PROBS: list(probs),
+                        T_TEST_DAYS: list(days),
+                    }
+                    if scheme
+                    else {}
+                ),
             },
         )
         tid = self.storage.create_new_trial(study._study_id, template_trial=trial)
@@ -163,13 +183,15 @@ def write_power_law_campaign(
     rng_seed: int = 0,
     configs: int = 1,
     config_noise: float = 0.0,
+    periods: int = 1,
 ) -> None:
     """Each size: a search with a worse trial and `configs` good ones (distinct
     architectures, parameter counts n, n+1, ...), and `seeds` stored retraining seeds of
-    each good one whose test BCE is loss(N) plus a configuration offset plus noise."""
+    each good one per test period, whose test BCE is loss(N) plus a configuration offset
+    plus noise."""
     rng = np.random.default_rng(rng_seed)
     for n in sizes:
-        exp = campaign.experiment(budget_label(n), horizon)
+        exp = campaign.experiment(budget_label(n), horizon, periods=periods)
         arch = Architecture(d_model=16, n_layers=max(1, n // 100_000), n_heads=2, d_ff=32)
         campaign.add_trial(exp, loss(n) + 0.05, n, Architecture(8, 1, 2, 8))
         for j in range(configs):
@@ -177,6 +199,7 @@ def write_power_law_campaign(
             good = Architecture(arch.d_model, arch.n_layers, arch.n_heads, arch.d_ff + 32 * j)
             best = campaign.add_trial(exp, loss(n) - 0.01 + 0.001 * j, size, good)
             offset = rng.normal(0, config_noise) if config_noise else 0.0
-            for seed in range(seeds):
-                bce = float(loss(size) + offset + rng.normal(0, noise))
-                campaign.add_seed(exp, best, seed, bce, n_params=size)
+            for period in range(1, periods + 1):
+                for seed in range(seeds):
+                    bce = float(loss(size) + offset + rng.normal(0, noise))
+                    campaign.add_seed(exp, best, seed, bce, n_params=size, period=period)

@@ -32,7 +32,8 @@ def day_labels(horizon: int = 1, n: int = 700, signal: bool = False) -> np.ndarr
 def test_constant_prior_is_the_bce_of_the_training_label_rate() -> None:
     train = np.array([1.0] * 30 + [0.0] * 70)  # rate p = 0.3
     test = np.array([1.0] * 10 + [0.0] * 40)  # rate q = 0.2
-    metrics = constant_prior(train, test)
+    metrics, probs = constant_prior(train, test)
+    assert probs.shape == (50,) and np.allclose(probs, 0.3)
     p, q = 0.3, 0.2
     assert metrics["bce"] == pytest.approx(-(q * math.log(p) + (1 - q) * math.log(1 - p)))
     assert metrics["prior"] == pytest.approx(p)
@@ -43,7 +44,7 @@ def test_constant_prior_is_the_bce_of_the_training_label_rate() -> None:
 def test_constant_prior_on_its_own_labels_is_their_entropy() -> None:
     labels = np.array([1.0, 0.0, 0.0, 0.0])
     entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
-    assert constant_prior(labels, labels)["bce"] == pytest.approx(entropy)
+    assert constant_prior(labels, labels)[0]["bce"] == pytest.approx(entropy)
 
 
 def test_baselines_use_train_plus_val_and_the_test_split() -> None:
@@ -63,6 +64,32 @@ def test_baselines_use_train_plus_val_and_the_test_split() -> None:
     assert oracle.test_metrics["bce"] <= prior.test_metrics["bce"]
     for metric in ("bce", "roc_auc", "pr_auc", "brier"):
         assert metric in logistic.test_metrics
+    # every test window's probability, label and day, for the paired comparison
+    test_y = data.test.y.numpy()
+    for b in found:
+        assert len(b.test_probs) == len(b.test_labels) == len(b.test_days) == len(data.test)
+        assert list(b.test_days) == list(data.test.days) and np.allclose(b.test_labels, test_y)
+        probs = np.clip(np.asarray(b.test_probs), 1e-7, 1 - 1e-7)
+        bce = -np.mean(test_y * np.log(probs) + (1 - test_y) * np.log(1 - probs))
+        assert bce == pytest.approx(b.test_metrics["bce"], rel=1e-5), b.name
+        assert "test_probs" not in b.to_dict()
+
+
+def test_baselines_are_refitted_on_each_test_period() -> None:
+    """Period 2 fits on more windows (everything before its test block) and is scored
+    on its own test windows."""
+    from engine.dataset.periods import prepare_period, test_periods
+
+    frame = ohlcv(900)
+    spec = dataclasses.replace(data_spec(1), split=dataclasses.replace(
+        data_spec(1).split, test_fraction=0.3, test_periods=2))  # fmt: skip
+    periods = test_periods(len(frame), spec)
+    first, second = (baselines(prepare_period(frame, spec, p, torch.device("cpu")), None, p.index)
+                     for p in periods)  # fmt: skip
+    assert first[0].period == 1 and second[0].period == 2
+    assert second[0].fitted_windows > first[0].fitted_windows
+    assert set(first[0].test_days).isdisjoint(second[0].test_days)
+    assert first[0].test_metrics["prior"] != second[0].test_metrics["prior"]
 
 
 def test_logistic_regression_learns_a_predictive_feature() -> None:
@@ -78,10 +105,10 @@ def test_logistic_regression_learns_a_predictive_feature() -> None:
 
 def test_logistic_precision_recall_come_with_the_predicted_positive_share() -> None:
     metrics = next(b for b in baselines(prepared(signal=True), None) if b.name == LOGISTIC)
-    m = metrics.test_metrics
-    assert 0 < m["predicted_positive_share"] < 1
-    assert 0.5 < m["precision"] <= 1 and 0.5 < m["recall"] <= 1
-    assert 0 < m["threshold"] < 1
+    m = metrics.test_metrics  # from a fit on train only, threshold on validation: named so
+    assert 0 < m["predicted_positive_share_train_fit"] < 1
+    assert 0.5 < m["precision_train_fit"] <= 1 and 0.5 < m["recall_train_fit"] <= 1
+    assert 0 < m["threshold_train_fit"] < 1 and "precision" not in m
 
 
 def test_persistence_uses_the_latest_label_whose_horizon_has_closed() -> None:
@@ -104,7 +131,9 @@ def test_persistence_uses_the_latest_label_whose_horizon_has_closed() -> None:
 def test_persistence_is_a_calibrated_rate_per_lagged_label() -> None:
     data = prepared(5)
     labels = day_labels(5)
-    metrics = persistence(labels, data)
+    metrics, probs = persistence(labels, data)
+    assert set(np.round(probs, 9)) <= {round(metrics["p_up_after_down"], 9),
+                                       round(metrics["p_up_after_up"], 9)}  # fmt: skip
     lagged = lagged_labels(labels, data.test.days, 5)
     assert set(np.unique(lagged)) <= {0.0, 1.0}
     # two probabilities, one per lagged label, both strictly inside (0, 1): finite BCE
@@ -123,10 +152,10 @@ def test_persistence_finds_a_persistent_label() -> None:
             for name, w in (("train", data.train), ("val", data.val), ("test", data.test))
         },
     )
-    metrics = persistence(runs, relabelled)
+    metrics, _ = persistence(runs, relabelled)
     assert metrics["p_up_after_up"] > 0.9 and metrics["p_up_after_down"] < 0.1
     assert metrics["roc_auc"] > 0.9
-    prior = constant_prior(runs[data.train.days], runs[data.test.days])
+    prior, _ = constant_prior(runs[data.train.days], runs[data.test.days])
     assert metrics["bce"] < 0.5 * prior["bce"]
 
 

@@ -35,12 +35,12 @@ def real_campaign() -> SyntheticCampaign:
     """One search trial per budget, trained for real, stored with the worker's attributes."""
     ensure_dataset("SP500", "a25", 1)
     frame, _ = load_processed("SP500", "a25", 1)
-    spec = data_spec(1)
+    spec = data_spec(1, periods=2)
     data = prepare_data(frame, spec, torch.device("cpu"))
     campaign = SyntheticCampaign("e2e")
     options = RunOptions(device="cpu", precision="fp32", threads=1)
     for budget, arch in ARCHS.items():
-        exp = campaign.experiment(budget, 1)
+        exp = campaign.experiment(budget, 1, periods=2)
         result = train_trial(arch, PARAMS, data, options)
         trial = optuna.trial.create_trial(
             value=result.value,
@@ -65,7 +65,9 @@ STEP_FILES = {
     "runs.csv",
     "baselines.csv",
     "comparisons.csv",
-    "fits.csv",
+    "trends.csv",
+    "trend_differences.csv",
+    *(f"{name}.{ext}" for name in ("scaling_h1", "gap_logistic") for ext in ("png", "svg")),
 }
 
 
@@ -78,13 +80,15 @@ def test_report_runs_end_to_end_and_traces_to_stored_trials(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     campaign = real_campaign()
-    assert main(["report", "e2e", "--seeds", "2", "--bootstrap", "200"]) == 0
+    # two retraining processes (engine/report/pool.py), as on a user's machine
+    assert main(["report", "e2e", "--seeds", "2", "--workers", "2"]) == 0
     first = capsys.readouterr()
     # stdout is not a terminal here: the report alone on stdout; progress and each
     # run's line on stderr, with the progress bar's ETA
-    assert first.err.count("trained in") == 6 and "stored" not in first.err
-    assert "ETA" in first.err and "6/6" in first.err
+    assert first.err.count("trained in") == 12 and "stored)" not in first.err  # 3 x 2 x 2
+    assert "ETA" in first.err and "12/12" in first.err
     assert "trained in" not in first.out and "headline" in first.out
+    assert first.out.index("what this campaign can support") < first.out.index("headline")
     # the splits each experiment was scored on: windows, first..last day, label rate
     assert re.search(
         r"1K_h1, 3K_h1, 10K_h1: train \d+ windows \d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d "
@@ -103,32 +107,38 @@ def test_report_runs_end_to_end_and_traces_to_stored_trials(
         assert float(row["val_bce_search"]) == best.value
         retrain = optuna.load_study(study_name=row["retrain_study"], storage=storage)
         values = [t.value for t in retrain.trials]
+        assert sorted(t.user_attrs["period"] for t in retrain.trials) == [1, 1, 2, 2]
         assert all(t.user_attrs["source_trial"] == best.number for t in retrain.trials)
         assert float(row["test_bce_mean"]) == pytest.approx(sum(values) / len(values))  # type: ignore[arg-type]
     baselines = read_csv(out / "baselines.csv")
     names = {b["baseline"] for b in baselines}
     assert names == {"constant prior", "persistence", "logistic regression", "oracle constant"}
+    assert {b["period"] for b in baselines} == {"1", "2"}
     assert all(math.isfinite(float(b["test_bce"])) for b in baselines)
-    fits = read_csv(out / "fits.csv")
-    assert fits[0]["n_points"] == "6" and fits[0]["n_sizes"] == "3"
-    assert fits[0]["source"] == "test" and fits[0]["verdict"] == "too few sizes"
+    trends = read_csv(out / "trends.csv")
+    assert trends[0]["n_runs"] == "12" and trends[0]["n_sizes"] == "3"
+    assert trends[0]["exponent"] == "not determined"
     markdown = (out / "report.md").read_text()
     assert "| 1K_h1 | 1 | 1 | #0 |" in markdown
-    assert "- h1: too few sizes for a verdict: 3 sizes, 6 runs" in markdown
-    for name in ("constant prior", "persistence", "logistic regression", "oracle constant"):
-        lines = markdown.splitlines()
-        assert any(
-            ln.startswith("- 1K_h1 ") and f" {name}" in ln and ": test BCE" in ln for ln in lines
-        ), name
-    assert len(read_csv(out / "comparisons.csv")) == 3 * 4 * 2  # experiments x baselines x metrics
+    assert "- h1: 3 sizes, too few for a power-law exponent (needs 5); 2 test periods;" in markdown
+    assert "![scaling_h1.png](scaling_h1.png)" in markdown
+    assert "![gap_logistic.png](gap_logistic.png)" in markdown
+    comparisons = read_csv(out / "comparisons.csv")
+    assert len(comparisons) == 3 * 4 * 3  # experiments x baselines x (pooled + 2 periods)
+    tested = [c for c in comparisons if c["oracle"] == "False" and c["period"] == "all"]
+    assert all(c["holm_m"] == "9" for c in tested)
+    for c in tested:  # a word only where the Holm-adjusted interval excludes 0
+        excluded = float(c["low"]) > 0 or float(c["high"]) < 0
+        assert excluded == (c["word"] in ("beats", "loses to"))
 
     # Everything is stored: the second run retrains nothing and reports the same numbers.
-    assert main(["report", "e2e", "--seeds", "2", "--bootstrap", "200", "--json"]) == 0
+    assert main(["report", "e2e", "--seeds", "2", "--json", "--workers", "1"]) == 0
     second = capsys.readouterr()
-    assert second.err.count("stored") == 6 and "trained in" not in second.err
+    assert second.err.count("stored)") == 12 and "trained in" not in second.err
     assert "ETA" not in second.err  # nothing to train: no progress bar
     document = json.loads(second.out)  # --json: stdout is pure JSON
     assert document["campaign"] == "e2e" and len(document["experiments"]) == 3
+    assert document["figures"] == ["scaling_h1.png", "gap_logistic.png"]
     assert read_csv(out / "experiments.csv") == rows
 
 
@@ -150,6 +160,8 @@ def test_bad_arguments_are_user_errors(workspace: Path, capsys: pytest.CaptureFi
     assert "--top must be >= 1" in capsys.readouterr().err
     assert main(["report", "x", "--device", "tpu"]) == 2
     assert "unknown device 'tpu'" in capsys.readouterr().err
+    assert main(["report", "x", "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
 
 
 def test_a_missing_sqlite_file_is_not_created(

@@ -12,14 +12,15 @@ from engine.dataset.spec import DataSpec
 from engine.dataset.splits import split_facts
 from engine.model.architecture import Architecture
 from engine.report.build import ReportOptions, build_report
-from engine.report.tables import markdown, write_report
+from engine.report.files import write_report
+from engine.report.tables import markdown
 from tests.report.synth import SyntheticCampaign, data_spec
 
 ARCH = Architecture(d_model=16, n_layers=1, n_heads=2, d_ff=32)
-NO_WORK = ReportOptions(seeds=0, retrain=False, baselines=False, n_boot=50)
+NO_WORK = ReportOptions(seeds=0, retrain=False, baselines=False)
 
 
-def no_training(spec: DataSpec, device: str) -> Any:
+def no_training(spec: DataSpec, period: int, device: str) -> Any:
     raise AssertionError("split facts must not need prepared windows")
 
 
@@ -45,6 +46,10 @@ def test_report_shows_each_experiments_split_facts(synthetic: SyntheticCampaign)
         for drift in facts.drifts():
             assert f"- 1K_h{h}: {drift}" in text
     assert f"{expected[1].gap}, {expected[5].gap} windows dropped" in text
+
+    # the walk-forward periods, from the same processed data: one here (test_periods 1)
+    assert report.periods["1K_h1"][0]["test"]["windows"] == expected[1].get("test").size
+    assert "## Test periods (walk-forward)" in text
 
     written = {p.name: p for p in write_report(report)}
     stored = json.loads(written["report.json"].read_text())["splits"]

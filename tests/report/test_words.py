@@ -1,4 +1,5 @@
-"""Every sentence of the report comes from `engine.report.words.say`: one test each."""
+"""Every sentence of the report comes from `engine.report.words.say`: one test each, and
+each judgement names its test and level."""
 
 from __future__ import annotations
 
@@ -6,125 +7,126 @@ import math
 
 import numpy as np
 
-from engine.report.baselines import CONSTANT_PRIOR, LOGISTIC, ORACLE, PERSISTENCE, Baseline
-from engine.report.compare import compare
-from engine.report.powerlaw import fit_power_law
+from engine.report.baselines import CONSTANT_PRIOR, LOGISTIC, ORACLE, PERSISTENCE
+from engine.report.compare import Comparison, adjust, paired_gap
+from engine.report.powerlaw import fit_exponent
+from engine.report.trend import Point, size_means, trend, trend_difference
 from engine.report.words import (
-    DRIFT_NATS,
+    BaselineSummaryFact,
+    DifferenceFact,
     DriftFact,
-    FitFact,
-    LosesToLinearFact,
+    TrendFact,
     VersusFact,
-    loses_to_linear,
     say,
+    summaries,
+    verdict_text,
 )
 
-SIZES = np.repeat([1e4, 2.5e4, 6.25e4, 1.5e5, 4e5], 3)
 RNG = np.random.default_rng(2)
+BUDGETS = [10_000 * 2**i for i in range(6)]
 
 
-def baseline(name: str, bce: float, auc: float, oracle: bool = False) -> Baseline:
-    return Baseline(name, "f", "train+val", 100, {"bce": bce, "roc_auc": auc}, oracle)
+def points(slope: float, noise: float = 0.0, sizes: int = 6) -> list[Point]:
+    return [Point(f"{b // 1000}K", b * f, str(j), 0.6 + slope * math.log10(b / 1e4)
+                  + RNG.normal(0, noise)) for b in BUDGETS[:sizes]
+            for j, f in enumerate((0.9, 1.0, 1.1)) for _ in range(2)]  # fmt: skip
 
 
-def versus(name: str, bces: list[float], aucs: list[float], base: Baseline) -> VersusFact:
-    return VersusFact(
-        compare("20K_h1", bces, base, "bce"), compare("20K_h1", aucs, base, "roc_auc")
+def test_loss_falls_with_size_names_its_test() -> None:
+    line = say(TrendFact("h1", trend(points(-0.02, 0.001))))
+    assert line.startswith("h1: loss falls with size: -0.0")
+    assert "per decade of parameters [" in line
+    assert "95% t(4) interval of the slope over 6 size means" in line
+    assert "widened by the within-size variance; 18 configurations, 36 runs" in line
+
+
+def test_rises_and_no_detectable_trend() -> None:
+    assert say(TrendFact("h5", trend(points(0.02, 0.001)))).startswith(
+        "h5: loss rises with size: +0.0"
+    )
+    flat = say(TrendFact("h1", trend(points(0.0, 0.01))))
+    assert flat.startswith("h1: no detectable trend in test BCE with size: ")
+
+
+def test_too_few_sizes_for_a_trend() -> None:
+    assert say(TrendFact("h1", trend(points(-0.02, sizes=2)))) == (
+        "h1: too few sizes for a trend (2 sizes, 12 runs; a trend needs 3 sizes or more)"
     )
 
 
-def test_loss_falls_with_size() -> None:
-    fit = fit_power_law(SIZES, 5 * SIZES**-0.3 + 0.3 + RNG.normal(0, 0.001, 15), n_boot=300)
-    line = say(FitFact(1, fit))
-    assert line.startswith("h1: loss falls with size: alpha = 0.")
-    assert "95% CI [" in line and "over 5 sizes, 5 configurations, 15 runs" in line
+def test_per_period_verdicts_are_counted_and_the_exponent_said() -> None:
+    pts = points(-0.02, 0.001)
+    periods = (trend(pts), trend(points(-0.02, 0.001)), trend(points(0.0, 0.02)))
+    exponent = fit_exponent(size_means(points(-0.02, sizes=4)))
+    line = say(TrendFact("h1", trend(pts), periods, exponent))
+    assert "; per test period: falls in 2 of 3, no detectable trend in 1 of 3" in line
+    assert line.endswith("exponent not determined (4 sizes: a floor and an exponent need "
+                         "5 sizes or more)")  # fmt: skip
 
 
-def test_no_evidence_of_scaling() -> None:
-    fit = fit_power_law(SIZES, 0.6 + RNG.normal(0, 0.01, 15), n_boot=300, seed=3)
-    assert fit.verdict == "no evidence of scaling"
-    assert say(FitFact(5, fit)).startswith("h5: no evidence of scaling: alpha = ")
-    assert "contains 0" in say(FitFact(5, fit))
+def comparison(name: str, shift: float, experiment: str = "20K_h1", oracle: bool = False
+               ) -> Comparison:  # fmt: skip
+    gap = paired_gap([shift + RNG.normal(0, 0.02, 300)], [np.zeros(0)], 1)
+    size = experiment.split("_")[0]
+    return Comparison(experiment, name, oracle, 1, size, gap, (gap, gap), 0.61, 0.5)
 
 
-def test_inverse_scaling() -> None:
-    fit = fit_power_law(SIZES, 0.7 - 2 * SIZES**-0.2 + RNG.normal(0, 0.001, 15), n_boot=300)
-    assert say(FitFact(1, fit)).startswith("h1: inverse scaling, loss rises with size: alpha = -")
+def test_loses_to_and_beats_name_the_adjusted_test() -> None:
+    c = adjust([comparison(LOGISTIC, 0.02), comparison(PERSISTENCE, -0.02)])
+    loses, beats = (say(VersusFact(x)) for x in c)
+    assert loses.startswith("20K_h1 loses to logistic regression: test BCE gap +0.0")
+    level = f"{1 - c[0].pooled.level_alpha:.2%}"  # its Holm step: 97.50% or 95.00%
+    assert "paired test over 300 test windows in 2 periods, batch-means variance, " \
+        f"Holm-adjusted over 2 comparisons at 5%: interval at {level}" in loses  # fmt: skip
+    assert {c[0].pooled.level_alpha, c[1].pooled.level_alpha} == {0.025, 0.05}
+    assert "; per period: loses to in 2 of 2" in loses
+    assert "ROC-AUC 0.610 vs 0.500 (described, not tested)" in loses
+    assert beats.startswith("20K_h1 beats persistence: ")
+    assert verdict_text(c[0]).startswith("loses to (gap +0.0")
 
 
-def test_too_few_sizes() -> None:
-    fit = fit_power_law(SIZES[:9], 0.6 + RNG.normal(0, 0.01, 9))
-    assert say(FitFact(1, fit)) == (
-        "h1: too few sizes for a verdict: 3 sizes, 9 runs; a verdict needs 4 sizes or more"
+def test_no_detectable_difference_gives_the_gap_and_interval() -> None:
+    c = adjust([comparison(CONSTANT_PRIOR, 0.0)])[0]
+    assert c.word == "no detectable difference"
+    assert say(VersusFact(c)).startswith(
+        "20K_h1: no detectable difference from the constant prior: test BCE gap "
     )
+    text = verdict_text(c)
+    assert text.startswith("no detectable difference (gap ") and text.count("[") == 1
 
 
-def test_bigger_models_close_the_gap_to_logistic_regression() -> None:
-    margin = 2 * SIZES**-0.3 + 0.01 + RNG.normal(0, 0.0005, 15)
-    fit = fit_power_law(SIZES, margin, n_boot=300)
-    line = say(FitFact(1, fit, "margin over logistic regression"))
-    assert line.startswith(
-        "h1 (margin over logistic regression): bigger models close the gap to logistic "
-        "regression: alpha = "
-    )
-    assert "margin floor c = +0.0" in line
+def test_the_oracle_is_a_reference_never_a_word() -> None:
+    c = adjust([comparison(ORACLE, 0.05, oracle=True)])[0]
+    line = say(VersusFact(c))
+    assert "oracle constant (an oracle: it knows the test label rate" in line
+    assert "not tested" in line and "loses" not in line and "beats" not in line
+    assert verdict_text(c).startswith("reference (gap ")
 
 
-def test_loses_to_logistic_regression() -> None:
-    fact = versus("x", [0.37, 0.38, 0.36], [0.70, 0.72, 0.66], baseline(LOGISTIC, 0.2775, 0.831))
+def test_the_headline_summary_per_horizon() -> None:
+    cs = adjust([comparison(LOGISTIC, 0.03, "10K_h1"), comparison(LOGISTIC, 0.03, "20K_h1"),
+                 comparison(CONSTANT_PRIOR, 0.0, "10K_h1"),
+                 comparison(CONSTANT_PRIOR, 0.0, "20K_h1")])  # fmt: skip
+    (fact,) = summaries(cs)
+    assert isinstance(fact, BaselineSummaryFact)
     assert say(fact) == (
-        "20K_h1 loses to logistic regression: test BCE 0.3700 ± 0.0100 vs 0.2775 "
-        "(0 of 3 runs better); ROC-AUC 0.6933 ± 0.0306 vs 0.8310 (0 of 3 runs better)"
+        "h1 against the baselines: models lose to logistic regression at 2 of 2 sizes "
+        "(10K, 20K); no detectable difference from the constant prior at any of 2 sizes "
+        "(paired test of test BCE over test windows, Holm-adjusted over 4 comparisons at 5%)"
     )
 
 
-def test_beats_a_baseline() -> None:
-    fact = versus("x", [0.30, 0.31], [0.70, 0.72], baseline(CONSTANT_PRIOR, 0.40, 0.5))
-    assert say(fact).startswith("20K_h1 beats the constant prior: test BCE 0.3050")
+def test_trend_difference_sentence() -> None:
+    d = trend_difference(points(-0.03, 0.001), points(0.0, 0.001), names=("h5", "h1"))
+    line = say(DifferenceFact(d))
+    assert line.startswith("h5 vs h1: the trends differ: slope difference -0.03")
+    assert "95% t(4) interval, paired by size over 6 shared sizes" in line
 
 
-def test_neither_beats_nor_loses_says_how_many_runs_do() -> None:
-    fact = versus("x", [0.30, 0.50], [0.70, 0.40], baseline(CONSTANT_PRIOR, 0.40, 0.5))
-    line = say(fact)
-    assert line.startswith("20K_h1 neither beats nor loses to the constant prior")
-    assert "(1 of 2 runs better)" in line
-
-
-def test_beats_persistence() -> None:
-    fact = versus("x", [0.30], [0.7], baseline(PERSISTENCE, 0.40, 0.56))
-    assert say(fact).startswith("20K_h1 beats persistence: test BCE 0.3000 vs 0.4000")
-
-
-def test_the_oracle_is_marked_as_an_oracle() -> None:
-    fact = versus("x", [0.30], [0.7], baseline(ORACLE, 0.35, 0.5, oracle=True))
-    assert "the oracle constant (an oracle: it knows the test label rate" in say(fact)
-    assert "test BCE 0.3000 vs 0.3500 (1 of 1 runs better)" in say(fact)  # one run: no sd
-
-
-def test_undefined_metrics_are_n_a() -> None:
-    fact = versus("x", [0.30], [math.nan], baseline(CONSTANT_PRIOR, 0.35, 0.5))
-    assert say(fact).endswith("; ROC-AUC n/a")
-
-
-def test_models_lose_to_logistic_regression_headline() -> None:
-    lose = versus("x", [0.37], [0.7], baseline(LOGISTIC, 0.28, 0.8))
-    win = VersusFact(
-        compare("50K_h1", [0.2], baseline(LOGISTIC, 0.28, 0.8), "bce"),
-        compare("50K_h1", [0.9], baseline(LOGISTIC, 0.28, 0.8), "roc_auc"),
-    )
-    fact = loses_to_linear([lose, win])
-    assert fact == LosesToLinearFact(("20K_h1",), 2)
-    assert say(fact).startswith("models lose to logistic regression: in 1 of 2 experiments")
-    assert loses_to_linear([win]) is None
-
-
-def test_label_rate_drifts() -> None:
-    line = say(DriftFact(1, 0.231, 0.119))
-    assert line.startswith("h1: label rate drifts: train+validation 0.231, test 0.119 (-48%)")
-    assert "nats of test BCE to the oracle constant" in line
-
-
-def test_label_rate_steady() -> None:
-    fact = DriftFact(5, 0.50, 0.51)
-    assert fact.nats < DRIFT_NATS
-    assert say(fact) == "h5: label rate steady: train+validation 0.500, test 0.510 (+2%)"
+def test_label_drift_uses_the_one_convention() -> None:
+    # the demo's h1: fitted on 0.249, test 0.119: -52% of the rarer class
+    line = say(DriftFact(1, 2, 0.249, 0.119))
+    assert line.startswith("h1 period 2: label rate drifts: test 0.119 vs 0.249 in the windows")
+    assert "(-52% of the rarer class; the limit is 20%)" in line and "nats" in line
+    steady = say(DriftFact(5, 1, 0.50, 0.45))
+    assert steady.startswith("h5 period 1: label rate steady:") and "-10%" in steady
